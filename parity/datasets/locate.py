@@ -1,0 +1,69 @@
+"""Finds a data set's files: --data-dir, else PARITY_DATA_DIR/<id>, else the download cache."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from parity.datasets import download
+from parity.datasets.sources import Source
+from parity.errors import DataError
+
+DATA_DIR_ENV = "PARITY_DATA_DIR"
+CACHE_DIR_ENV = "PARITY_CACHE_DIR"
+
+
+def cache_dir(dataset_id: str) -> Path:
+    """The download cache of one data set: $PARITY_CACHE_DIR/<id>, default ~/.cache/parity/<id>."""
+    root = os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "parity"
+    return Path(root).expanduser() / dataset_id
+
+
+def locate(
+    source: Source,
+    data_dir: str | os.PathLike | None = None,
+    validate: Callable[[Path], None] | None = None,
+) -> tuple[dict[str, Path], str]:
+    """The paths of the files of `source` (by upstream name) and the directory they are in.
+
+    Local files (`data_dir`, or the data set's folder under PARITY_DATA_DIR) are used as they
+    are, so users can bring their own data in the same format; only downloads are checksummed.
+    """
+    if data_dir is not None:
+        directory = Path(data_dir).expanduser()
+        return _local_files(source, directory), str(directory)
+    looked = []
+    root = os.environ.get(DATA_DIR_ENV)
+    if root:
+        directory = Path(root).expanduser() / source.dataset_id
+        if directory.is_dir():
+            return _local_files(source, directory), str(directory)
+        looked.append(f"{directory} (from {DATA_DIR_ENV})")
+    cache = cache_dir(source.dataset_id)
+    return download.fetch(source, cache, looked, validate), str(cache)
+
+
+def _local_files(source: Source, directory: Path) -> dict[str, Path]:
+    if not directory.is_dir():
+        raise DataError(
+            f"{source.dataset_id}: data directory {directory} does not exist; "
+            f"it should hold {', '.join(source.files)}"
+        )
+    found, missing = {}, []
+    for name in source.files:
+        candidates = [directory / name]
+        if name.endswith(".gz"):
+            candidates.append(directory / name[: -len(".gz")])  # an uncompressed copy will do
+        path = next((p for p in candidates if p.is_file()), None)
+        if path is None:
+            missing.append(name)
+        else:
+            found[name] = path
+    if missing:
+        raise DataError(
+            f"{source.dataset_id}: {directory} lacks {', '.join(missing)} "
+            f"(expected {', '.join(source.files)}; .gz files may also be uncompressed without the .gz); "
+            f"{download.LOCAL_HINT}"
+        )
+    return found

@@ -1,0 +1,74 @@
+"""Small, learnable stand-ins with the real data's shapes and dtypes, for tests and quick runs.
+
+Deterministic (fixed seed) and generated in memory; every DataSplit here has source "synthetic".
+A tenth of the classification labels are redrawn at random, so accuracy stays below 1 and
+still varies between training seeds (statistics over seeds need a non-zero spread).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from parity.catalog import ModelSpec
+from parity.datasets.sarcasm import encode_split
+from parity.datasets.series import series_split
+from parity.datasets.split import DataSplit, make_split
+from parity.datasets.vision import scale_pixels
+
+SEED = 20_240_501
+TRAIN_SIZE, VAL_SIZE = 1200, 300
+LABEL_NOISE = 0.1  # fraction of labels redrawn uniformly at random
+SERIES_STEPS, SERIES_SPLIT = 500, 400
+COARSE = 7  # each class's template is a random 7x7 pattern scaled up to the image size
+TEMPLATE_WEIGHT = 0.3  # pixel = 0.3 * class template + 0.7 * uniform noise: learnt in 2-3 epochs
+
+NEUTRAL_WORDS = (
+    "area man woman local report city new study finds year old says state family world nation "
+    "government school plan time people day week life home company team music"
+).split()
+HINT_WORDS = {1: "clearly totally heroic somehow".split(), 0: "announces officials reveals quarterly".split()}
+HINTS_PER_HEADLINE = 5
+
+
+def images(spec: ModelSpec) -> DataSplit:
+    """Each class a fixed blocky pattern under uniform noise, as uint8 pixels scaled like the real ones."""
+    rng = np.random.default_rng(SEED)
+    classes = spec.layers["classes"]
+    rows, cols = spec.input_shape[:2]
+    block = -(-max(rows, cols) // COARSE)
+    coarse = rng.random((classes, COARSE, COARSE))
+    templates = coarse.repeat(block, axis=1).repeat(block, axis=2)[:, :rows, :cols]
+
+    def sample(count: int) -> tuple[np.ndarray, np.ndarray]:
+        drawn = rng.permutation(np.arange(count) % classes)
+        pixels = TEMPLATE_WEIGHT * templates[drawn] + (1 - TEMPLATE_WEIGHT) * rng.random((count, rows, cols))
+        return scale_pixels(np.round(pixels * 255).astype(np.uint8)), _noisy(rng, drawn, classes)
+
+    return make_split(spec, "synthetic", sample(TRAIN_SIZE), sample(VAL_SIZE), "generated")
+
+
+def headlines(spec: ModelSpec) -> DataSplit:
+    """Headlines from a small vocabulary, five words of each hinting at the class, tokenized as the real ones."""
+    rng = np.random.default_rng(SEED)
+
+    def sample(count: int) -> tuple[list[str], np.ndarray]:
+        drawn = rng.integers(0, 2, count)
+        texts = []
+        for label in drawn:
+            words = list(rng.choice(NEUTRAL_WORDS, rng.integers(4, 9)))
+            words += list(rng.choice(HINT_WORDS[int(label)], HINTS_PER_HEADLINE))
+            rng.shuffle(words)
+            texts.append(" ".join(map(str, words)).capitalize() + str(rng.choice(["", ".", "!", "?"])))
+        return texts, _noisy(rng, drawn, 2).astype(np.float32)
+
+    return encode_split(spec, "synthetic", sample(TRAIN_SIZE), sample(VAL_SIZE), "generated")
+
+
+def series(spec: ModelSpec) -> DataSplit:
+    """The course's series formula over fewer steps, so that training stays quick."""
+    return series_split(spec, "synthetic", SERIES_STEPS, SERIES_SPLIT)
+
+
+def _noisy(rng: np.random.Generator, labels: np.ndarray, classes: int) -> np.ndarray:
+    redraw = rng.random(len(labels)) < LABEL_NOISE
+    return np.where(redraw, rng.integers(0, classes, len(labels)), labels)

@@ -1,0 +1,407 @@
+"""The report of one `parity run`: report.json (validated), report.md and curves.png.
+
+`build_report(results)` turns the collected run results into the report.json dict;
+`write_report(report, out_dir)` writes OUT/<model>/ atomically: every file is built in a
+hidden temporary directory inside OUT, which replaces OUT/<model> only once all of it is
+written. On any exception OUT/<model> stays as it was (the previous report, or nothing)
+and the temporary directory is removed. A caller that keeps its own files next to the
+report (logs/, worker outputs) writes them into the staging directory first:
+
+    with staging_dir(out_dir, model) as tmp:
+        (tmp / "logs").mkdir()
+        ...                                        # run the workers, log into tmp/logs
+        final = write_report(report, out_dir, staging=tmp)   # tmp becomes out_dir/model
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+import json
+import math
+import os
+import shutil
+import stat
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import jsonschema
+import numpy as np
+
+from parity import compare
+
+FRAMEWORKS = ("keras", "lightning")
+METRICS = ("accuracy", "mae")
+COLOURS = {"keras": "tab:red", "lightning": "tab:purple"}
+
+
+# ---------------------------------------------------------------------------- building
+
+
+def to_jsonable(obj: Any) -> Any:
+    """`obj` in plain JSON types: numpy scalars and arrays unwrapped, tuples as lists, NaN/inf as None."""
+    if isinstance(obj, Mapping):
+        return {str(key): to_jsonable(value) for key, value in obj.items()}
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(value) for value in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _last(values: Sequence[float | None] | None) -> float:
+    """The last value of a per-epoch series; NaN when the series is empty or ends in None."""
+    if not values or values[-1] is None:
+        return math.nan
+    return float(values[-1])
+
+
+def _final_value(framework: str, run: Mapping[str, Any], key: str) -> float:
+    """The last epoch's `key` of a run's history; a missing or empty series is an error."""
+    if not run["history"].get(key):
+        raise ValueError(f"{framework} run with seed {run.get('seed')}: history has no {key!r}")
+    return _last(run["history"][key])
+
+
+def build_report(results: Mapping[str, Any]) -> dict:
+    """The report.json dict (contract keys, comparison, `spec`, `created`) of one run's results."""
+    metric = results["spec"]["metric"]
+    if metric not in METRICS:
+        raise ValueError(f"metric {metric!r} is not one of {METRICS}")
+    frameworks = {fw: results["frameworks"][fw] for fw in FRAMEWORKS}
+    finals = {
+        fw: [_final_value(fw, run, f"val_{metric}") for run in frameworks[fw]["runs"]]
+        for fw in FRAMEWORKS
+    }
+    final_val = compare.final_val_comparison(finals["keras"], finals["lightning"])
+    for fw in FRAMEWORKS:
+        final_val[fw]["values"] = finals[fw]
+    rates = {fw: [run["train_samples_per_s"] for run in frameworks[fw]["runs"]] for fw in FRAMEWORKS}
+    report = {
+        "model": results["model"],
+        "mode": results["mode"],
+        "seeds": list(results["seeds"]),
+        "dataset": results["dataset"],
+        "frameworks": frameworks,
+        "comparison": {
+            "forward_max_abs_diff": results.get("forward_max_abs_diff"),
+            "metric": metric,
+            "final_val": final_val,
+            "throughput_ratio": compare.throughput_ratio(rates["keras"], rates["lightning"]),
+        },
+        "environment": results["environment"],
+        "spec": results["spec"],
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    return to_jsonable(report)
+
+
+@functools.cache
+def _schema() -> dict:
+    """The committed JSON Schema of report.json."""
+    text = (resources.files("parity") / "schemas" / "report.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def validate_report(report: Mapping[str, Any]) -> None:
+    """Raise jsonschema.ValidationError unless `report` (plain JSON types) matches the schema."""
+    jsonschema.validate(report, _schema(), cls=jsonschema.Draft202012Validator)
+
+
+# ---------------------------------------------------------------------------- markdown
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    """`value` to `digits` significant digits; 'n/a' for None, NaN or inf."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value:.{digits}g}"
+
+
+def _metric(value: float | None, sign: str = "") -> str:
+    """A metric or loss with 4 decimals (scientific when tiny or huge); 'n/a' when missing."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    if value == 0 or 1e-3 <= abs(value) < 1e5:
+        return f"{value:{sign}.4f}"
+    return f"{value:{sign}.3e}"
+
+
+def _rate(value: float | None) -> str:
+    """A throughput or duration to 3 significant digits, without scientific notation."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    rounded = float(f"{value:.3g}")
+    return f"{round(rounded):,}" if abs(rounded) >= 100 else f"{rounded:g}"
+
+
+def _summary_text(summary: Mapping[str, Any]) -> str:
+    """'mean ± std' of a summary (just the mean when std is undefined)."""
+    if summary.get("std") is None:
+        return _metric(summary.get("mean"))
+    return f"{_metric(summary['mean'])} ± {_metric(summary['std'])}"
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    """The median of the finite values; None when there are none."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.median(finite)) if finite else None
+
+
+def _array_text(values: Any) -> str:
+    """A short rendering of a probe input or prediction: a scalar, or the first few values."""
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    if flat.size == 1:
+        return _num(float(flat[0]))
+    shown = ", ".join(_num(float(v)) for v in flat[:6])
+    return f"[{shown}{', ...' if flat.size > 6 else ''}]"
+
+
+def _results_table(report: Mapping[str, Any]) -> list[str]:
+    """The per-framework results table, with a footnote for runs stopped by the course callback."""
+    metric = report["comparison"]["metric"]
+    lines = [
+        f"| Framework | Params | Final val {metric} | Final val loss | Epochs run "
+        "| Train samples/s (median) | Wall s (median) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    any_stopped = False
+    for fw in FRAMEWORKS:
+        runs = report["frameworks"][fw]["runs"]
+        epochs = []
+        for run in runs:
+            stopped = bool(run.get("stopped_early"))
+            any_stopped |= stopped
+            count = run.get("epochs_run", len(run["history"]["loss"]))
+            epochs.append(f"{count}{'*' if stopped else ''}")
+        val_loss = compare.summarize([_last(run["history"]["val_loss"]) for run in runs])
+        lines.append(
+            f"| {fw} | {report['frameworks'][fw]['params']:,} "
+            f"| {_summary_text(report['comparison']['final_val'][fw])} | {_summary_text(val_loss)} "
+            f"| {', '.join(epochs) or 'n/a'} "
+            f"| {_rate(_median([run['train_samples_per_s'] for run in runs]))} "
+            f"| {_rate(_median([run['wall_s'] for run in runs]))} |"
+        )
+    if any_stopped:
+        lines += ["", "\\* stopped early by the course callback."]
+    return lines
+
+
+def _comparison_lines(report: Mapping[str, Any]) -> list[str]:
+    """Forward parity, difference of final val metric (95% CI, Welch p), throughput ratio."""
+    comparison = report["comparison"]
+    final = comparison["final_val"]
+    lo, hi = final["diff_ci95"]
+    if lo is None or hi is None:
+        interval = "95% CI n/a (needs at least 2 seeds per framework)"
+    else:
+        interval = f"95% CI [{_metric(lo, '+')}, {_metric(hi, '+')}] (Welch t-interval)"
+    counts = f"n = {final['keras'].get('n')} keras + {final['lightning'].get('n')} lightning"
+    forward = _num(comparison["forward_max_abs_diff"], 3)
+    diff = _metric(final.get("diff_mean"), "+")
+    return [
+        f"- Forward max abs diff (same weights, same input): {forward}",
+        f"- Final val {comparison['metric']}, lightning - keras: {diff}, {interval}, {counts}",
+        f"- Welch t-test p-value: {_num(final.get('welch_p'), 3)}",
+        f"- Throughput ratio lightning / keras (median train samples/s): "
+        f"{_num(comparison['throughput_ratio'], 3)}",
+    ]
+
+
+def _probe_lines(report: Mapping[str, Any]) -> list[str]:
+    """'predict(x): keras y, lightning y' per seed and probe input, for runs that carry a probe."""
+    probes: dict[Any, dict[str, Mapping[str, Any]]] = {}
+    for fw in FRAMEWORKS:
+        for run in report["frameworks"][fw]["runs"]:
+            if run.get("probe"):
+                probes.setdefault(run["seed"], {})[fw] = run["probe"]
+    lines = []
+    for seed, by_fw in probes.items():
+        inputs = next(iter(by_fw.values()))["x"]
+        outputs = {fw: by_fw.get(fw, {}).get(fw) for fw in FRAMEWORKS}
+        for i, x in enumerate(inputs):
+            predictions = ", ".join(
+                f"{fw} {'n/a' if outputs[fw] is None else _array_text(outputs[fw][i])}"
+                for fw in FRAMEWORKS
+            )
+            lines.append(f"- seed {seed}: predict({_array_text(x)}): {predictions}")
+    return lines
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """report.md: setup, results per framework, comparison, course reference, probes, environment."""
+    spec = report.get("spec", {})
+    dataset = report["dataset"]
+    metric = report["comparison"]["metric"]
+    lines = [f"# {report['model']}" + (f": {spec['title']}" if spec.get("title") else ""), ""]
+    lines.append(f"- Mode: {report['mode']}")
+    lines.append(f"- Seeds: {', '.join(str(seed) for seed in report['seeds'])}")
+    lines.append(
+        f"- Dataset: {dataset['id']} ({dataset['source']}), {dataset['train_size']:,} train / "
+        f"{dataset['val_size']:,} validation samples"
+    )
+    if spec:
+        lines.append(
+            f"- Recipe: {spec.get('epochs')} epochs, batch size {spec.get('batch_size')}, "
+            f"optimizer {spec.get('optimizer')}, loss {spec.get('loss')}"
+        )
+    if report.get("created"):
+        lines.append(f"- Created: {report['created']}")
+    lines += ["", "## Results", "", *_results_table(report)]
+    lines += ["", "## Comparison", "", *_comparison_lines(report)]
+    lines += ["", "## Course reference", "", f"- {spec.get('reference') or 'n/a'}"]
+    if spec.get("reference_val_metric") is not None:
+        lines.append(f"- Reference val {metric}: {_metric(spec['reference_val_metric'])}")
+    probe = _probe_lines(report)
+    if probe:
+        lines += ["", "## Probe predictions", "", *probe]
+    lines += ["", "## Environment", ""]
+    lines += [
+        f"- {key}: {'n/a' if value is None else value}" for key, value in report["environment"].items()
+    ]
+    lines += ["", "## Curves", "", "![Training curves](curves.png)", ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- curves
+
+
+def _band(series: Sequence[Sequence[float | None]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-epoch mean, min and max over the runs that reached each epoch (NaN where none did)."""
+    length = max(len(values) for values in series)
+    table = np.full((len(series), length), np.nan)
+    for row, values in zip(table, series):
+        row[: len(values)] = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(table)
+    count = finite.sum(axis=0)
+    mean = np.where(finite, table, 0.0).sum(axis=0) / np.maximum(count, 1)
+    low = np.where(finite, table, np.inf).min(axis=0)
+    high = np.where(finite, table, -np.inf).max(axis=0)
+    empty = count == 0
+    mean[empty] = low[empty] = high[empty] = np.nan
+    return mean, low, high
+
+
+def _spans_decades(ax: Any) -> bool:
+    """Whether the plotted values are all positive and span over two decades (log scale reads better)."""
+    values = np.concatenate([np.asarray(line.get_ydata(), dtype=np.float64) for line in ax.lines])
+    values = values[np.isfinite(values)]
+    return values.size > 0 and values.min() > 0 and values.max() / values.min() > 100
+
+
+def plot_curves(report: Mapping[str, Any], path: Path) -> None:
+    """curves.png: loss and metric per epoch, a colour per framework, solid train, dashed val."""
+    # Imported here so that importing parity.report stays cheap; Figure + FigureCanvasAgg
+    # draw without pyplot, so no global backend state is touched.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    metric = report["comparison"]["metric"]
+    n_seeds = len(report["seeds"])
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    for ax, key in zip(fig.subplots(1, 2), ("loss", metric)):
+        for fw in FRAMEWORKS:
+            runs = report["frameworks"][fw]["runs"]
+            for series_key, style, label in ((key, "-", "train"), (f"val_{key}", "--", "val")):
+                series = [run["history"][series_key] for run in runs if run["history"].get(series_key)]
+                if not series:
+                    continue
+                mean, low, high = _band(series)
+                epochs = np.arange(1, mean.size + 1)
+                marker = "o" if mean.size <= 30 else None
+                ax.plot(epochs, mean, style, color=COLOURS[fw], marker=marker, markersize=3,
+                        label=f"{fw} {label}")
+                if len(series) > 1:
+                    ax.fill_between(epochs, low, high, color=COLOURS[fw], alpha=0.15, linewidth=0)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if key == "loss" and ax.lines and _spans_decades(ax):
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend()
+    spread = (
+        f"mean over the {n_seeds} seeds that reached each epoch, shaded band = min-max"
+        if n_seeds > 1
+        else "1 seed"
+    )
+    fig.suptitle(f"{report['model']} ({report['mode']}): {spread}")
+    fig.savefig(path, format="png", dpi=100)
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def _check_model_id(model: str) -> None:
+    """Refuse a model id that is not a plain directory name."""
+    if not model or model.startswith(".") or "/" in model or os.sep in model:
+        raise ValueError(f"model id {model!r} cannot be used as a directory name")
+
+
+@contextlib.contextmanager
+def staging_dir(out_dir: Path, model: str) -> Iterator[Path]:
+    """A fresh hidden directory in `out_dir` for out_dir/<model>; removed on exit unless committed."""
+    _check_model_id(model)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{model}.staging-"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    """Replace `final` by `tmp`; the previous `final` is deleted only once `tmp` is in place."""
+    # mkdtemp makes it 0700; take the parent's permissions, never wider than 0755.
+    os.chmod(tmp, stat.S_IMODE(final.parent.stat().st_mode) & 0o755)
+    aside = None
+    if final.exists() or final.is_symlink():
+        aside = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.old-"))
+        os.replace(final, aside / final.name)
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        if aside is not None:
+            os.replace(aside / final.name, final)
+            aside.rmdir()
+        raise
+    if aside is not None:
+        shutil.rmtree(aside)
+
+
+def write_report(report: Mapping[str, Any], out_dir: Path, staging: Path | None = None) -> Path:
+    """Validate and write report.json, report.md and curves.png to out_dir/<model> atomically.
+
+    `staging`, if given, is a directory from `staging_dir(out_dir, model)` whose other
+    files (logs...) move along with the report; otherwise a fresh one is used.
+    """
+    out_dir = Path(out_dir)
+    model = report["model"]
+    if staging is None:
+        with staging_dir(out_dir, model) as tmp:
+            return write_report(report, out_dir, staging=tmp)
+    staging = Path(staging)
+    if staging.parent.resolve() != out_dir.resolve():
+        raise ValueError(f"staging directory {staging} is not inside {out_dir}")
+    document = to_jsonable(report)
+    validate_report(document)
+    (staging / "report.json").write_text(
+        json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8"
+    )
+    (staging / "report.md").write_text(render_markdown(document), encoding="utf-8")
+    plot_curves(document, staging / "curves.png")
+    final = out_dir / model
+    _swap_in(staging, final)
+    return final

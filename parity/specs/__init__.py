@@ -1,0 +1,1 @@
+"""Course model specs, one module per course part; `parity.catalog` collects them."""

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Install the project into .venv, then run the main job on the course's inline hello-world data
+# (no download): both frameworks train c1w1_hello_linear and the report lands in runs/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install --disable-pip-version-check -q -e ".[test]"
+.venv/bin/parity run c1w1_hello_linear --out runs

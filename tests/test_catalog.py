@@ -1,0 +1,144 @@
+"""The catalog holds the course's models, in course order, with consistent training recipes."""
+
+import pytest
+
+from parity.catalog import CATALOG, LOSSES, OPTIMIZERS, TASKS, UnknownModelError, get_spec
+
+# The ids of the summary table of shared/course_models.md section 1, in course order.
+COURSE_IDS = [
+    "c1w1_hello_linear",
+    "c1w1_house_price",
+    "c1w2_fmnist_dnn",
+    "c1w2_fmnist_dnn_callback",
+    "c1w2_mnist_dnn_callback",
+    "c1w3_fmnist_cnn",
+    "c1w3_mnist_cnn_callback",
+    "c1w4_horse_human_300",
+    "c1w4_horse_human_150",
+    "c1w4_happy_sad",
+    "c2w1_cats_dogs_cnn",
+    "c2w1_cats_dogs_full",
+    "c2w2_cats_dogs_aug",
+    "c2w2_horse_human_aug",
+    "c2w3_inception_cats_dogs",
+    "c2w3_inception_horse_human",
+    "c2w4_rps_cnn",
+    "c2w4_sign_mnist_cnn",
+    "c3w1_text_preproc",
+    "c3w2_imdb_embed_flatten",
+    "c3w2_sarcasm_embed_gap",
+    "c3w2_bbc_embed_gap",
+    "c3w2_imdb_subwords_gap",
+    "c3w3_imdb_bilstm1",
+    "c3w3_imdb_bilstm2",
+    "c3w3_imdb_conv1d",
+    "c3w3_imdb_gru_lstm_conv",
+    "c3w3_sarcasm_bilstm",
+    "c3w3_sarcasm_conv1d",
+    "c3w3_sentiment140_glove",
+    "c3w4_lanigan_textgen",
+    "c3w4_irish_lyrics_textgen",
+    "c3w4_shakespeare_textgen",
+    "c4w1_stat_forecast",
+    "c4w2_ts_linear",
+    "c4w2_ts_dnn",
+    "c4w3_ts_simplernn",
+    "c4w3_ts_bilstm",
+    "c4w4_ts_conv_lstm",
+    "c4w4_sunspots_dnn",
+    "c4w4_sunspots_conv_lstm_dnn",
+    "c4w4_daily_min_temp",
+]
+UNTRAINED_IDS = {"c3w1_text_preproc", "c4w1_stat_forecast"}
+TASK_LOSSES = {
+    "binary": {"binary_crossentropy"},
+    "multiclass": {"sparse_categorical_crossentropy", "categorical_crossentropy"},
+    "regression": {"mse", "huber"},
+    "none": {"none"},
+}
+
+TRAINABLE = [spec for spec in CATALOG.values() if spec.trainable]
+
+
+def test_catalog_holds_the_course_ids_in_course_order():
+    assert list(CATALOG) == COURSE_IDS
+    assert len(set(COURSE_IDS)) == len(COURSE_IDS)
+
+
+def test_ids_agree_with_part_and_week():
+    for spec in CATALOG.values():
+        assert spec.id.startswith(f"c{spec.part}w{spec.week}_"), spec.id
+
+
+def test_only_the_preprocessing_and_statistics_ids_train_no_network():
+    untrained = {spec.id for spec in CATALOG.values() if not spec.trainable}
+    assert untrained == UNTRAINED_IDS
+    for model_id in UNTRAINED_IDS:
+        spec = get_spec(model_id)
+        assert spec.task == "none" and spec.loss == "none"
+        assert spec.optimizer is None and spec.epochs == 0 and spec.batch_size == 0
+        assert spec.metric is None
+
+
+@pytest.mark.parametrize("spec", TRAINABLE, ids=lambda spec: spec.id)
+def test_trainable_spec_has_a_complete_recipe(spec):
+    assert spec.optimizer is not None
+    assert spec.optimizer.name in OPTIMIZERS
+    assert spec.optimizer.learning_rate > 0
+    assert 0.0 <= spec.optimizer.momentum < 1.0
+    assert spec.epochs > 0
+    assert spec.batch_size > 0
+    assert spec.input_shape
+    assert spec.task in TASKS and spec.task != "none"
+    assert spec.loss in LOSSES
+
+
+@pytest.mark.parametrize("spec", TRAINABLE, ids=lambda spec: spec.id)
+def test_loss_is_consistent_with_the_task(spec):
+    assert spec.loss in TASK_LOSSES[spec.task]
+    assert spec.metric == ("mae" if spec.task == "regression" else "accuracy")
+
+
+@pytest.mark.parametrize("spec", list(CATALOG.values()), ids=lambda spec: spec.id)
+def test_reference_and_stop_rule_are_sane(spec):
+    assert spec.reference.text
+    if spec.reference.val_metric is not None:
+        assert spec.trainable
+        if spec.task in ("binary", "multiclass"):
+            assert 0.0 < spec.reference.val_metric <= 1.0
+        else:
+            assert spec.reference.val_metric > 0.0
+    if spec.stop is not None:
+        assert spec.trainable
+        assert spec.stop.monitor in ("loss", "accuracy", "val_loss", "val_accuracy", "mae", "val_mae")
+    if spec.course_params is not None:
+        assert spec.course_params > 0
+
+
+def test_get_spec_returns_the_catalog_entry():
+    assert get_spec("c1w3_fmnist_cnn") is CATALOG["c1w3_fmnist_cnn"]
+
+
+def test_unknown_id_raises_with_the_valid_ids():
+    with pytest.raises(UnknownModelError) as excinfo:
+        get_spec("c9w9_no_such_model")
+    message = str(excinfo.value)
+    assert "c9w9_no_such_model" in message
+    for model_id in COURSE_IDS:
+        assert model_id in message
+    assert isinstance(excinfo.value, ValueError)
+
+
+def test_spec_mappings_are_read_only():
+    spec = get_spec("c1w3_fmnist_cnn")
+    with pytest.raises(TypeError):
+        spec.layers["classes"] = 3  # type: ignore[index]
+    with pytest.raises(TypeError):
+        spec.data["validation"] = "train"  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        spec.epochs = 1  # type: ignore[misc]
+
+
+def test_catalog_is_read_only():
+    with pytest.raises(TypeError):
+        CATALOG["new_model"] = CATALOG["c1w1_hello_linear"]  # type: ignore[index]

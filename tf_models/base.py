@@ -1,0 +1,46 @@
+"""What every Keras course model shares: the registry, the output head, and compile from the spec."""
+
+from __future__ import annotations
+
+import keras
+
+from parity import align
+from parity.catalog import ModelSpec
+from parity.registry import BuilderRegistry
+
+REGISTRY = BuilderRegistry("keras")
+
+
+def output_layer(spec: ModelSpec) -> keras.layers.Layer:
+    """The course's last layer: softmax for multiclass, one sigmoid unit for binary, linear for regression."""
+    if spec.task == "multiclass":
+        return keras.layers.Dense(spec.layers["classes"], activation="softmax")
+    if spec.task == "binary":
+        return keras.layers.Dense(1, activation="sigmoid")
+    return keras.layers.Dense(spec.layers.get("units", 1))
+
+
+class StepLoss(keras.metrics.Metric):
+    """The loss of the latest batch (Keras logs only the epoch's running mean), for per-step curves."""
+
+    def __init__(self, loss: str, name: str = "step_loss") -> None:
+        super().__init__(name=name)
+        self._loss_fn = keras.losses.get(loss)
+        self.value = self.add_variable(shape=(), initializer="zeros", name="value")
+
+    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+        self.value.assign(keras.ops.mean(self._loss_fn(y_true, y_pred)))
+
+    def result(self):
+        return self.value
+
+
+def compile_model(model: keras.Model, spec: ModelSpec) -> keras.Model:
+    """Compile with the spec's optimizer (every value explicit), loss and metric."""
+    name, kwargs = align.keras_optimizer_config(spec.optimizer)
+    model.compile(
+        optimizer=getattr(keras.optimizers, name)(**kwargs),
+        loss=spec.loss,
+        metrics=[spec.metric, StepLoss(spec.loss)],
+    )
+    return model

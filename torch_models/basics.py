@@ -1,0 +1,26 @@
+"""Course 1 week 1: a single neuron."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from parity.catalog import ModelSpec
+from torch_models.base import REGISTRY, CourseModule, output_units
+
+
+class SingleNeuron(CourseModule):
+    """Linear(1 -> 1)."""
+
+    def __init__(self, model_id: str, mode: str) -> None:
+        super().__init__(model_id, mode)
+        self.dense = nn.Linear(self.spec.input_shape[0], output_units(self.spec))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dense(x)
+
+
+@REGISTRY.register
+def single_neuron(spec: ModelSpec, mode: str) -> CourseModule:
+    """c1w1_hello_linear, c1w1_house_price."""
+    return SingleNeuron(spec.id, mode)

@@ -1,0 +1,210 @@
+"""Lightning worker: runs one job (describe, forward, batches, train) in its own process.
+
+Usage: python -m torch_models.worker JOB.json (written by parity.jobs.run_worker).
+Mirror: tf_models/worker.py. The torch side reads the Keras initial weights that the Keras
+worker saved, so for `forward` and `train` it runs after the Keras worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _configure(job: dict[str, Any]) -> str:
+    """Threads, device and TF32 for this process; returns the device in words."""
+    import torch
+
+    from parity import align
+
+    torch.set_num_threads(job["threads"])
+    torch.set_num_interop_threads(1)
+    if job["device"] == "gpu" and not torch.cuda.is_available():
+        raise RuntimeError("--device gpu: torch sees no GPU")
+    if torch.cuda.is_available() and align.tf32_allowed(job.get("mode", "aligned")) is False:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    # Lightning's info lines (GPU available, model summary) and its num_workers hint add noise, not facts.
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    if torch.cuda.is_available():
+        return f"gpu ({torch.cuda.get_device_name(0)})"
+    return f"cpu ({platform.processor() or platform.machine()}, {job['threads']} threads)"
+
+
+def _accelerator() -> str:
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def _describe(job: dict[str, Any]) -> dict[str, Any]:
+    from parity.catalog import get_spec
+    from torch_models import build
+    from torch_models.base import REGISTRY
+
+    buildable = [model_id for model_id in job["models"] if get_spec(model_id).architecture in REGISTRY]
+    params = {model_id: sum(p.numel() for p in build(model_id).parameters()) for model_id in buildable}
+    return {"architectures": list(REGISTRY), "params": params}
+
+
+def _load_probe_model(model_id: str, mode: str, workdir: Path, tag: str):
+    """The torch model holding the Keras initial weights of run `tag`, and its outputs on the probe inputs."""
+    import torch
+
+    from parity import jobs
+    from parity.weights import load_keras_layers
+    from torch_models import build
+    from torch_models.weights import load_keras_layers_into
+
+    model = build(model_id, mode)
+    load_keras_layers_into(model, load_keras_layers(jobs.init_weights_path(workdir, tag)))
+    model.eval()
+    with torch.no_grad():
+        x = torch.from_numpy(np.load(jobs.probe_inputs_path(workdir, tag)))
+        outputs = model.predict_outputs(model(x)).numpy()
+    np.save(jobs.outputs_path(workdir, "lightning", tag), outputs)
+    return model
+
+
+def _forward(job: dict[str, Any]) -> dict[str, Any]:
+    """Load each model's Keras weights and save the outputs on the same inputs."""
+    from parity import jobs
+
+    workdir = Path(job["workdir"])
+    for model_id in job["models"]:
+        _load_probe_model(model_id, "aligned", workdir, jobs.run_tag(model_id, job["seed"]))
+    return {}
+
+
+def _batches(job: dict[str, Any]) -> dict[str, Any]:
+    """Dump every batch the DataLoaders yield, for the identical-batches test."""
+    from parity import jobs
+    from parity.plan import BatchPlan, eval_plan
+    from torch_models.data import plan_loader
+
+    data = jobs.load_data(Path(job["data"]))
+    loader = plan_loader(BatchPlan(len(data["x_train"]), job["batch_size"], job["seed"]), data["x_train"], data["y_train"])
+    train = []
+    for epoch in range(job["epochs"]):
+        loader.sampler.set_epoch(epoch)
+        train += [(x.numpy(), y.numpy()) for x, y in loader]
+    val_loader = plan_loader(eval_plan(len(data["x_val"]), job["batch_size"]), data["x_val"], data["y_val"])
+    val = [(x.numpy(), y.numpy()) for x, y in val_loader]
+    np.savez(
+        job["out"],
+        train_x=np.concatenate([x for x, _ in train]), train_y=np.concatenate([y for _, y in train]),
+        train_sizes=np.array([len(x) for x, _ in train]),
+        val_x=np.concatenate([x for x, _ in val]), val_y=np.concatenate([y for _, y in val]),
+    )
+    return {"steps": len(train)}
+
+
+def _train_one(job: dict[str, Any], seed: int, data: dict[str, np.ndarray]) -> dict[str, Any]:
+    import lightning as L
+    import torch
+    from lightning.pytorch.loggers import CSVLogger
+
+    from parity import align, jobs
+    from parity.catalog import get_spec
+    from parity.plan import BatchPlan, eval_plan
+    from torch_models import build
+    from torch_models.callbacks import Recorder, StopAtThreshold
+    from torch_models.data import plan_loader
+
+    spec = get_spec(job["model"])
+    mode = job["mode"]
+    workdir = Path(job["workdir"])
+    L.seed_everything(seed, workers=True, verbose=False)
+    probe_model = _load_probe_model(spec.id, mode, workdir, jobs.run_tag(spec.id, seed))
+    model = probe_model if align.copy_keras_initial_weights(mode) else build(spec.id, mode)
+    model.train()
+
+    plan = BatchPlan(len(data["x_train"]), spec.batch_size, seed)
+    recorder = Recorder(spec.metric)
+    callbacks: list = [recorder]
+    stopper = StopAtThreshold(spec.stop) if spec.stop else None
+    if stopper:
+        callbacks.append(stopper)
+    trainer = L.Trainer(
+        max_epochs=job["epochs"],
+        accelerator=_accelerator(),
+        devices=1,
+        logger=CSVLogger(job["log_dir"], name="lightning", version=f"seed{seed}"),
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        enable_progress_bar=job.get("verbose", 1) > 0,
+    )
+    print(f"[lightning] {spec.id} seed {seed}: {job['epochs']} epochs x {plan.steps_per_epoch} steps", flush=True)
+    start = time.perf_counter()
+    trainer.fit(
+        model,
+        train_dataloaders=plan_loader(plan, data["x_train"], data["y_train"]),
+        val_dataloaders=plan_loader(eval_plan(len(data["x_val"]), spec.batch_size), data["x_val"], data["y_val"]),
+    )
+    wall = time.perf_counter() - start
+    return {
+        "seed": seed,
+        "history": recorder.history,
+        "step_loss": recorder.step_loss,
+        "epoch_seconds": recorder.epoch_seconds,
+        "wall_s": wall,
+        "epochs_run": len(recorder.epoch_seconds),
+        "stopped_early": bool(stopper and stopper.stopped_epoch is not None),
+        "probe_predictions": _probe_predictions(model, spec, torch),
+    }
+
+
+def _probe_predictions(model, spec, torch) -> list[float] | None:
+    """The course's own probe (e.g. predict(10) for hello world), after training."""
+    probe = spec.data.get("probe_x")
+    if not probe:
+        return None
+    model.eval()
+    with torch.no_grad():
+        x = torch.tensor(probe, dtype=torch.float32).reshape(-1, *spec.input_shape).to(model.device)
+        return model.predict_outputs(model(x)).cpu().numpy().ravel().tolist()
+
+
+def _train(job: dict[str, Any]) -> dict[str, Any]:
+    from parity import jobs
+    from torch_models import build
+
+    data = jobs.load_data(Path(job["data"]))
+    runs = [_train_one(job, seed, data) for seed in job["seeds"]]
+    return {"params": sum(p.numel() for p in build(job["model"]).parameters()), "runs": runs}
+
+
+HANDLERS = {"describe": _describe, "forward": _forward, "batches": _batches, "train": _train}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the job file named on the command line and write its result file."""
+    import lightning
+    import torch
+
+    from parity import jobs
+
+    job = jobs.read_job((argv or sys.argv[1:])[0])
+    device = _configure(job)
+    result = HANDLERS[job["kind"]](job)
+    jobs.write_result(job["result"], {
+        **result,
+        "framework": "lightning",
+        "device": device,
+        "versions": {"torch": torch.__version__, "lightning": lightning.__version__, "python": platform.python_version()},
+    })
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
