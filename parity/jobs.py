@@ -30,10 +30,15 @@ WORKER_MODULES = {"keras": "tf_models.worker", "lightning": "torch_models.worker
 
 
 @contextlib.contextmanager
-def work_directory(prefix: str) -> Iterator[Path]:
-    """A scratch directory for job files, removed on success and kept on failure (its logs explain it)."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    yield path
+def work_directory(prefix: str, parent: Path | None = None) -> Iterator[Path]:
+    """A scratch directory for job files: removed on success; on failure its logs stay (the error names them)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield path
+    except BaseException:
+        for arrays in (*path.glob("*.npz"), *path.glob("*.npy")):
+            arrays.unlink()  # large and reproducible; the logs and job files are what explain a failure
+        raise
     shutil.rmtree(path, ignore_errors=True)
 
 

@@ -150,34 +150,31 @@ def run_model(model_id: str, options: RunOptions) -> Path:
     split = load_dataset(spec, options.data_dir, options.synthetic)
     out_dir = Path(options.out_dir)
     seeds = list(range(options.seeds))
-    with staging_dir(out_dir, spec.id) as staging:
-        workdir = staging / "work"
-        (staging / "logs").mkdir(parents=True)
-        workdir.mkdir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with staging_dir(out_dir, spec.id) as staging, jobs.work_directory(f".work-{spec.id}-", out_dir) as workdir:
+        (staging / "logs").mkdir()
         data_file = jobs.save_data(workdir, split.x_train, split.y_train, split.x_val, split.y_val)
         for seed in seeds:
             np.save(jobs.probe_inputs_path(workdir, jobs.run_tag(spec.id, seed)), split.x_val[:PROBE_SIZE])
         job = {"kind": "train", "model": spec.id, "mode": options.mode, "seeds": seeds, "epochs": epochs,
                "data": str(data_file), "log_dir": str(staging / "logs"), "verbose": options.verbose}
         answers = {}
-        try:
-            for framework in jobs.FRAMEWORKS:
-                answers[framework] = jobs.run_worker(framework, job, workdir, device=options.device,
-                                                     threads=options.threads)
-                for run in answers[framework]["runs"]:
-                    run["train_samples_per_s"] = _samples_per_s(run, len(split.x_train))
-                print(_summary_line(framework, spec, answers[framework]), flush=True)
-        except ParityError:
-            _keep_worker_logs(workdir, out_dir, spec.id)
-            raise
+        for framework in jobs.FRAMEWORKS:
+            answers[framework] = jobs.run_worker(framework, job, workdir, device=options.device,
+                                                 threads=options.threads)
+            for run in answers[framework]["runs"]:
+                run["train_samples_per_s"] = _samples_per_s(run, len(split.x_train))
+                predictions = run.pop("probe_predictions")
+                if predictions is not None:
+                    run["probe"] = {"x": list(spec.data["probe_x"]), framework: predictions}
+            print(_summary_line(framework, spec, answers[framework]), flush=True)
         forward = max(
             compare.max_abs_diff(np.load(jobs.outputs_path(workdir, "keras", jobs.run_tag(spec.id, seed))),
                                  np.load(jobs.outputs_path(workdir, "lightning", jobs.run_tag(spec.id, seed))))
             for seed in seeds
         )
         for log in workdir.glob("*.log"):
-            shutil.move(str(log), staging / "logs" / log.name)
-        shutil.rmtree(workdir)
+            shutil.copy(log, staging / "logs" / log.name)
         results = {
             "model": spec.id,
             "mode": options.mode,
@@ -189,15 +186,6 @@ def run_model(model_id: str, options: RunOptions) -> Path:
             "spec": _spec_info(spec, epochs),
         }
         return write_report(build_report(results), out_dir, staging=staging)
-
-
-def _keep_worker_logs(workdir: Path, out_dir: Path, model_id: str) -> None:
-    """After a failure, keep the worker logs (the error message points at them); no report is written."""
-    kept = out_dir / f".failed-{model_id}"
-    shutil.rmtree(kept, ignore_errors=True)
-    kept.mkdir(parents=True)
-    for log in workdir.glob("*.log"):
-        shutil.copy(log, kept / log.name)
 
 
 def _environment(answers: dict[str, dict[str, Any]], options: RunOptions) -> dict[str, Any]:

@@ -120,6 +120,7 @@ def _train_one(job: dict[str, Any], seed: int, data: dict[str, np.ndarray]) -> d
         steps_per_epoch=plan.steps_per_epoch,
         validation_data=eval_dataset(eval_plan(len(data["x_val"]), spec.batch_size), data["x_val"], data["y_val"]),
         callbacks=callbacks,
+        shuffle=False,  # the batch plan already shuffled; Keras would ignore it for tf.data and warn
         verbose=job.get("verbose", 1),
     )
     wall = time.perf_counter() - start

@@ -34,6 +34,7 @@ def _configure(job: dict[str, Any]) -> str:
     # Lightning's info lines (GPU available, model summary) and its num_workers hint add noise, not facts.
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
     if torch.cuda.is_available():
         return f"gpu ({torch.cuda.get_device_name(0)})"
     return f"cpu ({platform.processor() or platform.machine()}, {job['threads']} threads)"
@@ -143,6 +144,7 @@ def _train_one(job: dict[str, Any], seed: int, data: dict[str, np.ndarray]) -> d
         enable_model_summary=False,
         num_sanity_val_steps=0,
         enable_progress_bar=job.get("verbose", 1) > 0,
+        log_every_n_steps=min(50, plan.steps_per_epoch),
     )
     print(f"[lightning] {spec.id} seed {seed}: {job['epochs']} epochs x {plan.steps_per_epoch} steps", flush=True)
     start = time.perf_counter()
