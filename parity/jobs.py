@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -85,6 +85,33 @@ def write_result(path: str | os.PathLike, result: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result))
     os.replace(tmp, path)
+
+
+def save_batches(path: str | os.PathLike, train: Sequence[tuple[np.ndarray, np.ndarray]],
+                 val: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, int]:
+    """Write the batches a pipeline yielded (the `batches` job), concatenated, with each training batch's size."""
+    np.savez(
+        path,
+        train_x=np.concatenate([x for x, _ in train]), train_y=np.concatenate([y for _, y in train]),
+        train_sizes=np.array([len(x) for x, _ in train]),
+        val_x=np.concatenate([x for x, _ in val]), val_y=np.concatenate([y for _, y in val]),
+    )
+    return {"steps": len(train)}
+
+
+def serve(
+    argv: Sequence[str],
+    framework: str,
+    configure: Callable[[dict[str, Any]], str],
+    handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]],
+    versions: Callable[[], dict[str, str]],
+) -> int:
+    """A worker's main: read the job named in argv, configure the process, run the handler, write the result."""
+    job = read_job(argv[0])
+    device = configure(job)
+    result = handlers[job["kind"]](job)
+    write_result(job["result"], {**result, "framework": framework, "device": device, "versions": versions()})
+    return 0
 
 
 def worker_env(device: str, threads: int) -> dict[str, str]:

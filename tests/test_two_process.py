@@ -171,3 +171,16 @@ def test_failed_run_keeps_the_previous_report_and_leaves_nothing_half_written(tm
     assert len(kept) == 1 and kept[0].name.startswith(".work-c1w1_house_price-")
     assert str(kept[0] / "keras-train.log") in failed.stderr and (kept[0] / "keras-train.log").exists()
     assert not list(kept[0].glob("*.np[yz]")), "large arrays are not kept after a failure"
+
+
+def test_list_json_reports_every_course_model_and_honest_implementation_status():
+    result = run_cli("list", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert len(rows) == 42 and {"id", "part", "week", "dataset", "task", "implemented", "params"} <= set(rows[0])
+    implemented = [row for row in rows if row["implemented"]["keras"] and row["implemented"]["lightning"]]
+    assert {row["id"] for row in implemented} >= set(PROBABILITY_MODELS) | {"c1w1_hello_linear", "c4w2_ts_dnn"}
+    for row in implemented:  # both frameworks build the course's parameter count
+        assert row["params"]["keras"] == row["params"]["lightning"] == get_spec(row["id"]).course_params
+    not_yet = next(row for row in rows if row["id"] == "c2w3_inception_cats_dogs")
+    assert not_yet["implemented"] == {"keras": False, "lightning": False} and not_yet["params"]["keras"] is None

@@ -99,13 +99,7 @@ def _batches(job: dict[str, Any]) -> dict[str, Any]:
         train += [(x.numpy(), y.numpy()) for x, y in loader]
     val_loader = plan_loader(eval_plan(len(data["x_val"]), job["batch_size"]), data["x_val"], data["y_val"])
     val = [(x.numpy(), y.numpy()) for x, y in val_loader]
-    np.savez(
-        job["out"],
-        train_x=np.concatenate([x for x, _ in train]), train_y=np.concatenate([y for _, y in train]),
-        train_sizes=np.array([len(x) for x, _ in train]),
-        val_x=np.concatenate([x for x, _ in val]), val_y=np.concatenate([y for _, y in val]),
-    )
-    return {"steps": len(train)}
+    return jobs.save_batches(job["out"], train, val)
 
 
 def _train_one(job: dict[str, Any], seed: int, data: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -189,23 +183,18 @@ def _train(job: dict[str, Any]) -> dict[str, Any]:
 HANDLERS = {"describe": _describe, "forward": _forward, "batches": _batches, "train": _train}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the job file named on the command line and write its result file."""
+def _versions() -> dict[str, str]:
     import lightning
     import torch
 
+    return {"torch": torch.__version__, "lightning": lightning.__version__, "python": platform.python_version()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the job file named on the command line and write its result file."""
     from parity import jobs
 
-    job = jobs.read_job((argv or sys.argv[1:])[0])
-    device = _configure(job)
-    result = HANDLERS[job["kind"]](job)
-    jobs.write_result(job["result"], {
-        **result,
-        "framework": "lightning",
-        "device": device,
-        "versions": {"torch": torch.__version__, "lightning": lightning.__version__, "python": platform.python_version()},
-    })
-    return 0
+    return jobs.serve(argv or sys.argv[1:], "lightning", _configure, HANDLERS, _versions)
 
 
 if __name__ == "__main__":
