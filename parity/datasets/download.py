@@ -67,7 +67,7 @@ def _retrieve(
         try:
             path = Path(
                 pooch.retrieve(
-                    url, known_hash=source.hashes[name], fname=name, path=cache_dir, progressbar=False
+                    url, known_hash=source.hashes[name], fname=name, path=cache_dir, progressbar=True
                 )
             )
         except (OSError, ValueError) as error:  # network errors are OSErrors; checksum mismatch is ValueError
