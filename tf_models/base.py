@@ -21,7 +21,11 @@ def output_layer(spec: ModelSpec) -> keras.layers.Layer:
 
 
 class StepLoss(keras.metrics.Metric):
-    """The loss of the latest batch (Keras logs only the epoch's running mean), for per-step curves."""
+    """The loss of the latest batch (Keras logs only the epoch's running mean), for per-step curves.
+
+    Keras also shows it in its progress line and CSV log, with a `val_step_loss` twin that
+    means nothing; the recorder reads only the value after each training batch.
+    """
 
     def __init__(self, loss: str, name: str = "step_loss") -> None:
         super().__init__(name=name)

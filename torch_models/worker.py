@@ -104,7 +104,6 @@ def _batches(job: dict[str, Any]) -> dict[str, Any]:
 
 def _train_one(job: dict[str, Any], seed: int, data: dict[str, np.ndarray]) -> dict[str, Any]:
     import lightning as L
-    import torch
     from lightning.pytorch.loggers import CSVLogger
 
     from parity import align, jobs
@@ -156,12 +155,14 @@ def _train_one(job: dict[str, Any], seed: int, data: dict[str, np.ndarray]) -> d
         "wall_s": wall,
         "epochs_run": len(recorder.epoch_seconds),
         "stopped_early": bool(stopper and stopper.stopped_epoch is not None),
-        "probe_predictions": _probe_predictions(model, spec, torch),
+        "probe_predictions": _probe_predictions(model, spec),
     }
 
 
-def _probe_predictions(model, spec, torch) -> list[float] | None:
+def _probe_predictions(model, spec) -> list[float] | None:
     """The course's own probe (e.g. predict(10) for hello world), after training."""
+    import torch
+
     probe = spec.data.get("probe_x")
     if not probe:
         return None
