@@ -26,6 +26,9 @@ TORCH_RMSPROP_ALPHA = 0.99
 TORCH_RMSPROP_EPS = 1e-8
 # Adam betas are the same in both frameworks (0.9, 0.999); named once here.
 ADAM_BETAS = (0.9, 0.999)
+# Keras "accuracy" is the fraction of correct samples; torchmetrics MulticlassAccuracy averages
+# per class ("macro") by default. Sample accuracy is what the course reports, in both modes.
+TORCHMETRICS_ACCURACY_AVERAGE = "micro"
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,27 @@ DIFFERENCES: tuple[Difference, ...] = (
         "torch.flatten of NCHW is (C, H, W) order",
         "weight transfer permutes the first Dense kernel after a Flatten (parity.weights, both modes)",
         "keras/src/layers/reshaping/flatten.py; gzuidhof/nn-transfer #16",
+    ),
+    Difference(
+        "tensor_layout",
+        "images NHWC; Conv2D kernel (kh, kw, in, out); Dense kernel (in, out)",
+        "images NCHW; Conv2d weight (out, in, kh, kw); Linear weight (out, in)",
+        "the shared arrays stay NHWC; torch models permute to NCHW in forward; weights are transposed (parity.weights)",
+        "HF modeling_tf_pytorch_utils; AlgoPerf torch2jax_utils",
+    ),
+    Difference(
+        "loss_target_shape",
+        "losses squeeze or expand y_true to the rank of y_pred: targets (N,) against outputs (N, 1) are fine",
+        "MSELoss / BCEWithLogitsLoss broadcast: targets (N,) against outputs (N, 1) become an (N, N) loss matrix",
+        "the shared data stores binary and regression targets as (N, 1) float32 (parity.datasets.split)",
+        "keras/src/losses/loss.py squeeze_or_expand_to_same_rank; torch MSELoss docs (broadcast warning)",
+    ),
+    Difference(
+        "accuracy_average",
+        "metrics=['accuracy']: fraction of correct samples",
+        "torchmetrics MulticlassAccuracy: average='macro' (mean of per-class recalls) by default",
+        f"torchmetrics average='{TORCHMETRICS_ACCURACY_AVERAGE}' in both modes (a metric definition, not a default to compare)",
+        "keras/src/metrics/accuracy_metrics.py; torchmetrics MulticlassAccuracy docs",
     ),
     Difference(
         "crossentropy_on_probabilities",

@@ -103,3 +103,32 @@ def test_every_documented_difference_has_a_test_named_after_it():
         names |= {node.name for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.FunctionDef)}
     missing = [d.key for d in align.DIFFERENCES if not any(d.key in name for name in names)]
     assert not missing, f"differences without a demonstrating test: {missing}"
+
+
+def test_accuracy_average_torchmetrics_default_is_per_class_not_per_sample():
+    # This test imports torch (never TensorFlow) in the test process.
+    import torch
+    import torchmetrics
+
+    from parity.catalog import get_spec
+    from torch_models.base import _metric
+
+    # 9 samples of class 0 all right, 1 sample of class 1 wrong: Keras accuracy 0.9, macro mean 0.5.
+    logits = torch.tensor([[5.0, 0.0]] * 10)
+    labels = torch.tensor([0] * 9 + [1])
+    assert torchmetrics.classification.MulticlassAccuracy(2)(logits, labels).item() == pytest.approx(0.5)
+    ours = _metric(get_spec("c1w2_fmnist_dnn"))
+    padded = torch.cat([logits, torch.zeros(10, 8)], dim=1)
+    assert ours(padded, labels).item() == pytest.approx(0.9)
+
+
+def test_loss_target_shape_broadcasting_would_silently_change_the_loss():
+    predictions = np.array([[1.0], [2.0], [3.0]])  # model outputs (N, 1)
+    targets = np.array([1.0, 2.0, 4.0])  # targets (N,)
+    keras_like = np.mean((predictions[:, 0] - targets) ** 2)  # ranks reconciled
+    broadcast = np.mean((predictions - targets) ** 2)  # what torch's MSELoss computes for these shapes
+    assert keras_like == pytest.approx(1 / 3) and broadcast == pytest.approx(21 / 9)
+    from parity.catalog import get_spec
+    from parity.datasets import load_dataset
+
+    assert load_dataset(get_spec("c4w2_ts_dnn"), synthetic=True).y_train.shape[1:] == (1,)

@@ -35,7 +35,7 @@ def test_dense_after_flattening_a_2d_input_is_a_plain_transpose():
     assert np.array_equal(mapped["weight"], kernel.T) and np.array_equal(mapped["bias"], np.ones(10))
 
 
-def test_conv2d_kernel_goes_from_hwio_to_oihw():
+def test_tensor_layout_conv2d_kernel_goes_from_hwio_to_oihw():
     kernel = RNG.normal(size=(3, 3, 2, 4)).astype(np.float32)
     weight = keras_to_torch(KerasLayer("conv", "Conv2D", {"kernel": kernel, "bias": np.zeros(4)}), "Conv2d")["weight"]
     assert weight.shape == (4, 2, 3, 3)

@@ -31,8 +31,10 @@ def _loss(spec: ModelSpec) -> nn.Module:
 
 def _metric(spec: ModelSpec) -> torchmetrics.Metric:
     if spec.task == "multiclass":
-        # Keras accuracy counts samples: micro average, not torchmetrics' default macro.
-        return torchmetrics.classification.MulticlassAccuracy(spec.layers["classes"], average="micro")
+        # align.accuracy_average: Keras counts samples; torchmetrics' default is a per-class mean.
+        return torchmetrics.classification.MulticlassAccuracy(
+            spec.layers["classes"], average=align.TORCHMETRICS_ACCURACY_AVERAGE
+        )
     if spec.task == "binary":
         return torchmetrics.classification.BinaryAccuracy(threshold=0.5)
     return torchmetrics.MeanAbsoluteError()

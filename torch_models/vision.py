@@ -50,7 +50,7 @@ class CnnClassifier(CourseModule):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The shared arrays are NHWC (the course's layout); torch convolutions want NCHW.
+        # align.tensor_layout: the shared arrays are NHWC (the course's layout); torch convolutions want NCHW.
         return self.classifier(self.features(x.permute(0, 3, 1, 2)))
 
 
