@@ -46,8 +46,9 @@ def data_path(workdir: Path) -> Path:
     return Path(workdir) / "data.npz"
 
 
-def probe_inputs_path(workdir: Path, tag: str) -> Path:
-    return Path(workdir) / f"inputs-{tag}.npy"
+def probe_inputs_path(workdir: Path, model_id: str) -> Path:
+    """The inputs on which both frameworks' initial outputs are compared (the same for every seed)."""
+    return Path(workdir) / f"inputs-{model_id}.npy"
 
 
 def init_weights_path(workdir: Path, tag: str) -> Path:

@@ -86,7 +86,7 @@ def check_models(model_ids: list[str], device: str = "cpu", threads: int = 1) ->
     with jobs.work_directory("parity-check-") as workdir:
         for spec in specs:
             # The synthetic stand-in has the real data's shapes, dtypes and value range, and needs no download.
-            np.save(jobs.probe_inputs_path(workdir, jobs.run_tag(spec.id, CHECK_SEED)),
+            np.save(jobs.probe_inputs_path(workdir, spec.id),
                     load_dataset(spec, synthetic=True).x_val[:PROBE_SIZE])
         job = {"kind": "forward", "models": [spec.id for spec in specs], "seed": CHECK_SEED}
         for framework in jobs.FRAMEWORKS:
@@ -154,8 +154,7 @@ def run_model(model_id: str, options: RunOptions) -> Path:
     with staging_dir(out_dir, spec.id) as staging, jobs.work_directory(f".work-{spec.id}-", out_dir) as workdir:
         (staging / "logs").mkdir()
         data_file = jobs.save_data(workdir, split.x_train, split.y_train, split.x_val, split.y_val)
-        for seed in seeds:
-            np.save(jobs.probe_inputs_path(workdir, jobs.run_tag(spec.id, seed)), split.x_val[:PROBE_SIZE])
+        np.save(jobs.probe_inputs_path(workdir, spec.id), split.x_val[:PROBE_SIZE])
         job = {"kind": "train", "model": spec.id, "mode": options.mode, "seeds": seeds, "epochs": epochs,
                "data": str(data_file), "log_dir": str(staging / "logs"), "verbose": options.verbose}
         answers = {}

@@ -58,7 +58,7 @@ def _forward(job: dict[str, Any]) -> dict[str, Any]:
         keras.utils.set_random_seed(job["seed"])
         model = build(model_id)
         save_keras_layers(jobs.init_weights_path(workdir, tag), export_layers(model))
-        x = np.load(jobs.probe_inputs_path(workdir, tag))
+        x = np.load(jobs.probe_inputs_path(workdir, model_id))
         np.save(jobs.outputs_path(workdir, "keras", tag), model(x, training=False).numpy())
     return {}
 
@@ -77,7 +77,8 @@ def _batches(job: dict[str, Any]) -> dict[str, Any]:
     return jobs.save_batches(job["out"], train, val)
 
 
-def _train_one(job: dict[str, Any], seed: int, data: dict[str, np.ndarray]) -> dict[str, Any]:
+def _train_one(job: dict[str, Any], seed: int, data: dict[str, np.ndarray]) -> tuple[int, dict[str, Any]]:
+    """Train one seed; returns the model's parameter count and the run's record."""
     import keras
 
     from parity import jobs
@@ -96,7 +97,7 @@ def _train_one(job: dict[str, Any], seed: int, data: dict[str, np.ndarray]) -> d
     keras.utils.set_random_seed(seed)
     model = build(spec.id)
     save_keras_layers(jobs.init_weights_path(workdir, tag), export_layers(model))
-    probe_x = np.load(jobs.probe_inputs_path(workdir, tag))
+    probe_x = np.load(jobs.probe_inputs_path(workdir, spec.id))
     np.save(jobs.outputs_path(workdir, "keras", tag), model(probe_x, training=False).numpy())
 
     compile_model(model, spec)
@@ -118,7 +119,7 @@ def _train_one(job: dict[str, Any], seed: int, data: dict[str, np.ndarray]) -> d
         verbose=job.get("verbose", 1),
     )
     wall = time.perf_counter() - start
-    return {
+    return model.count_params(), {
         "seed": seed,
         "history": recorder.history,
         "step_loss": recorder.step_loss,
@@ -141,11 +142,10 @@ def _probe_predictions(model, spec) -> list[float] | None:
 
 def _train(job: dict[str, Any]) -> dict[str, Any]:
     from parity import jobs
-    from tf_models import build
 
     data = jobs.load_data(Path(job["data"]))
-    runs = [_train_one(job, seed, data) for seed in job["seeds"]]
-    return {"params": build(job["model"]).count_params(), "runs": runs}
+    params, runs = zip(*(_train_one(job, seed, data) for seed in job["seeds"]))
+    return {"params": params[0], "runs": list(runs)}
 
 
 HANDLERS = {"describe": _describe, "forward": _forward, "batches": _batches, "train": _train}

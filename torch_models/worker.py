@@ -56,8 +56,8 @@ def _describe(job: dict[str, Any]) -> dict[str, Any]:
     return {"architectures": list(REGISTRY), "params": params}
 
 
-def _load_probe_model(model_id: str, mode: str, workdir: Path, tag: str):
-    """The torch model holding the Keras initial weights of run `tag`, and its outputs on the probe inputs."""
+def _load_probe_model(model_id: str, mode: str, workdir: Path, seed: int):
+    """The torch model holding the Keras initial weights of `seed`; saves its outputs on the probe inputs."""
     import torch
 
     from parity import jobs
@@ -66,22 +66,21 @@ def _load_probe_model(model_id: str, mode: str, workdir: Path, tag: str):
     from torch_models.weights import load_keras_layers_into
 
     model = build(model_id, mode)
-    load_keras_layers_into(model, load_keras_layers(jobs.init_weights_path(workdir, tag)))
+    load_keras_layers_into(model, load_keras_layers(jobs.init_weights_path(workdir, jobs.run_tag(model_id, seed))))
     model.eval()
     with torch.no_grad():
-        x = torch.from_numpy(np.load(jobs.probe_inputs_path(workdir, tag)))
+        x = torch.from_numpy(np.load(jobs.probe_inputs_path(workdir, model_id)))
         outputs = model.predict_outputs(model(x)).numpy()
-    np.save(jobs.outputs_path(workdir, "lightning", tag), outputs)
+    np.save(jobs.outputs_path(workdir, "lightning", jobs.run_tag(model_id, seed)), outputs)
     return model
 
 
 def _forward(job: dict[str, Any]) -> dict[str, Any]:
     """Load each model's Keras weights and save the outputs on the same inputs."""
-    from parity import jobs
 
     workdir = Path(job["workdir"])
     for model_id in job["models"]:
-        _load_probe_model(model_id, "aligned", workdir, jobs.run_tag(model_id, job["seed"]))
+        _load_probe_model(model_id, "aligned", workdir, job["seed"])
     return {}
 
 
@@ -102,11 +101,12 @@ def _batches(job: dict[str, Any]) -> dict[str, Any]:
     return jobs.save_batches(job["out"], train, val)
 
 
-def _train_one(job: dict[str, Any], seed: int, data: dict[str, np.ndarray]) -> dict[str, Any]:
+def _train_one(job: dict[str, Any], seed: int, data: dict[str, np.ndarray]) -> tuple[int, dict[str, Any]]:
+    """Train one seed; returns the model's parameter count and the run's record."""
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
-    from parity import align, jobs
+    from parity import align
     from parity.catalog import get_spec
     from parity.plan import BatchPlan, eval_plan
     from torch_models import build
@@ -117,7 +117,7 @@ def _train_one(job: dict[str, Any], seed: int, data: dict[str, np.ndarray]) -> d
     mode = job["mode"]
     workdir = Path(job["workdir"])
     L.seed_everything(seed, workers=True, verbose=False)
-    probe_model = _load_probe_model(spec.id, mode, workdir, jobs.run_tag(spec.id, seed))
+    probe_model = _load_probe_model(spec.id, mode, workdir, seed)
     model = probe_model if align.copy_keras_initial_weights(mode) else build(spec.id, mode)
     model.train()
 
@@ -147,7 +147,7 @@ def _train_one(job: dict[str, Any], seed: int, data: dict[str, np.ndarray]) -> d
         val_dataloaders=plan_loader(eval_plan(len(data["x_val"]), spec.batch_size), data["x_val"], data["y_val"]),
     )
     wall = time.perf_counter() - start
-    return {
+    return sum(p.numel() for p in model.parameters()), {
         "seed": seed,
         "history": recorder.history,
         "step_loss": recorder.step_loss,
@@ -174,11 +174,10 @@ def _probe_predictions(model, spec) -> list[float] | None:
 
 def _train(job: dict[str, Any]) -> dict[str, Any]:
     from parity import jobs
-    from torch_models import build
 
     data = jobs.load_data(Path(job["data"]))
-    runs = [_train_one(job, seed, data) for seed in job["seeds"]]
-    return {"params": sum(p.numel() for p in build(job["model"]).parameters()), "runs": runs}
+    params, runs = zip(*(_train_one(job, seed, data) for seed in job["seeds"]))
+    return {"params": params[0], "runs": list(runs)}
 
 
 HANDLERS = {"describe": _describe, "forward": _forward, "batches": _batches, "train": _train}
