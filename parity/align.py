@@ -1,34 +1,45 @@
-"""Every known Keras/PyTorch difference the implemented models touch, in one place.
+"""Every known Keras/PyTorch difference the course models touch, in one place.
 
-Mode `aligned` sets the torch side to match Keras wherever an option can; mode `native`
-leaves each framework with the defaults an idiomatic user gets. The workers ask this module
-for their settings and never hard-code a default of their own. Each entry of DIFFERENCES
-has a test that demonstrates it (tests/test_align.py).
+Each switchable difference is either `aligned` (the torch side made to match Keras) or
+`native` (each framework keeps what an idiomatic user gets). An `Alignment` names the
+differences left native: mode `aligned` leaves none, mode `native` all, and
+`--native KEY` switches single ones so their effect can be measured in isolation
+(parity.differences). The workers ask this module for every setting and never hard-code
+a default of their own. Each entry of DIFFERENCES has a test named after its key.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 from parity.catalog import Optimizer
 
 MODES = ("aligned", "native")
 
-# Adam epsilon: Keras 1e-7, torch 1e-8. Keras also adds it to the *uncorrected* sqrt(v)
-# ("epsilon hat" of the Adam paper), torch to the bias-corrected one: no option aligns that.
+# Adam: Keras epsilon 1e-7 added to the *uncorrected* sqrt(v) ("epsilon hat" of the paper),
+# torch eps 1e-8 added to the bias-corrected sqrt(v_hat). Betas are the same (0.9, 0.999).
 KERAS_ADAM_EPSILON = 1e-7
 TORCH_ADAM_EPS = 1e-8
-# RMSprop: Keras rho 0.9, eps 1e-7 inside the sqrt; torch alpha 0.99, eps 1e-8 outside.
+ADAM_BETAS = (0.9, 0.999)
+# RMSprop: Keras rho 0.9, epsilon 1e-7 inside the sqrt; torch alpha 0.99, eps 1e-8 outside.
 KERAS_RMSPROP_RHO = 0.9
 KERAS_RMSPROP_EPSILON = 1e-7
 TORCH_RMSPROP_ALPHA = 0.99
 TORCH_RMSPROP_EPS = 1e-8
-# Adam betas are the same in both frameworks (0.9, 0.999); named once here.
-ADAM_BETAS = (0.9, 0.999)
-# Keras "accuracy" is the fraction of correct samples; torchmetrics MulticlassAccuracy averages
-# per class ("macro") by default. Sample accuracy is what the course reports, in both modes.
-TORCHMETRICS_ACCURACY_AVERAGE = "micro"
+# Default learning rates, used only where the course relied on Keras' default (an optimizer string).
+KERAS_DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3, "rmsprop": 1e-3}
+TORCH_DEFAULT_LR = {"sgd": 1e-3, "adam": 1e-3, "rmsprop": 1e-2}
+# BatchNormalization: Keras momentum 0.99 (weight of the old value), epsilon 1e-3, biased moving
+# variance; torch momentum 0.1 (weight of the new value), eps 1e-5, unbiased running variance.
+KERAS_BATCHNORM_MOMENTUM = 0.99
+KERAS_BATCHNORM_EPSILON = 1e-3
+TORCH_BATCHNORM_MOMENTUM = 0.1
+TORCH_BATCHNORM_EPS = 1e-5
+# Keras "accuracy" counts samples; torchmetrics MulticlassAccuracy averages per class by default.
+KERAS_ACCURACY_AVERAGE = "micro"
+TORCHMETRICS_DEFAULT_AVERAGE = "macro"
 
 
 @dataclass(frozen=True)
@@ -40,43 +51,173 @@ class Difference:
     torch: str
     aligned: str
     source: str
+    switchable: bool = True
 
 
 DIFFERENCES: tuple[Difference, ...] = (
     Difference(
-        "initial_weights",
-        "Dense/Conv glorot_uniform, zero bias; Embedding U(-0.05, 0.05)",
-        "Linear/Conv kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)), bias U(+-1/sqrt(fan_in)); Embedding N(0, 1)",
-        "torch starts from the Keras initial weights (parity.weights); native keeps torch's own init",
-        "keras/src/layers/core/dense.py, embedding.py; pytorch/pytorch PR #19526",
+        "kernel_init",
+        "Dense/Conv kernels glorot_uniform, zero bias (recurrent kernels orthogonal, LSTM forget bias 1)",
+        "Linear/Conv kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)), bias U(+-1/sqrt(fan_in)); RNN all U(+-1/sqrt(H))",
+        "torch starts from the Keras initial weights (parity.weights)",
+        "keras/src/layers/core/dense.py, convolutional/base_conv.py; pytorch/pytorch PR #19526",
     ),
     Difference(
-        "adam_epsilon",
-        f"epsilon={KERAS_ADAM_EPSILON}, added to the uncorrected sqrt(v)",
-        f"eps={TORCH_ADAM_EPS}, added to the bias-corrected sqrt(v_hat)",
-        f"torch eps={KERAS_ADAM_EPSILON}; the placement cannot be aligned by options (early-step drift remains)",
+        "embedding_init",
+        "Embedding U(-0.05, 0.05)",
+        "nn.Embedding N(0, 1)",
+        "torch starts from the Keras embedding matrix (parity.weights)",
+        "keras/src/layers/core/embedding.py; torch.nn.Embedding docs",
+    ),
+    Difference(
+        "embedding_sparse_gradient",
+        "Embedding gradient is IndexedSlices, one row per token occurrence; Adam/RMSprop square the rows before "
+        "duplicates are summed, so v grows by sum(g_i^2) for a token repeated in the batch (padding id 0 above all)",
+        "nn.Embedding gradient is dense, duplicates summed first: v grows by (sum g_i)^2",
+        "torch Embedding(sparse=True) keeps one row per occurrence and the Keras update rules "
+        "(torch_models.optimizers) square them before summing; needs those rules, so it is dense when they are native",
+        "keras/src/backend/tensorflow/sparse.py elementwise_unary (square of IndexedSlices); torch.nn.Embedding sparse",
+    ),
+    Difference(
+        "adam_epsilon_value",
+        f"epsilon={KERAS_ADAM_EPSILON}",
+        f"eps={TORCH_ADAM_EPS}",
+        f"torch eps={KERAS_ADAM_EPSILON}",
         "keras/src/optimizers/adam.py; torch.optim.Adam docs",
     ),
     Difference(
-        "rmsprop_rho_epsilon",
-        f"rho={KERAS_RMSPROP_RHO}, epsilon={KERAS_RMSPROP_EPSILON} inside the sqrt",
-        f"alpha={TORCH_RMSPROP_ALPHA}, eps={TORCH_RMSPROP_EPS} outside the sqrt",
-        f"torch alpha={KERAS_RMSPROP_RHO}, eps={KERAS_RMSPROP_EPSILON}; the placement cannot be aligned by options",
+        "adam_epsilon_placement",
+        "epsilon added to the uncorrected sqrt(v); the step size carries sqrt(1-b2^t)/(1-b1^t)",
+        "eps added to the bias-corrected sqrt(v_hat)",
+        "no torch.optim option moves it: torch runs KerasAdam (torch_models.optimizers), Keras' update in torch ops",
+        "keras/src/optimizers/adam.py update_step; torch.optim.Adam algorithm",
+    ),
+    Difference(
+        "rmsprop_rho",
+        f"rho={KERAS_RMSPROP_RHO}",
+        f"alpha={TORCH_RMSPROP_ALPHA}",
+        f"torch alpha={KERAS_RMSPROP_RHO}",
         "keras/src/optimizers/rmsprop.py; torch.optim.RMSprop docs",
     ),
     Difference(
-        "sgd_default_lr",
-        "SGD(learning_rate=0.01); 'sgd' string in compile means lr 0.01",
-        "SGD(lr=1e-3) in recent torch",
-        "the spec always states the learning rate; both frameworks read it (same in both modes)",
+        "rmsprop_epsilon",
+        f"epsilon={KERAS_RMSPROP_EPSILON} inside the sqrt: g/sqrt(v+eps)",
+        f"eps={TORCH_RMSPROP_EPS} outside the sqrt: g/(sqrt(v)+eps)",
+        f"torch runs KerasRMSprop (torch_models.optimizers) with epsilon {KERAS_RMSPROP_EPSILON} inside the sqrt",
+        "keras/src/optimizers/rmsprop.py update_step; torch.optim.RMSprop docs",
+    ),
+    Difference(
+        "sgd_momentum_form",
+        "v = m*v - lr*g; w += v (lr inside the buffer)",
+        "b = m*b + g; w -= lr*b (lr outside the buffer)",
+        "torch runs KerasSGD (torch_models.optimizers); the forms agree while lr is constant, not across lr changes",
+        "keras/src/optimizers/sgd.py; torch.optim.SGD docs note",
+    ),
+    Difference(
+        "default_learning_rate",
+        "optimizer strings: 'sgd' lr 0.01, 'rmsprop' 1e-3, 'adam' 1e-3",
+        "torch.optim defaults: SGD lr 1e-3, RMSprop 1e-2, Adam 1e-3",
+        "torch gets the spec's learning rate; native gives torch its own default where the course used a string",
         "keras/src/optimizers/sgd.py; torch.optim.SGD docs",
+    ),
+    Difference(
+        "batchnorm_momentum",
+        f"momentum={KERAS_BATCHNORM_MOMENTUM}: moving = m*moving + (1-m)*batch",
+        f"momentum={TORCH_BATCHNORM_MOMENTUM}: running = (1-m)*running + m*batch",
+        f"torch momentum = 1 - {KERAS_BATCHNORM_MOMENTUM}",
+        "keras/src/layers/normalization/batch_normalization.py; torch.nn.BatchNorm2d docs",
+    ),
+    Difference(
+        "batchnorm_epsilon",
+        f"epsilon={KERAS_BATCHNORM_EPSILON}",
+        f"eps={TORCH_BATCHNORM_EPS}",
+        f"torch eps={KERAS_BATCHNORM_EPSILON}",
+        "keras/src/layers/normalization/batch_normalization.py; torch.nn.BatchNorm2d docs",
+    ),
+    Difference(
+        "batchnorm_variance",
+        "moving variance updated with the biased batch variance",
+        "running_var updated with the unbiased (n/(n-1)) batch variance",
+        "torch runs KerasBatchNorm2d (torch_models.layers), which keeps the biased estimate",
+        "keras/src/layers/normalization/batch_normalization.py; torch.nn.BatchNorm2d docs",
+    ),
+    Difference(
+        "gru_layout",
+        "kernel (in, 3H) gates [z, r, h]; bias (2, 3H) = [input; recurrent]; reset_after=True",
+        "weight_ih (3H, in) gates [r, z, n]; two biases (3H,)",
+        "weight transfer transposes and swaps the first two gate blocks (parity.weights)",
+        "keras/src/layers/rnn/gru.py; nobuco converter_GRU; torch.nn.GRU docs",
+    ),
+    Difference(
+        "lstm_biases",
+        "one bias (4H,); gates [i, f, c, o]",
+        "two biases b_ih, b_hh (4H,); gates [i, f, g, o]",
+        "weight transfer puts the Keras bias in b_ih and zeroes b_hh (parity.weights)",
+        "keras/src/layers/rnn/lstm.py; nobuco converter_LSTM; torch.nn.LSTM docs",
     ),
     Difference(
         "flatten_order",
         "Flatten of NHWC is (H, W, C) order",
         "torch.flatten of NCHW is (C, H, W) order",
-        "weight transfer permutes the first Dense kernel after a Flatten (parity.weights, both modes)",
+        "weight transfer permutes the first Dense kernel after a Flatten (parity.weights)",
         "keras/src/layers/reshaping/flatten.py; gzuidhof/nn-transfer #16",
+    ),
+    Difference(
+        "same_padding_stride",
+        "padding='same' with stride > 1 pads the extra row/column at the bottom/right",
+        "padding='same' is refused for stride > 1; padding=k//2 pads both sides equally",
+        "torch pads explicitly like TensorFlow before a 'valid' convolution (torch_models.layers.Conv2dSame)",
+        "pytorch/pytorch #3867; tensorflow/tensorflow #7969",
+    ),
+    Difference(
+        "crossentropy_on_probabilities",
+        "model ends in softmax/sigmoid; the loss gets probabilities and the TF backend recovers the logits",
+        "idiomatic port of a sigmoid/softmax model: BCELoss / NLLLoss(log p) on the probabilities",
+        "torch returns logits and uses CrossEntropyLoss / BCEWithLogitsLoss (the math Keras' logit recovery does)",
+        "keras/src/backend/tensorflow/nn.py _get_logits; torch BCELoss docs (log clamped at -100)",
+    ),
+    Difference(
+        "l2_vs_weight_decay",
+        "kernel_regularizer=L2(l) adds l*sum(w^2) of the kernel to the loss (gradient 2*l*w)",
+        "optimizer weight_decay=l adds l*w to every parameter's gradient, biases included",
+        "torch adds l*sum(w^2) of the regularized kernels to its loss",
+        "keras/src/regularizers/regularizers.py; torch.optim.SGD weight_decay docs",
+    ),
+    Difference(
+        "lr_schedule_interval",
+        "a LearningRateSchedule object is evaluated at every optimizer step",
+        "Lightning steps an lr_scheduler once per epoch unless its interval is 'step'",
+        "the torch scheduler's interval is 'step' for a per-step Keras schedule",
+        "keras/src/optimizers/schedules/learning_rate_schedule.py; Lightning lr_scheduler_config docs",
+    ),
+    Difference(
+        "accuracy_average",
+        "metrics=['accuracy']: fraction of correct samples",
+        "torchmetrics MulticlassAccuracy: average='macro' (mean of per-class recalls)",
+        f"torchmetrics average='{KERAS_ACCURACY_AVERAGE}'",
+        "keras/src/metrics/accuracy_metrics.py; torchmetrics MulticlassAccuracy docs",
+    ),
+    Difference(
+        "tf32",
+        "TensorFloat-32 on by default for fp32 matmul and conv on Ampere+ GPUs",
+        "fp32 matmul full precision by default; cuDNN conv TF32 on by default",
+        "TF32 off in both on GPU (no effect on CPU)",
+        "tf.config.experimental.enable_tensor_float_32_execution; torch.set_float32_matmul_precision",
+    ),
+    Difference(
+        "determinism",
+        "ops may pick non-deterministic kernels; tf.config.experimental.enable_op_determinism() forbids them",
+        "ops may pick non-deterministic kernels; torch.use_deterministic_algorithms(True) forbids them",
+        "deterministic ops in both",
+        "tf.config.experimental.enable_op_determinism docs; pytorch notes/randomness",
+    ),
+    Difference(
+        "float32_summation_order",
+        "TensorFlow's CPU/GPU kernels (Eigen, oneDNN, cuDNN) sum in their own order",
+        "ATen's kernels (oneDNN, MKL, cuDNN) sum in another order",
+        "cannot be aligned: outputs differ by float32 rounding (~1e-7 relative), which training may amplify",
+        "IEEE 754 non-associativity; parity_notes (a): forward tolerances of 1e-5",
+        switchable=False,
     ),
     Difference(
         "tensor_layout",
@@ -84,36 +225,27 @@ DIFFERENCES: tuple[Difference, ...] = (
         "images NCHW; Conv2d weight (out, in, kh, kw); Linear weight (out, in)",
         "the shared arrays stay NHWC; torch models permute to NCHW in forward; weights are transposed (parity.weights)",
         "HF modeling_tf_pytorch_utils; AlgoPerf torch2jax_utils",
+        switchable=False,
     ),
     Difference(
         "loss_target_shape",
         "losses squeeze or expand y_true to the rank of y_pred: targets (N,) against outputs (N, 1) are fine",
         "MSELoss / BCEWithLogitsLoss broadcast: targets (N,) against outputs (N, 1) become an (N, N) loss matrix",
-        "the shared data stores binary and regression targets as (N, 1) float32 (parity.datasets.split)",
+        "the shared data stores binary and regression targets as (N, 1) float32 (parity.datasets)",
         "keras/src/losses/loss.py squeeze_or_expand_to_same_rank; torch MSELoss docs (broadcast warning)",
-    ),
-    Difference(
-        "accuracy_average",
-        "metrics=['accuracy']: fraction of correct samples",
-        "torchmetrics MulticlassAccuracy: average='macro' (mean of per-class recalls) by default",
-        f"torchmetrics average='{TORCHMETRICS_ACCURACY_AVERAGE}' in both modes (a metric definition, not a default to compare)",
-        "keras/src/metrics/accuracy_metrics.py; torchmetrics MulticlassAccuracy docs",
-    ),
-    Difference(
-        "crossentropy_on_probabilities",
-        "model ends in softmax/sigmoid; the loss gets probabilities and the TF backend recovers the logits",
-        "model returns logits; CrossEntropyLoss / BCEWithLogitsLoss apply log-softmax / log-sigmoid",
-        "each framework keeps its idiom (same math); forward parity compares probabilities",
-        "keras/src/backend/tensorflow/nn.py _get_logits; torch CrossEntropyLoss docs",
-    ),
-    Difference(
-        "tf32",
-        "TensorFloat-32 on by default for fp32 matmul and conv on Ampere+ GPUs",
-        "fp32 matmul full precision by default; cuDNN conv TF32 on by default",
-        "TF32 off in both on GPU; native keeps each default (no effect on CPU)",
-        "tf.config.experimental.enable_tensor_float_32_execution; torch.set_float32_matmul_precision",
+        switchable=False,
     ),
 )
+
+SWITCHABLE = tuple(d.key for d in DIFFERENCES if d.switchable)
+
+
+def difference(key: str) -> Difference:
+    """The documented difference `key`; a ValueError lists the known keys."""
+    for entry in DIFFERENCES:
+        if entry.key == key:
+            return entry
+    raise ValueError(f"unknown difference {key!r}; known: {', '.join(d.key for d in DIFFERENCES)}")
 
 
 def check_mode(mode: str) -> str:
@@ -123,48 +255,178 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def copy_keras_initial_weights(mode: str) -> bool:
-    """Whether the torch model starts from the Keras initial weights."""
-    return check_mode(mode) == "aligned"
+@dataclass(frozen=True)
+class Alignment:
+    """Which switchable differences are left native; every other one is aligned."""
+
+    native: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.native) - set(SWITCHABLE))
+        if unknown:
+            raise ValueError(f"not switchable differences: {', '.join(unknown)}; switchable: {', '.join(SWITCHABLE)}")
+
+    @classmethod
+    def from_mode(cls, mode: str, native: Iterable[str] = ()) -> Alignment:
+        """Mode `aligned` (optionally with some differences native) or mode `native` (all of them)."""
+        native = frozenset(native)
+        if check_mode(mode) == "native":
+            if native:
+                raise ValueError("--native names single differences to leave native in aligned mode; "
+                                 "mode native already leaves all of them native")
+            return cls(frozenset(SWITCHABLE))
+        return cls(native)
+
+    @classmethod
+    def from_job(cls, native: Iterable[str]) -> Alignment:
+        return cls(frozenset(native))
+
+    def to_job(self) -> list[str]:
+        return sorted(self.native)
+
+    def is_aligned(self, key: str) -> bool:
+        if key not in SWITCHABLE:
+            raise ValueError(f"{key!r} is not a switchable difference; switchable: {', '.join(SWITCHABLE)}")
+        return key not in self.native
+
+    @property
+    def mode(self) -> str:
+        """`aligned`, `native`, or `aligned-except` for a partial switch."""
+        if not self.native:
+            return "aligned"
+        return "native" if self.native == frozenset(SWITCHABLE) else "aligned-except"
+
+    def describe(self) -> str:
+        if self.mode == "aligned-except":
+            return f"aligned except {', '.join(sorted(self.native))} (native)"
+        return self.mode
+
+
+ALIGNED = Alignment()
+NATIVE = Alignment(frozenset(SWITCHABLE))
+
+
+def copied_keras_kinds(alignment: Alignment) -> frozenset[str]:
+    """The Keras layer kinds whose initial weights the torch model takes over."""
+    kinds = set()
+    if alignment.is_aligned("kernel_init"):
+        kinds |= {"Dense", "Conv1D", "Conv2D", "GRU", "LSTM", "BatchNormalization"}
+    if alignment.is_aligned("embedding_init"):
+        kinds.add("Embedding")
+    return frozenset(kinds)
 
 
 def keras_optimizer_config(optimizer: Optimizer) -> tuple[str, dict[str, Any]]:
     """Keras optimizer class name and its keyword arguments, every value explicit."""
     if optimizer.name == "adam":
-        return "Adam", {
-            "learning_rate": optimizer.learning_rate,
-            "beta_1": ADAM_BETAS[0],
-            "beta_2": ADAM_BETAS[1],
-            "epsilon": KERAS_ADAM_EPSILON,
-        }
+        return "Adam", {"learning_rate": optimizer.learning_rate, "beta_1": ADAM_BETAS[0], "beta_2": ADAM_BETAS[1],
+                        "epsilon": KERAS_ADAM_EPSILON}
     if optimizer.name == "rmsprop":
-        return "RMSprop", {
-            "learning_rate": optimizer.learning_rate,
-            "rho": KERAS_RMSPROP_RHO,
-            "epsilon": KERAS_RMSPROP_EPSILON,
-        }
+        return "RMSprop", {"learning_rate": optimizer.learning_rate, "rho": KERAS_RMSPROP_RHO,
+                           "epsilon": KERAS_RMSPROP_EPSILON}
     return "SGD", {"learning_rate": optimizer.learning_rate, "momentum": optimizer.momentum}
 
 
-def torch_optimizer_config(optimizer: Optimizer, mode: str) -> tuple[str, dict[str, Any]]:
-    """torch.optim class name and keyword arguments for `mode`."""
-    aligned = check_mode(mode) == "aligned"
+def torch_learning_rate(optimizer: Optimizer, alignment: Alignment) -> float:
+    """The spec's learning rate, or torch's own default where the course relied on Keras' default and lr is native."""
+    if optimizer.keras_default_lr and not alignment.is_aligned("default_learning_rate"):
+        return TORCH_DEFAULT_LR[optimizer.name]
+    return optimizer.learning_rate
+
+
+def torch_optimizer_config(optimizer: Optimizer, alignment: Alignment) -> tuple[str, dict[str, Any]]:
+    """The torch optimizer class name and keyword arguments.
+
+    Names starting with `Keras` are torch_models.optimizers (Keras' update rule in torch ops);
+    the others are torch.optim classes.
+    """
+    lr = torch_learning_rate(optimizer, alignment)
     if optimizer.name == "adam":
-        return "Adam", {
-            "lr": optimizer.learning_rate,
-            "betas": ADAM_BETAS,
-            "eps": KERAS_ADAM_EPSILON if aligned else TORCH_ADAM_EPS,
-        }
+        eps = KERAS_ADAM_EPSILON if alignment.is_aligned("adam_epsilon_value") else TORCH_ADAM_EPS
+        name = "KerasAdam" if alignment.is_aligned("adam_epsilon_placement") else "Adam"
+        return name, {"lr": lr, "betas": ADAM_BETAS, "eps": eps}
     if optimizer.name == "rmsprop":
-        return "RMSprop", {
-            "lr": optimizer.learning_rate,
-            "alpha": KERAS_RMSPROP_RHO if aligned else TORCH_RMSPROP_ALPHA,
-            "eps": KERAS_RMSPROP_EPSILON if aligned else TORCH_RMSPROP_EPS,
-        }
-    # Keras `v = m*v - lr*g; w += v` equals torch `b = m*b + g; w -= lr*b` while lr is constant.
-    return "SGD", {"lr": optimizer.learning_rate, "momentum": optimizer.momentum}
+        alpha = KERAS_RMSPROP_RHO if alignment.is_aligned("rmsprop_rho") else TORCH_RMSPROP_ALPHA
+        if alignment.is_aligned("rmsprop_epsilon"):
+            return "KerasRMSprop", {"lr": lr, "rho": alpha, "eps": KERAS_RMSPROP_EPSILON}
+        return "RMSprop", {"lr": lr, "alpha": alpha, "eps": TORCH_RMSPROP_EPS}
+    name = "KerasSGD" if alignment.is_aligned("sgd_momentum_form") else "SGD"
+    return name, {"lr": lr, "momentum": optimizer.momentum}
 
 
-def tf32_allowed(mode: str) -> bool | None:
+@dataclass(frozen=True)
+class BatchNormSettings:
+    """torch BatchNorm settings: momentum in torch's convention, eps, and whether the running variance is biased."""
+
+    momentum: float
+    eps: float
+    biased_running_var: bool
+
+
+def torch_batchnorm(alignment: Alignment, keras_momentum: float = KERAS_BATCHNORM_MOMENTUM,
+                    keras_epsilon: float = KERAS_BATCHNORM_EPSILON) -> BatchNormSettings:
+    """The torch side of a Keras BatchNormalization(momentum, epsilon)."""
+    momentum = 1.0 - keras_momentum if alignment.is_aligned("batchnorm_momentum") else TORCH_BATCHNORM_MOMENTUM
+    eps = keras_epsilon if alignment.is_aligned("batchnorm_epsilon") else TORCH_BATCHNORM_EPS
+    return BatchNormSettings(momentum, eps, alignment.is_aligned("batchnorm_variance"))
+
+
+def sparse_embedding_gradient(alignment: Alignment) -> bool:
+    """Whether torch embeddings emit per-occurrence (sparse) gradients for the Keras update rules to square.
+
+    Only the Keras rules (torch_models.optimizers) implement Keras' treatment; torch.optim's Adam
+    and RMSprop refuse sparse gradients, so a native optimizer rule means dense gradients.
+    """
+    keras_rules = all(alignment.is_aligned(key) for key in ("adam_epsilon_placement", "rmsprop_epsilon",
+                                                              "sgd_momentum_form"))
+    return alignment.is_aligned("embedding_sparse_gradient") and keras_rules
+
+
+def reorder_gru_gates(alignment: Alignment) -> bool:
+    """Whether weight transfer swaps Keras' [z, r, h] gate blocks into torch's [r, z, n]."""
+    return alignment.is_aligned("gru_layout")
+
+
+def zero_lstm_recurrent_bias(alignment: Alignment) -> bool:
+    """Whether weight transfer zeroes torch's second LSTM bias (b_hh), so b_ih + b_hh is the Keras bias."""
+    return alignment.is_aligned("lstm_biases")
+
+
+def reorder_flatten(alignment: Alignment) -> bool:
+    """Whether weight transfer permutes a Dense kernel that follows a Flatten from (H, W, C) to (C, H, W) rows."""
+    return alignment.is_aligned("flatten_order")
+
+
+def tensorflow_same_padding(alignment: Alignment) -> bool:
+    """Whether torch pads a strided 'same' convolution like TensorFlow (extra pixel bottom/right)."""
+    return alignment.is_aligned("same_padding_stride")
+
+
+def loss_on_logits(alignment: Alignment) -> bool:
+    """Whether the torch loss takes logits (aligned) rather than the probabilities of a literal port."""
+    return alignment.is_aligned("crossentropy_on_probabilities")
+
+
+def l2_as_loss_penalty(alignment: Alignment) -> bool:
+    """Whether torch adds Keras' L2 penalty to the loss (aligned) instead of using optimizer weight_decay=l."""
+    return alignment.is_aligned("l2_vs_weight_decay")
+
+
+def lr_schedule_interval(alignment: Alignment, keras_interval: str) -> str:
+    """The Lightning scheduler interval for a Keras schedule evaluated per `keras_interval` ('step' or 'epoch')."""
+    return keras_interval if alignment.is_aligned("lr_schedule_interval") else "epoch"
+
+
+def accuracy_average(alignment: Alignment) -> str:
+    """torchmetrics' `average` for multiclass accuracy."""
+    return KERAS_ACCURACY_AVERAGE if alignment.is_aligned("accuracy_average") else TORCHMETRICS_DEFAULT_AVERAGE
+
+
+def tf32_allowed(alignment: Alignment) -> bool | None:
     """TF32 on GPU: False (off in both) when aligned; None (each framework's default) when native."""
-    return False if check_mode(mode) == "aligned" else None
+    return False if alignment.is_aligned("tf32") else None
+
+
+def deterministic_ops(alignment: Alignment) -> bool:
+    """Whether both frameworks are asked for deterministic kernels."""
+    return alignment.is_aligned("determinism")

@@ -34,6 +34,8 @@ class Optimizer:
     name: str
     learning_rate: float
     momentum: float = 0.0
+    # True where the course passed the optimizer as a string ('sgd'), i.e. relied on Keras' default lr.
+    keras_default_lr: bool = False
 
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZERS:

@@ -8,8 +8,9 @@ import os
 import sys
 from pathlib import Path
 
-from parity import align
-from parity.catalog import UnknownModelError, get_spec
+from parity import align, bench
+from parity.catalog import OPTIMIZERS, UnknownModelError, get_spec
+from parity.lockstep import TOLERANCE
 from parity.errors import ParityError
 
 
@@ -20,6 +21,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
 
 
@@ -54,12 +65,82 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--mode", choices=align.MODES, default="aligned",
                      help="aligned: torch starts from the Keras weights with matched settings; "
                           "native: each framework's own defaults (default: aligned)")
+    run.add_argument("--native", action="append", default=[], metavar="DIFFERENCE", choices=align.SWITCHABLE,
+                     help="in aligned mode, leave this one difference native (repeatable; see docs/differences.md)")
     run.add_argument("--data-dir", help="directory holding the data set's files (else $PARITY_DATA_DIR/<id>, "
                                         "else the download cache)")
     run.add_argument("--synthetic", action="store_true", help="small generated stand-in data of the same shapes")
     run.add_argument("--out", type=Path, default=Path("runs"), help="output directory (default: runs)")
     run.add_argument("--quiet", action="store_true", help="no per-epoch progress from the frameworks")
     _add_common(run)
+
+    lockstep = commands.add_parser("lockstep", help="train both step by step from the same weights; report the drift")
+    lockstep.add_argument("models", nargs="+", metavar="MODEL", help="model ids (see `parity list`)")
+    lockstep.add_argument("--steps", type=_positive_int, default=100, help="training steps (default: 100)")
+    lockstep.add_argument("--optimizer", default="spec", choices=("spec", *OPTIMIZERS),
+                          help="the course's optimizer (spec) or another one at Keras' default lr (default: spec)")
+    lockstep.add_argument("--lr", type=_positive_float, help="learning rate (default: the optimizer's)")
+    lockstep.add_argument("--momentum", type=float, help="SGD momentum (default: the spec's, else 0)")
+    lockstep.add_argument("--mode", choices=align.MODES, default="aligned",
+                          help="aligned (default) or native: every difference left native")
+    lockstep.add_argument("--native", action="append", default=[], metavar="DIFFERENCE", choices=align.SWITCHABLE,
+                          help="in aligned mode, leave this one difference native (repeatable)")
+    lockstep.add_argument("--tolerance", type=_positive_float, default=TOLERANCE,
+                          help=f"relative loss difference that counts as parting (default: {TOLERANCE:g})")
+    lockstep.add_argument("--seed", type=int, default=0, help="seed of the initial weights and batch order")
+    lockstep.add_argument("--data-dir", help="directory holding the data set's files")
+    lockstep.add_argument("--synthetic", action="store_true", help="small generated stand-in data of the same shapes")
+    lockstep.add_argument("--out", type=Path, default=Path("runs"), help="writes OUT/lockstep/<run>/ (default: runs)")
+    lockstep.add_argument("--json", action="store_true", help="print the comparisons as JSON")
+    _add_common(lockstep)
+
+    catalog = commands.add_parser("differences", help="measure every documented framework difference; "
+                                                      "write docs/differences.md")
+    catalog.add_argument("--write", type=Path, metavar="PATH.md",
+                         help="write the Markdown here and the numbers beside it as PATH.json (else print)")
+    catalog.add_argument("--data-root", type=Path, default=os.environ.get("PARITY_DATA_DIR"),
+                         help="a tree of data sets by id, like ../shared/data (default: $PARITY_DATA_DIR); "
+                              "missing data sets use their synthetic stand-ins")
+    catalog.add_argument("--steps", type=_positive_int, default=100, help="lockstep steps (default: 100)")
+    catalog.add_argument("--json", action="store_true", help="print the measurements as JSON")
+    catalog.add_argument("--threads", type=_positive_int, default=1,
+                         help="CPU threads per framework (default: 1, as the committed document)")
+
+    bench_parser = commands.add_parser("bench", help="training throughput of both frameworks on identical batches")
+    bench_parser.add_argument("models", nargs="+", metavar="MODEL", help="model ids (see `parity list`)")
+    bench_parser.add_argument("--batch-size", type=_positive_int, help="batch size (default: the course's)")
+    bench_parser.add_argument("--mode", choices=align.MODES, default="native",
+                              help="native: each framework's own optimizer implementation, as users run it; "
+                                   "aligned: torch runs Keras' update rules in torch ops (default: native)")
+    bench_parser.add_argument("--steps", type=_positive_int, default=bench.DEFAULT_STEPS,
+                              help=f"steps per timed window; one more window warms up (default: {bench.DEFAULT_STEPS})")
+    bench_parser.add_argument("--windows", type=_positive_int, default=bench.DEFAULT_WINDOWS,
+                              help=f"timed windows, at least {bench.MIN_WINDOWS} (default: {bench.DEFAULT_WINDOWS})")
+    bench_parser.add_argument("--repeats", type=_positive_int, default=1,
+                              help="measure each trainer pair this often, in alternating order, pooling the windows "
+                                   "(2 or more on a busy machine; default: 1)")
+    bench_parser.add_argument("--variant", nargs="+", default=["eager"], metavar="V",
+                              help=f"one or more of {', '.join(bench.VARIANTS)} (default: eager)")
+    bench_parser.add_argument("--scope", choices=(*bench.SCOPES, "both"), default="both",
+                              help="compute: batches staged on the device; end_to_end: the real input pipelines "
+                                   "(default: both)")
+    bench_parser.add_argument("--tf32", choices=("on", "off"), default="off",
+                              help="TensorFloat-32 on GPU, set equally in both (default: off)")
+    bench_data = bench_parser.add_mutually_exclusive_group()
+    bench_data.add_argument("--data-dir", help="directory holding the data set's files (else $PARITY_DATA_DIR/<id>, "
+                                               "else the download cache)")
+    bench_data.add_argument("--synthetic", action="store_true", help="small generated stand-in data of the same shapes")
+    bench_parser.add_argument("--json", action="store_true", help="print the rows as JSON (progress goes to stderr)")
+    bench_parser.add_argument("--out", type=Path, help="write OUT/bench.json and OUT/bench.md")
+    bench_parser.add_argument("--markdown", type=Path, metavar="PATH",
+                              help="write the table into PATH (between its generated-block markers, if it has them)")
+    _add_common(bench_parser)
+
+    summary = commands.add_parser("report", help="one table over runs and benches, with a backend recommendation")
+    summary.add_argument("dirs", nargs="+", type=Path, metavar="DIR",
+                         help="directories searched for report.json, bench.json and lockstep.json")
+    summary.add_argument("--out", type=Path, help="write to this file (atomically) instead of stdout")
+    summary.add_argument("--json", action="store_true", help="machine-readable rows instead of Markdown")
     return parser
 
 
@@ -102,10 +183,52 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if all(row["passed"] for row in results) else 1
 
 
+def _alignment(args: argparse.Namespace) -> align.Alignment:
+    try:
+        return align.Alignment.from_mode(args.mode, args.native)
+    except ValueError as error:
+        raise ParityError(str(error)) from None
+
+
+def _cmd_lockstep(args: argparse.Namespace) -> int:
+    from parity import lockstep
+
+    options = lockstep.LockstepOptions(
+        steps=args.steps, optimizer=args.optimizer, learning_rate=args.lr, momentum=args.momentum,
+        alignments=(_alignment(args),), tolerance=args.tolerance, seed=args.seed, data_dir=args.data_dir,
+        synthetic=args.synthetic, device=args.device, threads=args.threads, out_dir=args.out)
+    results = []
+    for model_id in _known_ids(args.models):
+        result = lockstep.measure(model_id, options)
+        results.append(result)
+        for directory, comparison in zip(lockstep.write(result, args.out), result["comparisons"]):
+            if not args.json:
+                print(f"{model_id}: {lockstep.explain(comparison, result['steps'], result['optimizer'], result['rounding_control'])}")
+                print(f"report: {directory / 'lockstep.md'}")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+def _cmd_differences(args: argparse.Namespace) -> int:
+    from parity import differences
+
+    log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print
+    catalog = differences.build_catalog(args.data_root, args.steps, args.threads, progress=log)
+    if args.write:
+        for path in differences.write_catalog(catalog, args.write):
+            log(f"wrote {path}")
+    if args.json:
+        print(json.dumps(catalog, indent=2))
+    elif not args.write:
+        print(differences.render_markdown(catalog))
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from parity.runner import RunOptions, run_model
 
-    options = RunOptions(epochs=args.epochs, seeds=args.seeds, mode=args.mode, data_dir=args.data_dir,
+    options = RunOptions(epochs=args.epochs, seeds=args.seeds, alignment=_alignment(args), data_dir=args.data_dir,
                          synthetic=args.synthetic, device=args.device, threads=args.threads, out_dir=args.out,
                          verbose=0 if args.quiet else 1)
     for model_id in _known_ids(args.models):
@@ -114,7 +237,43 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"list": _cmd_list, "check": _cmd_check, "run": _cmd_run}
+def _cmd_report(args: argparse.Namespace) -> int:
+    from parity import summary
+
+    rows = summary.summarize(args.dirs, warn=lambda message: print(f"parity: warning: {message}", file=sys.stderr))
+    text = json.dumps(rows, indent=2) + "\n" if args.json else summary.render_markdown(rows)
+    if args.out is None:
+        print(text, end="")
+    else:
+        summary.write_atomic(args.out, text)
+        print(f"summary: {args.out}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    options = bench.BenchOptions(
+        variants=tuple(args.variant), mode=args.mode, scopes=bench.SCOPES if args.scope == "both" else (args.scope,),
+        device=args.device, threads=args.threads, batch_size=args.batch_size, steps=args.steps, windows=args.windows,
+        repeats=args.repeats,
+        tf32=args.tf32 == "on", data_dir=args.data_dir, synthetic=args.synthetic)
+    model_ids = list(dict.fromkeys(_known_ids(args.models)))
+    progress_stream = sys.stderr if args.json else sys.stdout
+    rows = bench.run_bench(model_ids, options, bench.command_line(model_ids, options, args.markdown, args.out),
+                           progress=lambda line: print(line, file=progress_stream, flush=True), quiet=args.json)
+    written = [*(bench.write_outputs(rows, args.out) if args.out else ()),
+               *((bench.write_markdown(rows, args.markdown),) if args.markdown else ())]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(bench.row_line(row))
+        for path in written:
+            print(f"bench: {path}")
+    return 0
+
+
+COMMANDS = {"list": _cmd_list, "check": _cmd_check, "run": _cmd_run, "lockstep": _cmd_lockstep, "differences": _cmd_differences, "report": _cmd_report,
+            "bench": _cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,6 +87,7 @@ def build_report(results: Mapping[str, Any]) -> dict:
     report = {
         "model": results["model"],
         "mode": results["mode"],
+        "native_differences": list(results.get("native_differences", [])),
         "seeds": list(results["seeds"]),
         "dataset": results["dataset"],
         "frameworks": frameworks,
@@ -241,7 +242,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     dataset = report["dataset"]
     metric = report["comparison"]["metric"]
     lines = [f"# {report['model']}" + (f": {spec['title']}" if spec.get("title") else ""), ""]
-    lines.append(f"- Mode: {report['mode']}")
+    native = report.get("native_differences") or []
+    lines.append(f"- Mode: {report['mode']}" + (f" (native: {', '.join(native)})" if report["mode"] != "native" and native else ""))
     lines.append(f"- Seeds: {', '.join(str(seed) for seed in report['seeds'])}")
     lines.append(
         f"- Dataset: {dataset['id']} ({dataset['source']}), {dataset['train_size']:,} train / "
@@ -362,7 +364,7 @@ def staging_dir(out_dir: Path, model: str) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _swap_in(tmp: Path, final: Path) -> None:
+def swap_in(tmp: Path, final: Path) -> None:
     """Replace `final` by `tmp`; the previous `final` is deleted only once `tmp` is in place."""
     # mkdtemp makes it 0700; take the parent's permissions, never wider than 0755.
     os.chmod(tmp, stat.S_IMODE(final.parent.stat().st_mode) & 0o755)
@@ -403,5 +405,5 @@ def write_report(report: Mapping[str, Any], out_dir: Path, staging: Path | None 
     (staging / "report.md").write_text(render_markdown(document), encoding="utf-8")
     plot_curves(document, staging / "curves.png")
     final = out_dir / model
-    _swap_in(staging, final)
+    swap_in(staging, final)
     return final

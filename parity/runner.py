@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from parity import compare, jobs
+from parity import align, compare, jobs
 from parity.catalog import CATALOG, ModelSpec, get_spec
 from parity.datasets import DataSplit, load_dataset, supported_datasets
 from parity.errors import ParityError
@@ -31,7 +31,7 @@ class RunOptions:
 
     epochs: int | None = None
     seeds: int = 1
-    mode: str = "aligned"
+    alignment: align.Alignment = align.ALIGNED
     data_dir: str | None = None
     synthetic: bool = False
     device: str = "cpu"
@@ -155,7 +155,7 @@ def run_model(model_id: str, options: RunOptions) -> Path:
         (staging / "logs").mkdir()
         data_file = jobs.save_data(workdir, split.x_train, split.y_train, split.x_val, split.y_val)
         np.save(jobs.probe_inputs_path(workdir, spec.id), split.x_val[:PROBE_SIZE])
-        job = {"kind": "train", "model": spec.id, "mode": options.mode, "seeds": seeds, "epochs": epochs,
+        job = {"kind": "train", "model": spec.id, "native": options.alignment.to_job(), "seeds": seeds, "epochs": epochs,
                "data": str(data_file), "log_dir": str(staging / "logs"), "verbose": options.verbose}
         answers = {}
         for framework in jobs.FRAMEWORKS:
@@ -176,7 +176,8 @@ def run_model(model_id: str, options: RunOptions) -> Path:
             shutil.copy(log, staging / "logs" / log.name)
         results = {
             "model": spec.id,
-            "mode": options.mode,
+            "mode": options.alignment.mode,
+            "native_differences": options.alignment.to_job(),
             "seeds": seeds,
             "dataset": _dataset_info(spec, split),
             "frameworks": {fw: {"params": answers[fw]["params"], "runs": answers[fw]["runs"]} for fw in jobs.FRAMEWORKS},

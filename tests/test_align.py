@@ -1,4 +1,9 @@
-"""Each framework difference in parity.align, demonstrated; the two-process tests measure them end to end."""
+"""The alignment module: what each setting is in `aligned` and `native`, and the Keras rules written in torch.
+
+The measured effect of each difference lives in tests/test_differences.py (lockstep) and
+tests/test_probes.py (layer probes); here the settings themselves are pinned. The torch
+tests import torch (never TensorFlow) in the test process.
+"""
 
 import ast
 from pathlib import Path
@@ -9,104 +14,203 @@ import pytest
 from parity import align
 from parity.catalog import Optimizer
 
-
-def _adam_step_keras(grad, lr, eps, t, beta1=0.9, beta2=0.999):
-    """Keras: alpha = lr*sqrt(1-b2^t)/(1-b1^t); w -= alpha*m/(sqrt(v)+eps) (eps on the uncorrected v)."""
-    m, v = (1 - beta1) * grad, (1 - beta2) * grad**2
-    alpha = lr * np.sqrt(1 - beta2**t) / (1 - beta1**t)
-    return -alpha * m / (np.sqrt(v) + eps)
+ADAM = Optimizer("adam", 1e-3)
+RMSPROP = Optimizer("rmsprop", 1e-3)
+SGD_MOMENTUM = Optimizer("sgd", 0.01, momentum=0.9)
 
 
-def _adam_step_torch(grad, lr, eps, t, beta1=0.9, beta2=0.999):
-    """torch: w -= lr*m_hat/(sqrt(v_hat)+eps) (eps on the bias-corrected v)."""
-    m, v = (1 - beta1) * grad, (1 - beta2) * grad**2
-    return -lr * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps)
+def native(*keys: str) -> align.Alignment:
+    return align.Alignment(frozenset(keys))
 
 
-def test_adam_epsilon_value_is_aligned_but_its_placement_cannot_be():
-    aligned = align.torch_optimizer_config(Optimizer("adam", 1e-3), "aligned")[1]
-    native = align.torch_optimizer_config(Optimizer("adam", 1e-3), "native")[1]
-    assert aligned["eps"] == align.KERAS_ADAM_EPSILON == 1e-7 and native["eps"] == align.TORCH_ADAM_EPS == 1e-8
-    # For a tiny gradient the placement matters: Keras' eps acts like eps/sqrt(1-b2^t) = 3.2e-6 at step 1.
-    grad = np.array([1e-6])
-    keras_step = _adam_step_keras(grad, 1e-3, 1e-7, t=1)
-    torch_step = _adam_step_torch(grad, 1e-3, 1e-7, t=1)
-    assert keras_step[0] == pytest.approx(torch_step[0] * (1e-6 + 1e-7) / (1e-6 + 1e-7 / np.sqrt(1e-3)), rel=1e-9)
-    assert abs(keras_step[0] / torch_step[0] - 1) > 0.7
-    # For ordinary gradients both are -lr at step 1, within 1e-4 relative.
-    np.testing.assert_allclose(_adam_step_keras(np.array([0.1]), 1e-3, 1e-7, 1),
-                               _adam_step_torch(np.array([0.1]), 1e-3, 1e-7, 1), rtol=1e-4)
-
-
-def test_rmsprop_rho_epsilon_aligned_in_value_not_in_placement():
-    aligned = align.torch_optimizer_config(Optimizer("rmsprop", 1e-3), "aligned")[1]
-    native = align.torch_optimizer_config(Optimizer("rmsprop", 1e-3), "native")[1]
-    assert (aligned["alpha"], aligned["eps"]) == (0.9, 1e-7)
-    assert (native["alpha"], native["eps"]) == (0.99, 1e-8)
-    v = np.array([1e-14])  # where v ~ eps the two placements differ: sqrt(v + eps) vs sqrt(v) + eps
-    assert np.sqrt(v + 1e-7)[0] / (np.sqrt(v) + 1e-7)[0] > 100
-
-
-def test_sgd_default_lr_is_never_left_to_a_default():
-    keras_name, keras_kwargs = align.keras_optimizer_config(Optimizer("sgd", 0.01))
-    torch_name, torch_kwargs = align.torch_optimizer_config(Optimizer("sgd", 0.01), "native")
-    assert (keras_name, torch_name) == ("SGD", "SGD")
-    assert keras_kwargs["learning_rate"] == torch_kwargs["lr"] == 0.01  # torch's own default would be 1e-3
-
-
-def test_sgd_momentum_forms_agree_while_the_learning_rate_is_constant():
-    grads = np.random.default_rng(0).normal(size=20)
-    lr, mu = 0.01, 0.9
-    w_keras, v = 0.0, 0.0
-    w_torch, b = 0.0, 0.0
-    for g in grads:
-        v = mu * v - lr * g  # Keras: lr inside the buffer
-        w_keras += v
-        b = mu * b + g  # torch: lr outside the buffer
-        w_torch -= lr * b
-    assert w_keras == pytest.approx(w_torch, rel=1e-12)
-
-
-def test_initial_weights_copied_only_when_aligned():
-    assert align.copy_keras_initial_weights("aligned") and not align.copy_keras_initial_weights("native")
-    # The defaults differ in scale: Keras glorot_uniform vs torch kaiming_uniform(a=sqrt(5)) for Dense(784 -> 128).
-    keras_bound = np.sqrt(6 / (784 + 128))
-    torch_bound = 1 / np.sqrt(784)
-    assert keras_bound / torch_bound == pytest.approx(2.2711, rel=1e-3)
-
-
-def test_crossentropy_on_probabilities_equals_logits_path_until_probabilities_clip():
-    logits = np.array([2.0, -1.0, 0.5])
-    probabilities = np.exp(logits) / np.exp(logits).sum()
-    log_softmax = logits - np.log(np.exp(logits).sum())
-    assert -np.log(probabilities[1]) == pytest.approx(-log_softmax[1], rel=1e-12)
-    # Without recovering the logits, Keras clips probabilities at 1e-7: a confident wrong answer's loss caps at 16.1.
-    extreme = np.array([40.0, 0.0])
-    exact = -(extreme[1] - np.log(np.exp(extreme).sum()))
-    clipped = -np.log(max(np.exp(extreme[1]) / np.exp(extreme).sum(), 1e-7))
-    assert exact == pytest.approx(40.0) and clipped == pytest.approx(16.118, rel=1e-4)
-
-
-def test_tf32_off_in_both_when_aligned_and_left_to_defaults_when_native():
-    assert align.tf32_allowed("aligned") is False
-    assert align.tf32_allowed("native") is None
-
-
-def test_unknown_mode_is_refused():
-    with pytest.raises(ValueError, match="aligned, native"):
-        align.copy_keras_initial_weights("loose")
-
-
-def test_every_documented_difference_has_a_test_named_after_it():
+def test_every_documented_difference_has_a_measuring_test_named_after_it():
     names = set()
-    for path in Path(__file__).parent.glob("test_*.py"):
-        names |= {node.name for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.FunctionDef)}
+    for name in ("test_differences.py", "test_probes.py"):  # the tests that measure an effect in both workers
+        tree = ast.parse((Path(__file__).parent / name).read_text())
+        names |= {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
     missing = [d.key for d in align.DIFFERENCES if not any(d.key in name for name in names)]
-    assert not missing, f"differences without a demonstrating test: {missing}"
+    assert not missing, f"differences without a measuring test named after them: {missing}"
+
+
+def test_modes_map_to_alignments_and_single_switches_are_checked():
+    assert align.Alignment.from_mode("aligned") == align.ALIGNED and align.ALIGNED.mode == "aligned"
+    assert align.Alignment.from_mode("native") == align.NATIVE and align.NATIVE.mode == "native"
+    partial = align.Alignment.from_mode("aligned", ["adam_epsilon_value"])
+    assert partial.mode == "aligned-except" and partial.describe() == "aligned except adam_epsilon_value (native)"
+    assert align.Alignment.from_job(partial.to_job()) == partial
+    with pytest.raises(ValueError, match="aligned, native"):
+        align.Alignment.from_mode("loose")
+    with pytest.raises(ValueError, match="not switchable differences: tensor_layout"):
+        align.Alignment(frozenset({"tensor_layout"}))
+    with pytest.raises(ValueError, match="already leaves all of them native"):
+        align.Alignment.from_mode("native", ["tf32"])
+
+
+def test_kernel_init_and_embedding_init_decide_which_keras_weights_torch_takes():
+    assert {"Dense", "Conv2D", "Embedding"} <= align.copied_keras_kinds(align.ALIGNED)
+    assert align.copied_keras_kinds(native("kernel_init")) == {"Embedding"}
+    assert "Embedding" not in align.copied_keras_kinds(native("embedding_init"))
+    # The defaults differ in scale: Keras glorot_uniform vs torch kaiming_uniform(a=sqrt(5)) for Dense(784 -> 128).
+    assert np.sqrt(6 / (784 + 128)) / (1 / np.sqrt(784)) == pytest.approx(2.2711, rel=1e-3)
+
+
+def test_adam_epsilon_value_and_placement_switch_separately():
+    assert align.torch_optimizer_config(ADAM, align.ALIGNED) == ("KerasAdam", {"lr": 1e-3, "betas": (0.9, 0.999),
+                                                                              "eps": 1e-7})
+    assert align.torch_optimizer_config(ADAM, native("adam_epsilon_value"))[1]["eps"] == align.TORCH_ADAM_EPS == 1e-8
+    assert align.torch_optimizer_config(ADAM, native("adam_epsilon_placement")) == ("Adam", {
+        "lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-7})
+    assert align.torch_optimizer_config(ADAM, align.NATIVE)[0] == "Adam"
+
+
+def test_rmsprop_rho_and_rmsprop_epsilon_switch_separately():
+    assert align.torch_optimizer_config(RMSPROP, align.ALIGNED) == ("KerasRMSprop", {"lr": 1e-3, "rho": 0.9,
+                                                                                    "eps": 1e-7})
+    assert align.torch_optimizer_config(RMSPROP, native("rmsprop_rho"))[1]["rho"] == 0.99
+    assert align.torch_optimizer_config(RMSPROP, native("rmsprop_epsilon")) == ("RMSprop", {
+        "lr": 1e-3, "alpha": 0.9, "eps": 1e-8})
+
+
+def test_default_learning_rate_native_only_where_the_course_used_keras_default():
+    course_sgd = Optimizer("sgd", 0.01, keras_default_lr=True)
+    assert align.torch_learning_rate(course_sgd, align.ALIGNED) == 0.01
+    assert align.torch_learning_rate(course_sgd, native("default_learning_rate")) == align.TORCH_DEFAULT_LR["sgd"]
+    assert align.torch_learning_rate(Optimizer("sgd", 0.05), align.NATIVE) == 0.05  # stated by the course
+
+
+def test_batchnorm_momentum_epsilon_variance_settings():
+    assert align.torch_batchnorm(align.ALIGNED) == align.BatchNormSettings(pytest.approx(0.01), 1e-3, True)
+    assert align.torch_batchnorm(native("batchnorm_momentum")).momentum == align.TORCH_BATCHNORM_MOMENTUM
+    assert align.torch_batchnorm(native("batchnorm_epsilon")).eps == align.TORCH_BATCHNORM_EPS
+    assert align.torch_batchnorm(native("batchnorm_variance")).biased_running_var is False
+
+
+def test_layout_switches_gru_layout_lstm_biases_flatten_order_same_padding_stride():
+    for key, setting in (("gru_layout", align.reorder_gru_gates), ("lstm_biases", align.zero_lstm_recurrent_bias),
+                         ("flatten_order", align.reorder_flatten),
+                         ("same_padding_stride", align.tensorflow_same_padding)):
+        assert setting(align.ALIGNED) is True and setting(native(key)) is False, key
+
+
+def test_loss_and_metric_switches_crossentropy_on_probabilities_accuracy_average_l2_vs_weight_decay():
+    assert align.loss_on_logits(align.ALIGNED) and not align.loss_on_logits(native("crossentropy_on_probabilities"))
+    assert align.accuracy_average(align.ALIGNED) == "micro"
+    assert align.accuracy_average(native("accuracy_average")) == "macro"
+    assert align.l2_as_loss_penalty(align.ALIGNED) and not align.l2_as_loss_penalty(native("l2_vs_weight_decay"))
+
+
+def test_lr_schedule_interval_follows_keras_unless_native():
+    assert align.lr_schedule_interval(align.ALIGNED, "step") == "step"
+    assert align.lr_schedule_interval(native("lr_schedule_interval"), "step") == "epoch"
+
+
+def test_tf32_and_determinism_flags():
+    assert align.tf32_allowed(align.ALIGNED) is False and align.tf32_allowed(native("tf32")) is None
+    assert align.deterministic_ops(align.ALIGNED) and not align.deterministic_ops(native("determinism"))
+
+
+def test_embedding_sparse_gradient_needs_the_keras_update_rules():
+    assert align.sparse_embedding_gradient(align.ALIGNED)
+    assert not align.sparse_embedding_gradient(native("embedding_sparse_gradient"))
+    # torch.optim.Adam refuses sparse gradients, so a native Adam rule means dense embedding gradients.
+    assert not align.sparse_embedding_gradient(native("adam_epsilon_placement"))
+
+
+# ------------------------------------------------------------------ the Keras rules in torch ops
+
+
+def _train(optimizer_cls, kwargs, grads, lrs=None):
+    import torch
+
+    param = torch.nn.Parameter(torch.zeros(len(grads[0]), dtype=torch.float32))
+    optimizer = optimizer_cls([param], **kwargs)
+    for step, grad in enumerate(grads):
+        if lrs is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lrs[step]
+        param.grad = torch.tensor(grad, dtype=torch.float32)
+        optimizer.step()
+    return param.detach().numpy().astype(np.float64)
+
+
+def _keras_adam_numpy(grads, lr, eps, beta1=0.9, beta2=0.999):
+    w = np.zeros(len(grads[0]))
+    m = np.zeros_like(w)
+    v = np.zeros_like(w)
+    for t, g in enumerate(np.asarray(grads, dtype=np.float64), start=1):
+        alpha = lr * np.sqrt(1 - beta2**t) / (1 - beta1**t)
+        m += (g - m) * (1 - beta1)
+        v += (g * g - v) * (1 - beta2)
+        w -= m * alpha / (np.sqrt(v) + eps)
+    return w
+
+
+def test_adam_epsilon_placement_keras_rule_matches_keras_formula_and_differs_from_torch_adam():
+    import torch
+
+    from torch_models.optimizers import KerasAdam
+
+    # Tiny gradients (1e-6) make epsilon matter: Keras adds it to sqrt(v), torch to sqrt(v / (1 - b2^t)).
+    grads = np.random.default_rng(0).normal(scale=1e-6, size=(20, 5))
+    kwargs = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-7}
+    keras_rule = _train(KerasAdam, kwargs, grads)
+    # float32 against float64 arithmetic: 1e-5 relative is ~100 float32 ulps over 20 steps.
+    np.testing.assert_allclose(keras_rule, _keras_adam_numpy(grads, 1e-3, 1e-7), rtol=1e-5)
+    torch_rule = _train(torch.optim.Adam, kwargs, grads)
+    assert np.max(np.abs(keras_rule / torch_rule - 1)) > 0.1
+
+
+def test_rmsprop_epsilon_keras_rule_puts_epsilon_inside_the_square_root():
+    import torch
+
+    from torch_models.optimizers import KerasRMSprop
+
+    grads = np.full((3, 1), 1e-4)
+    keras_rule = _train(KerasRMSprop, {"lr": 1e-3, "rho": 0.9, "eps": 1e-7}, grads)
+    w, v = 0.0, 0.0
+    for g in grads[:, 0]:
+        v = 0.9 * v + 0.1 * g * g
+        w -= 1e-3 * g / np.sqrt(v + 1e-7)
+    assert keras_rule[0] == pytest.approx(w, rel=1e-5)
+    torch_rule = _train(torch.optim.RMSprop, {"lr": 1e-3, "alpha": 0.9, "eps": 1e-7}, grads)
+    assert abs(torch_rule[0] / keras_rule[0] - 1) > 0.5  # sqrt(v) + eps vs sqrt(v + eps) with v ~ eps
+
+
+def test_sgd_momentum_form_agrees_at_constant_lr_and_parts_when_lr_changes():
+    import torch
+
+    from torch_models.optimizers import KerasSGD
+
+    grads = np.random.default_rng(1).normal(size=(20, 4))
+    kwargs = {"lr": 0.01, "momentum": 0.9}
+    constant = np.full(20, 0.01)
+    np.testing.assert_allclose(_train(KerasSGD, kwargs, grads, constant),
+                               _train(torch.optim.SGD, kwargs, grads, constant), rtol=1e-5, atol=1e-7)
+    # A schedule: torch's buffer is rescaled by the new lr (lr outside the buffer), Keras' is not.
+    decayed = 0.01 * 0.5 ** np.arange(20)
+    keras_rule = _train(KerasSGD, kwargs, grads, decayed)
+    torch_rule = _train(torch.optim.SGD, kwargs, grads, decayed)
+    assert np.max(np.abs(keras_rule - torch_rule)) > 1e-3
+
+
+def test_embedding_sparse_gradient_square_is_taken_per_occurrence_like_keras():
+    import torch
+
+    from torch_models.optimizers import KerasAdam
+
+    # Token 3 occurs twice in the batch: Keras' v gets g1^2 + g2^2, a dense gradient (g1 + g2)^2.
+    table = torch.nn.Embedding(5, 1, sparse=True)
+    torch.nn.init.zeros_(table.weight)
+    tokens = torch.tensor([3, 3])
+    (table(tokens)[:, 0] * torch.tensor([1.0, 2.0])).sum().backward()
+    optimizer = KerasAdam(table.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
+    optimizer.step()
+    v = optimizer.state[table.weight]["v"]
+    assert v[3, 0].item() == pytest.approx(0.001 * (1.0**2 + 2.0**2), rel=1e-6)
+    assert table.weight.grad.coalesce().to_dense()[3, 0].item() == 3.0  # (g1 + g2) would give v = 0.001 * 9
 
 
 def test_accuracy_average_torchmetrics_default_is_per_class_not_per_sample():
-    # This test imports torch (never TensorFlow) in the test process.
     import torch
     import torchmetrics
 
@@ -117,18 +221,25 @@ def test_accuracy_average_torchmetrics_default_is_per_class_not_per_sample():
     logits = torch.tensor([[5.0, 0.0]] * 10)
     labels = torch.tensor([0] * 9 + [1])
     assert torchmetrics.classification.MulticlassAccuracy(2)(logits, labels).item() == pytest.approx(0.5)
-    ours = _metric(get_spec("c1w2_fmnist_dnn"))
     padded = torch.cat([logits, torch.zeros(10, 8)], dim=1)
-    assert ours(padded, labels).item() == pytest.approx(0.9)
+    assert _metric(get_spec("c1w2_fmnist_dnn"), align.ALIGNED)(padded, labels).item() == pytest.approx(0.9)
+    assert _metric(get_spec("c1w2_fmnist_dnn"), native("accuracy_average"))(padded, labels).item() == pytest.approx(0.5)
 
 
-def test_loss_target_shape_broadcasting_would_silently_change_the_loss():
-    predictions = np.array([[1.0], [2.0], [3.0]])  # model outputs (N, 1)
-    targets = np.array([1.0, 2.0, 4.0])  # targets (N,)
-    keras_like = np.mean((predictions[:, 0] - targets) ** 2)  # ranks reconciled
-    broadcast = np.mean((predictions - targets) ** 2)  # what torch's MSELoss computes for these shapes
-    assert keras_like == pytest.approx(1 / 3) and broadcast == pytest.approx(21 / 9)
+def test_crossentropy_on_probabilities_literal_port_equals_logits_path_until_probabilities_saturate():
+    import torch
+
     from parity.catalog import get_spec
-    from parity.datasets import load_dataset
+    from torch_models.base import _loss
 
-    assert load_dataset(get_spec("c4w2_ts_dnn"), synthetic=True).y_train.shape[1:] == (1,)
+    spec = get_spec("c3w2_sarcasm_embed_gap")
+    logits = torch.tensor([[0.3], [-1.2]])
+    target = torch.tensor([[1.0], [0.0]])
+    on_logits = _loss(spec, align.ALIGNED)(logits, target)
+    on_probabilities = _loss(spec, native("crossentropy_on_probabilities"))(logits, target)
+    assert on_probabilities.item() == pytest.approx(on_logits.item(), rel=1e-6)
+    # Saturated: sigmoid(40) rounds to 1 in float32, so BCELoss on probabilities sees log(0), clamped at -100.
+    saturated = torch.tensor([[40.0]])
+    wrong = torch.tensor([[0.0]])
+    assert _loss(spec, align.ALIGNED)(saturated, wrong).item() == pytest.approx(40.0, rel=1e-6)
+    assert _loss(spec, native("crossentropy_on_probabilities"))(saturated, wrong).item() == pytest.approx(100.0)

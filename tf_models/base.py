@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import keras
 
-from parity import align
 from parity.catalog import ModelSpec
 from parity.registry import BuilderRegistry
+from tf_models.optimizers import make_optimizer
 
 REGISTRY = BuilderRegistry("keras")
 
@@ -41,9 +41,8 @@ class StepLoss(keras.metrics.Metric):
 
 def compile_model(model: keras.Model, spec: ModelSpec) -> keras.Model:
     """Compile with the spec's optimizer (every value explicit), loss and metric."""
-    name, kwargs = align.keras_optimizer_config(spec.optimizer)
     model.compile(
-        optimizer=getattr(keras.optimizers, name)(**kwargs),
+        optimizer=make_optimizer(spec.optimizer),
         loss=spec.loss,
         metrics=[spec.metric, StepLoss(spec.loss)],
     )

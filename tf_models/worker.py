@@ -26,8 +26,11 @@ def _configure(job: dict[str, Any]) -> str:
     gpus = tf.config.list_physical_devices("GPU")
     if job["device"] == "gpu" and not gpus:
         raise RuntimeError("--device gpu: TensorFlow sees no GPU")
-    if gpus and align.tf32_allowed(job.get("mode", "aligned")) is False:
+    alignment = align.Alignment.from_job(job.get("native", ()))
+    if gpus and align.tf32_allowed(alignment) is False:
         tf.config.experimental.enable_tensor_float_32_execution(False)
+    if align.deterministic_ops(alignment):
+        tf.config.experimental.enable_op_determinism()
     if gpus:
         return f"gpu ({tf.config.experimental.get_device_details(gpus[0]).get('device_name', 'GPU')})"
     return f"cpu ({platform.processor() or platform.machine()}, {job['threads']} threads)"
@@ -148,7 +151,28 @@ def _train(job: dict[str, Any]) -> dict[str, Any]:
     return {"params": params[0], "runs": list(runs)}
 
 
-HANDLERS = {"describe": _describe, "forward": _forward, "batches": _batches, "train": _train}
+def _lockstep(job: dict[str, Any]) -> dict[str, Any]:
+    from tf_models.lockstep import run_lockstep
+
+    return run_lockstep(job)
+
+
+def _probe(job: dict[str, Any]) -> dict[str, Any]:
+    """Layer probes of parity.probes: the Keras results and initial weights."""
+    from tf_models.probes import run_job
+
+    return run_job(job)
+
+
+def _bench(job: dict[str, Any]) -> dict[str, Any]:
+    """Throughput of `fit` and of a plain tf.function loop (parity.bench)."""
+    from tf_models.bench import run_bench
+
+    return run_bench(job)
+
+
+HANDLERS = {"describe": _describe, "forward": _forward, "batches": _batches, "train": _train, "lockstep": _lockstep,
+            "probe": _probe, "bench": _bench}
 
 
 def _versions() -> dict[str, str]:

@@ -10,6 +10,7 @@ from torch import nn
 from parity import align
 from parity.catalog import ModelSpec, get_spec
 from parity.registry import BuilderRegistry
+from torch_models.optimizers import make_optimizer
 
 REGISTRY = BuilderRegistry("lightning")
 
@@ -19,22 +20,33 @@ def output_units(spec: ModelSpec) -> int:
     return spec.layers["classes"] if spec.task == "multiclass" else spec.layers.get("units", 1)
 
 
-def _loss(spec: ModelSpec) -> nn.Module:
-    # Keras gets probabilities and recovers the logits; torch takes the logits directly (align: crossentropy_on_probabilities).
-    losses = {
-        "sparse_categorical_crossentropy": nn.CrossEntropyLoss,
-        "binary_crossentropy": nn.BCEWithLogitsLoss,
-        "mse": nn.MSELoss,
-    }
-    return losses[spec.loss]()
+class NllOfProbabilities(nn.Module):
+    """A literal port of a softmax model's loss: NLLLoss of log(probabilities) (align: crossentropy_on_probabilities)."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return nn.functional.nll_loss(torch.log(torch.softmax(logits, dim=-1)), target)
 
 
-def _metric(spec: ModelSpec) -> torchmetrics.Metric:
+class BceOfProbabilities(nn.Module):
+    """A literal port of a sigmoid model's loss: BCELoss on the probabilities (log clamped at -100 by torch)."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return nn.functional.binary_cross_entropy(torch.sigmoid(logits), target)
+
+
+def _loss(spec: ModelSpec, alignment: align.Alignment) -> nn.Module:
+    # Keras gets probabilities and recovers the logits; aligned torch takes the logits directly.
+    if align.loss_on_logits(alignment):
+        losses = {"sparse_categorical_crossentropy": nn.CrossEntropyLoss, "binary_crossentropy": nn.BCEWithLogitsLoss}
+    else:
+        losses = {"sparse_categorical_crossentropy": NllOfProbabilities, "binary_crossentropy": BceOfProbabilities}
+    return {**losses, "mse": nn.MSELoss}[spec.loss]()
+
+
+def _metric(spec: ModelSpec, alignment: align.Alignment = align.ALIGNED) -> torchmetrics.Metric:
     if spec.task == "multiclass":
-        # align.accuracy_average: Keras counts samples; torchmetrics' default is a per-class mean.
-        return torchmetrics.classification.MulticlassAccuracy(
-            spec.layers["classes"], average=align.TORCHMETRICS_ACCURACY_AVERAGE
-        )
+        return torchmetrics.classification.MulticlassAccuracy(spec.layers["classes"],
+                                                              average=align.accuracy_average(alignment))
     if spec.task == "binary":
         return torchmetrics.classification.BinaryAccuracy(threshold=0.5)
     return torchmetrics.MeanAbsoluteError()
@@ -43,14 +55,14 @@ def _metric(spec: ModelSpec) -> torchmetrics.Metric:
 class CourseModule(L.LightningModule):
     """Base of every course model: subclasses build layers in __init__ and map inputs to logits in forward."""
 
-    def __init__(self, model_id: str, mode: str) -> None:
+    def __init__(self, model_id: str, alignment: align.Alignment) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters({"model_id": model_id, "native": alignment.to_job()})
         self.spec = get_spec(model_id)
-        self.mode = align.check_mode(mode)
-        self.loss_fn = _loss(self.spec)
-        self.train_metric = _metric(self.spec)
-        self.val_metric = _metric(self.spec)
+        self.alignment = alignment
+        self.loss_fn = _loss(self.spec, alignment)
+        self.train_metric = _metric(self.spec, alignment)
+        self.val_metric = _metric(self.spec, alignment)
 
     def predict_outputs(self, logits: torch.Tensor) -> torch.Tensor:
         """What the Keras model outputs: probabilities for classification, values for regression."""
@@ -76,5 +88,5 @@ class CourseModule(L.LightningModule):
         return self._shared_step(batch, "val_", self.val_metric)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        name, kwargs = align.torch_optimizer_config(self.spec.optimizer, self.mode)
-        return getattr(torch.optim, name)(self.parameters(), **kwargs)
+        name, kwargs = align.torch_optimizer_config(self.spec.optimizer, self.alignment)
+        return make_optimizer(name, self.parameters(), kwargs)

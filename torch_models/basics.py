@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from parity import align
 from parity.catalog import ModelSpec
 from torch_models.base import REGISTRY, CourseModule, output_units
 
@@ -12,8 +13,8 @@ from torch_models.base import REGISTRY, CourseModule, output_units
 class SingleNeuron(CourseModule):
     """Linear(1 -> 1)."""
 
-    def __init__(self, model_id: str, mode: str) -> None:
-        super().__init__(model_id, mode)
+    def __init__(self, model_id: str, alignment: align.Alignment) -> None:
+        super().__init__(model_id, alignment)
         self.dense = nn.Linear(self.spec.input_shape[0], output_units(self.spec))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -21,6 +22,6 @@ class SingleNeuron(CourseModule):
 
 
 @REGISTRY.register
-def single_neuron(spec: ModelSpec, mode: str) -> CourseModule:
+def single_neuron(spec: ModelSpec, alignment: align.Alignment) -> CourseModule:
     """c1w1_hello_linear, c1w1_house_price."""
-    return SingleNeuron(spec.id, mode)
+    return SingleNeuron(spec.id, alignment)

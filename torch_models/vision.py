@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from parity import align
 from parity.catalog import ModelSpec
 from torch_models.base import REGISTRY, CourseModule, output_units
 
@@ -14,8 +15,8 @@ from torch_models.base import REGISTRY, CourseModule, output_units
 class MlpClassifier(CourseModule):
     """Flatten -> Linear(hidden) -> ReLU -> Linear(classes)."""
 
-    def __init__(self, model_id: str, mode: str) -> None:
-        super().__init__(model_id, mode)
+    def __init__(self, model_id: str, alignment: align.Alignment) -> None:
+        super().__init__(model_id, alignment)
         hidden = self.spec.layers["hidden_units"]
         self.net = nn.Sequential(
             nn.Flatten(),
@@ -31,8 +32,8 @@ class MlpClassifier(CourseModule):
 class CnnClassifier(CourseModule):
     """N x (Conv2d + ReLU + MaxPool2d) -> Flatten -> Linear(hidden) -> ReLU -> Linear(classes)."""
 
-    def __init__(self, model_id: str, mode: str) -> None:
-        super().__init__(model_id, mode)
+    def __init__(self, model_id: str, alignment: align.Alignment) -> None:
+        super().__init__(model_id, alignment)
         h = self.spec.layers
         height, width, channels = self.spec.input_shape
         features: list[nn.Module] = []
@@ -55,12 +56,12 @@ class CnnClassifier(CourseModule):
 
 
 @REGISTRY.register
-def mlp_classifier(spec: ModelSpec, mode: str) -> CourseModule:
+def mlp_classifier(spec: ModelSpec, alignment: align.Alignment) -> CourseModule:
     """c1w2_fmnist_dnn and the callback variants."""
-    return MlpClassifier(spec.id, mode)
+    return MlpClassifier(spec.id, alignment)
 
 
 @REGISTRY.register
-def cnn_classifier(spec: ModelSpec, mode: str) -> CourseModule:
+def cnn_classifier(spec: ModelSpec, alignment: align.Alignment) -> CourseModule:
     """c1w3_fmnist_cnn, c1w3_mnist_cnn_callback."""
-    return CnnClassifier(spec.id, mode)
+    return CnnClassifier(spec.id, alignment)

@@ -28,9 +28,13 @@ def _configure(job: dict[str, Any]) -> str:
     torch.set_num_interop_threads(1)
     if job["device"] == "gpu" and not torch.cuda.is_available():
         raise RuntimeError("--device gpu: torch sees no GPU")
-    if torch.cuda.is_available() and align.tf32_allowed(job.get("mode", "aligned")) is False:
+    alignment = align.Alignment.from_job(job.get("native", ()))
+    if torch.cuda.is_available() and align.tf32_allowed(alignment) is False:
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
+    if align.deterministic_ops(alignment):
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
     # Lightning's info lines (GPU available, model summary) and its num_workers hint add noise, not facts.
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -56,23 +60,31 @@ def _describe(job: dict[str, Any]) -> dict[str, Any]:
     return {"architectures": list(REGISTRY), "params": params}
 
 
-def _load_probe_model(model_id: str, mode: str, workdir: Path, seed: int):
-    """The torch model holding the Keras initial weights of `seed`; saves its outputs on the probe inputs."""
-    import torch
-
+def initial_model(model_id: str, alignment, workdir: Path, seed: int, tag: str | None = None):
+    """The torch model of `model_id` holding the Keras initial weights of `seed` (or of `tag`) that `alignment` copies."""
     from parity import jobs
     from parity.weights import load_keras_layers
     from torch_models import build
     from torch_models.weights import load_keras_layers_into
 
-    model = build(model_id, mode)
-    load_keras_layers_into(model, load_keras_layers(jobs.init_weights_path(workdir, jobs.run_tag(model_id, seed))))
+    model = build(model_id, alignment)
+    tag = tag or jobs.run_tag(model_id, seed)
+    load_keras_layers_into(model, load_keras_layers(jobs.init_weights_path(workdir, tag)), alignment)
+    return model
+
+
+def _save_probe_outputs(model_id: str, workdir: Path, seed: int) -> None:
+    """Forward parity: the fully transferred model's outputs on the probe inputs (always aligned)."""
+    import torch
+
+    from parity import align, jobs
+
+    model = initial_model(model_id, align.ALIGNED, workdir, seed)
     model.eval()
     with torch.no_grad():
         x = torch.from_numpy(np.load(jobs.probe_inputs_path(workdir, model_id)))
         outputs = model.predict_outputs(model(x)).numpy()
     np.save(jobs.outputs_path(workdir, "lightning", jobs.run_tag(model_id, seed)), outputs)
-    return model
 
 
 def _forward(job: dict[str, Any]) -> dict[str, Any]:
@@ -80,7 +92,7 @@ def _forward(job: dict[str, Any]) -> dict[str, Any]:
 
     workdir = Path(job["workdir"])
     for model_id in job["models"]:
-        _load_probe_model(model_id, "aligned", workdir, job["seed"])
+        _save_probe_outputs(model_id, workdir, job["seed"])
     return {}
 
 
@@ -109,16 +121,15 @@ def _train_one(job: dict[str, Any], seed: int, data: dict[str, np.ndarray]) -> t
     from parity import align
     from parity.catalog import get_spec
     from parity.plan import BatchPlan, eval_plan
-    from torch_models import build
     from torch_models.callbacks import Recorder, StopAtThreshold
     from torch_models.data import plan_loader
 
     spec = get_spec(job["model"])
-    mode = job["mode"]
+    alignment = align.Alignment.from_job(job["native"])
     workdir = Path(job["workdir"])
     L.seed_everything(seed, workers=True, verbose=False)
-    probe_model = _load_probe_model(spec.id, mode, workdir, seed)
-    model = probe_model if align.copy_keras_initial_weights(mode) else build(spec.id, mode)
+    _save_probe_outputs(spec.id, workdir, seed)
+    model = initial_model(spec.id, alignment, workdir, seed)
     model.train()
 
     plan = BatchPlan(len(data["x_train"]), spec.batch_size, seed)
@@ -180,7 +191,28 @@ def _train(job: dict[str, Any]) -> dict[str, Any]:
     return {"params": params[0], "runs": list(runs)}
 
 
-HANDLERS = {"describe": _describe, "forward": _forward, "batches": _batches, "train": _train}
+def _lockstep(job: dict[str, Any]) -> dict[str, Any]:
+    from torch_models.lockstep import run_lockstep
+
+    return run_lockstep(job)
+
+
+def _probe(job: dict[str, Any]) -> dict[str, Any]:
+    """Layer probes of parity.probes: the torch results under each alignment."""
+    from torch_models.probes import run_job
+
+    return run_job(job)
+
+
+def _bench(job: dict[str, Any]) -> dict[str, Any]:
+    """Throughput of the Lightning Trainer and of a plain torch loop (parity.bench)."""
+    from torch_models.bench import run_bench
+
+    return run_bench(job)
+
+
+HANDLERS = {"describe": _describe, "forward": _forward, "batches": _batches, "train": _train, "lockstep": _lockstep,
+            "probe": _probe, "bench": _bench}
 
 
 def _versions() -> dict[str, str]:

@@ -19,7 +19,10 @@ from parity.datasets.split import DataSplit
 from parity.datasets.vision import load_idx_images
 from parity.errors import DataError
 
-__all__ = ["DataSplit", "load_dataset", "supported_datasets"]
+__all__ = ["DataSplit", "load_dataset", "needs_files", "supported_datasets"]
+
+# Data sets that live in code (inline arrays, the course's series generator): no files, no download.
+_IN_CODE = frozenset({"hello-world", "house-prices", "synthetic-series"})
 
 _REAL: dict[str, Callable[[ModelSpec, str | os.PathLike | None], DataSplit]] = {
     "hello-world": lambda spec, _: inline.hello_world(spec),
@@ -38,6 +41,11 @@ _SYNTHETIC: dict[str, Callable[[ModelSpec], DataSplit]] = {
     "sarcasm": stand_ins.headlines,
     "synthetic-series": stand_ins.series,
 }
+
+
+def needs_files(dataset_id: str) -> bool:
+    """Whether the real data set is read from files (a data directory or the download cache)."""
+    return dataset_id not in _IN_CODE
 
 
 def supported_datasets() -> frozenset[str]:

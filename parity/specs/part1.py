@@ -3,7 +3,7 @@
 from parity.catalog import ModelSpec, Optimizer, Reference, StopRule
 
 _ADAM = Optimizer("adam", learning_rate=1e-3)
-_COURSE_SGD = Optimizer("sgd", learning_rate=0.01)  # Keras 'sgd' string: lr 0.01, no momentum
+_COURSE_SGD = Optimizer("sgd", learning_rate=0.01, keras_default_lr=True)  # Keras 'sgd' string: lr 0.01, no momentum
 _RMSPROP = Optimizer("rmsprop", learning_rate=1e-3)
 
 HORSE_OR_HUMAN_URLS = {

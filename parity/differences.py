@@ -1,0 +1,186 @@
+"""The measured catalog of framework differences: each one switched to native alone, its effect measured.
+
+Training-level differences are measured in lockstep (parity.lockstep): one course model and
+optimizer, every difference aligned, then the same run with one difference left native; the
+effect is where and how far the losses part, and how far the parameters and the validation
+metric end up. Layer-level differences that no implemented model exercises (BatchNorm, GRU,
+LSTM, strided 'same' padding, L2, LR schedules) are measured by parity.probes. `build_catalog`
+runs everything; `render_markdown` turns the numbers plus the texts of parity.align.DIFFERENCES
+into docs/differences.md, so the document is generated, never typed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from parity import align, lockstep
+from parity.catalog import get_spec
+from parity.datasets import needs_files
+
+STEPS = 100
+
+
+@dataclass(frozen=True)
+class LockstepGroup:
+    """One lockstep setup and the differences measured against its aligned run."""
+
+    model: str
+    optimizer: str
+    keys: tuple[str, ...]
+
+
+LOCKSTEP_GROUPS = (
+    LockstepGroup("c1w2_fmnist_dnn", "spec", ("kernel_init", "adam_epsilon_value", "adam_epsilon_placement",
+                                              "crossentropy_on_probabilities", "accuracy_average", "determinism",
+                                              "tf32")),
+    LockstepGroup("c1w2_fmnist_dnn", "rmsprop", ("rmsprop_rho", "rmsprop_epsilon")),
+    LockstepGroup("c1w3_fmnist_cnn", "spec", ("flatten_order",)),
+    LockstepGroup("c3w2_sarcasm_embed_gap", "spec", ("embedding_init", "embedding_sparse_gradient")),
+    LockstepGroup("c4w2_ts_dnn", "spec", ("sgd_momentum_form",)),
+    LockstepGroup("c1w1_hello_linear", "spec", ("default_learning_rate",)),
+)
+# Measured from the aligned CNN run and its one-ulp torch-vs-torch control.
+SUMMATION_ORDER_GROUP = LockstepGroup("c1w3_fmnist_cnn", "spec", ())
+
+
+def _data_source(model_id: str, data_root: Path | None) -> tuple[str | None, bool]:
+    """(data_dir, synthetic): the real data where it needs no download, else the synthetic stand-in.
+
+    Data sets that live in code are always real; file-based ones are real when DATA_ROOT/<id> exists.
+    """
+    dataset = get_spec(model_id).dataset
+    if not needs_files(dataset):
+        return None, False
+    directory = Path(data_root) / dataset if data_root is not None else None
+    if directory is not None and directory.is_dir():
+        return str(directory), False
+    return None, True
+
+
+def _lockstep_effects(comparison: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("first_divergence_step", "max_rel_loss_diff", "first_rel_loss_diff", "final_param_max_abs_diff")
+    return {**{key: comparison[key] for key in keys}, "val_metric": comparison["val_metric"]}
+
+
+def _setup_text(result: Mapping[str, Any]) -> str:
+    optimizer = result["optimizer"]
+    momentum = f", momentum {optimizer['momentum']:g}" if optimizer["momentum"] else ""
+    return (f"lockstep {result['model']}, {optimizer['name']} lr {optimizer['learning_rate']:g}{momentum}, "
+            f"{result['steps']} steps, {result['dataset']['source']} {result['dataset']['id']}")
+
+
+def _lockstep_summary(key: str, result: Mapping[str, Any], aligned: Mapping[str, Any],
+                      native: Mapping[str, Any]) -> str:
+    if key == "accuracy_average":
+        metric = result["metric"]
+        return (f"val {metric} after {result['steps']} steps: keras {native['val_metric']['keras']:.4f}; "
+                f"torchmetrics macro {native['val_metric']['lightning']:.4f} (native) vs "
+                f"micro {aligned['val_metric']['lightning']:.4f} (aligned)")
+
+    def part(effects: Mapping[str, Any]) -> str:
+        first = effects["first_divergence_step"]
+        where = f"parts at step {first}" if first is not None else f"never parts beyond {lockstep.TOLERANCE:g}"
+        return (f"{where}, max rel loss diff {effects['max_rel_loss_diff']:.1e}, "
+                f"params {effects['final_param_max_abs_diff']:.1e} apart")
+
+    return f"native: {part(native)}; aligned: {part(aligned)}"
+
+
+def measure_lockstep_differences(data_root: Path | None = None, steps: int = STEPS, threads: int = 1,
+                                 groups: tuple[LockstepGroup, ...] = LOCKSTEP_GROUPS,
+                                 progress: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
+    """Each group's differences switched to native one at a time, against the group's aligned run."""
+    measured: dict[str, dict[str, Any]] = {}
+    for group in (*groups, SUMMATION_ORDER_GROUP):
+        if group is SUMMATION_ORDER_GROUP and "float32_summation_order" in measured:
+            continue
+        progress(f"lockstep {group.model} ({group.optimizer}): aligned, native {', '.join(group.keys) or '-'}")
+        data_dir, synthetic = _data_source(group.model, data_root)
+        options = lockstep.LockstepOptions(
+            steps=steps, optimizer=group.optimizer, threads=threads, data_dir=data_dir, synthetic=synthetic,
+            alignments=(align.ALIGNED, *(align.Alignment(frozenset({key})) for key in group.keys)),
+        )
+        result = lockstep.measure(group.model, options)
+        aligned = _lockstep_effects(result["comparisons"][0])
+        setup = _setup_text(result)
+        for key, comparison in zip(group.keys, result["comparisons"][1:]):
+            native = _lockstep_effects(comparison)
+            measured[key] = {"kind": "lockstep", "setup": setup, "aligned": aligned, "native": native,
+                             "summary": _lockstep_summary(key, result, aligned, native)}
+        control = result["rounding_control"]
+        if group.model == SUMMATION_ORDER_GROUP.model and control is not None:
+            first = aligned["first_divergence_step"]
+            measured["float32_summation_order"] = {
+                "kind": "lockstep", "setup": setup, "aligned": aligned, "control": {
+                    key: control[key] for key in ("first_divergence_step", "max_rel_loss_diff")},
+                "summary": (f"every difference aligned: keras vs torch part at step {first} "
+                            f"(max rel loss diff {aligned['max_rel_loss_diff']:.1e}); torch vs torch started one "
+                            f"float32 ulp apart part at step {control['first_divergence_step']} "
+                            f"(max {control['max_rel_loss_diff']:.1e})"),
+            }
+    return measured
+
+
+def build_catalog(data_root: Path | None = None, steps: int = STEPS, threads: int = 1,
+                  progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Every difference of parity.align measured: {"differences": {key: measurement}, "settings": {...}}.
+
+    Lockstep runs use DATA_ROOT/<dataset id> where it exists (a tree like ../shared/data), else
+    the synthetic stand-ins; each row names the data it used.
+    """
+    from parity import probes
+
+    measured = measure_lockstep_differences(data_root, steps, threads, progress=progress)
+    progress("layer probes: batchnorm, gru, lstm, same padding, l2, lr schedule, layout, target shape")
+    measured.update(probes.measure_all())
+    missing = [d.key for d in align.DIFFERENCES if d.key not in measured]
+    if missing:
+        raise RuntimeError(f"no measurement for: {', '.join(missing)}")
+    return {"differences": {d.key: measured[d.key] for d in align.DIFFERENCES},
+            "settings": {"steps": steps, "tolerance": lockstep.TOLERANCE, "threads": threads,
+                         "data": "real course data where present under the data root, else synthetic stand-ins "
+                                 "(each row names its data)"}}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(catalog: Mapping[str, Any]) -> str:
+    """docs/differences.md from the measured catalog and the texts of parity.align.DIFFERENCES."""
+    settings = catalog["settings"]
+    lines = [
+        "# Keras vs PyTorch Lightning: the measured differences", "",
+        "Generated by `parity differences --write docs/differences.md` from `parity/align.py` and fresh",
+        "measurements; do not edit by hand. Each row switches one difference to native while every other",
+        "one stays aligned (`parity run|lockstep --native KEY`), and measures what changes.",
+        f"Lockstep: {settings['steps']} steps, same initial weights and batches, dropout off, deterministic ops;",
+        f"'parts at step k' = first step whose relative loss difference exceeds {settings['tolerance']:g}.",
+        f"Data: {settings['data']}. CPU, float32, {settings['threads']} thread(s) per framework.", "",
+        "| difference | Keras default | torch default | aligned setting | measured effect | source |",
+        "|---|---|---|---|---|---|",
+    ]
+    for entry in align.DIFFERENCES:
+        measurement = catalog["differences"][entry.key]
+        switch = "" if entry.switchable else " (not switchable)"
+        effect = f"{measurement['setup']}: {measurement['summary']}" if measurement.get("setup") else \
+            measurement["summary"]
+        lines.append(f"| `{entry.key}`{switch} | {_cell(entry.keras)} | {_cell(entry.torch)} | "
+                     f"{_cell(entry.aligned)} | {_cell(effect)} | {_cell(entry.source)} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_catalog(catalog: Mapping[str, Any], markdown_path: Path) -> tuple[Path, Path]:
+    """Write the Markdown and, beside it, the numbers as JSON (same stem); both atomically."""
+    markdown_path = Path(markdown_path)
+    json_path = markdown_path.with_suffix(".json")
+    for path, text in ((json_path, json.dumps(catalog, indent=2, allow_nan=False) + "\n"),
+                       (markdown_path, render_markdown(catalog))):
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    return markdown_path, json_path

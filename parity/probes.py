@@ -1,0 +1,206 @@
+"""Layer probes: measure the parity.align differences that no course model exercises yet.
+
+Each probe runs one small layer or model in both frameworks on the same numpy inputs: the
+Keras worker builds it from a seed and saves its initial weights and results; the torch
+worker loads those weights under each requested `Alignment` and saves its own results; this
+module compares them. Two worker launches serve any number of probes and alignments.
+A non-switchable difference is measured as a fact: its torch probe returns the correct
+path and, under `native_` keys, the idiomatic mistake (e.g. a plain reshape of a conv kernel).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from parity import align, jobs
+from parity.catalog import get_spec
+from parity.datasets import load_dataset
+
+_CNN = get_spec("c1w3_fmnist_cnn")
+# Probe -> the differences it measures, and its settings (shared by both workers through the job).
+PROBE_DIFFERENCES: dict[str, tuple[str, ...]] = {
+    "batchnorm": ("batchnorm_momentum", "batchnorm_epsilon", "batchnorm_variance"),
+    "gru": ("gru_layout",),
+    "lstm": ("lstm_biases",),
+    "same_padding": ("same_padding_stride",),
+    "l2": ("l2_vs_weight_decay",),
+    "lr_schedule": ("lr_schedule_interval",),
+    "tensor_layout": ("tensor_layout",),
+    "loss_target_shape": ("loss_target_shape",),
+}
+SETTINGS: dict[str, dict[str, Any]] = {
+    "batchnorm": {"seed": 0, "batches": 20, "batch_shape": (32, 8, 8, 4)},
+    "gru": {"seed": 1, "batch": 16, "time": 12, "features": 6, "units": 8},
+    "lstm": {"seed": 2, "batch": 16, "time": 12, "features": 6, "units": 8},
+    "same_padding": {"seed": 3, "batch": 4, "size": 28, "channels": 3, "filters": 8, "kernel": 3, "stride": 2},
+    # The course's c3w2 regularised models use L2; plain SGD isolates the penalty from the optimizer.
+    "l2": {"seed": 4, "steps": 20, "batch": 16, "features": 8, "units": 4, "l2": 1e-2, "learning_rate": 0.1},
+    "lr_schedule": {"seed": 5, "epochs": 3, "steps": 10, "batch": 16, "features": 4, "hidden": 8,
+                    "learning_rate": 0.05, "decay_steps": 10, "decay_rate": 0.5},
+    # The first convolution of the course CNN (c1w3_fmnist_cnn) on 28x28x1 images.
+    "tensor_layout": {"seed": 6, "batch": 8, "size": _CNN.input_shape[0], "channels": _CNN.input_shape[2],
+                      "filters": _CNN.layers["conv_filters"][0], "kernel": _CNN.layers["kernel_size"]},
+    # The course's house-price data (C1W1), predicted by an untrained single neuron.
+    "loss_target_shape": {"seed": 7, "model": "c1w1_house_price"},
+}
+# Effects compared relative to the Keras value (a learning rate, a loss); all others in absolute terms.
+RELATIVE = frozenset({"lr", "loss"})
+# Difference -> (probe, headline effect, summary sentence); {native} and {aligned} are the measured values.
+HEADLINES: dict[str, tuple[str, str, str]] = {
+    "batchnorm_momentum": ("batchnorm", "moving_mean_max_abs_diff",
+                           "moving mean max abs diff {native} native vs {aligned} aligned after {batches} training batches"),
+    "batchnorm_epsilon": ("batchnorm", "eval_outputs_max_abs_diff",
+                          "eval output max abs diff {native} native vs {aligned} aligned (moving statistics aligned)"),
+    "batchnorm_variance": ("batchnorm", "moving_variance_max_abs_diff",
+                           ("moving variance max abs diff {native} native vs {aligned} aligned after {batches} "
+                            "training batches of {batch_shape}")),
+    "gru_layout": ("gru", "outputs_max_abs_diff",
+                   ("GRU({units}) output max abs diff {native} with Keras' [z, r, h] gate order kept vs {aligned} "
+                    "reordered to [r, z, n]")),
+    "lstm_biases": ("lstm", "outputs_max_abs_diff",
+                    "LSTM({units}) output max abs diff {native} with torch's own b_hh kept vs {aligned} with b_hh zeroed"),
+    "same_padding_stride": ("same_padding", "outputs_max_abs_diff",
+                            ("Conv2D({filters}, {kernel}, strides={stride}, 'same') on {size}x{size}: output max abs diff "
+                             "{native} with symmetric padding=k//2 vs {aligned} with TensorFlow's bottom/right padding")),
+    "l2_vs_weight_decay": ("l2", "kernel_max_abs_diff",
+                           ("Dense kernel max abs diff {native} with SGD weight_decay=l vs {aligned} with the L2({l2}) "
+                            "loss penalty after {steps} SGD steps")),
+    "lr_schedule_interval": ("lr_schedule", "lr_max_rel_diff",
+                             ("per-step ExponentialDecay: lr max relative diff {native} with Lightning's default "
+                              "interval 'epoch' vs {aligned} with 'step' over {epochs} epochs x {steps} steps")),
+    "tensor_layout": ("tensor_layout", "outputs_max_abs_diff",
+                      ("Conv2D({filters}, {kernel}) kernel copied by plain reshape: output max abs diff {native} vs "
+                       "{aligned} with the (3, 2, 0, 1) transpose")),
+    "loss_target_shape": ("loss_target_shape", "loss_max_rel_diff",
+                          ("MSELoss of (N, 1) outputs against (N,) targets: relative loss error {native} vs "
+                           "{aligned} against (N, 1) targets")),
+}
+
+
+def probe_path(workdir: Path, name: str, role: str, alignment: align.Alignment | None = None) -> Path:
+    """The file of probe `name`: role 'inputs', 'keras-init', 'keras' or 'lightning' (one per alignment)."""
+    if role == "lightning":
+        tag = "aligned" if alignment is None or not alignment.native else "native-" + "+".join(alignment.to_job())
+        return Path(workdir) / f"probe-{name}-lightning-{tag}.npz"
+    return Path(workdir) / f"probe-{name}-{role}.npz"
+
+
+def load_arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
+
+
+def make_inputs(name: str) -> dict[str, np.ndarray]:
+    """The inputs of probe `name`, drawn by numpy from its seed (both frameworks read these bytes)."""
+    s = SETTINGS[name]
+    rng = np.random.default_rng(s["seed"])
+
+    def normal(*shape: int) -> np.ndarray:
+        return rng.normal(size=shape).astype(np.float32)
+
+    if name == "batchnorm":
+        channels = s["batch_shape"][-1]
+        # Per-channel offsets and spreads, so the moving statistics have somewhere to go.
+        loc, scale = rng.uniform(-2, 2, channels), rng.uniform(0.5, 3, channels)
+        train_x = (loc + scale * rng.normal(size=(s["batches"], *s["batch_shape"]))).astype(np.float32)
+        eval_x = (loc + scale * rng.normal(size=s["batch_shape"])).astype(np.float32)
+        return {"train_x": train_x, "eval_x": eval_x, "gamma": rng.uniform(0.5, 1.5, channels).astype(np.float32),
+                "beta": normal(channels)}
+    if name in ("gru", "lstm"):
+        return {"x": normal(s["batch"], s["time"], s["features"])}
+    if name in ("same_padding", "tensor_layout"):
+        return {"x": rng.uniform(0, 1, (s["batch"], s["size"], s["size"], s["channels"])).astype(np.float32)}
+    if name in ("l2", "lr_schedule"):
+        samples = s["steps"] * s["batch"]  # one epoch of `steps` batches
+        x = normal(samples, s["features"])
+        y = x @ normal(s["features"], s.get("units", 1)) + 0.1 * normal(samples, s.get("units", 1))
+        return {"x": x, "y": y.astype(np.float32)}
+    if name == "loss_target_shape":
+        split = load_dataset(get_spec(s["model"]))
+        return {"x": split.x_train, "y": split.y_train.reshape(-1)}  # targets (N,), as a user's array often is
+    raise ValueError(f"unknown probe {name!r}; known: {', '.join(PROBE_DIFFERENCES)}")
+
+
+def effects(keras_arrays: dict[str, np.ndarray], torch_arrays: dict[str, np.ndarray]) -> dict[str, float]:
+    """Max abs (or, for RELATIVE keys, relative) difference of each torch array from the Keras one of the same name.
+
+    A torch key `native_X` (the idiomatic path of a non-switchable difference) is compared with Keras' `X`.
+    """
+    out = {}
+    for key, value in torch_arrays.items():
+        reference = keras_arrays[key.removeprefix("native_")].astype(np.float64)
+        diff = np.abs(value.astype(np.float64) - reference)
+        if key.removeprefix("native_") in RELATIVE:
+            out[f"{key}_max_rel_diff"] = float(np.max(diff / np.abs(reference)))
+        else:
+            out[f"{key}_max_abs_diff"] = float(np.max(diff))
+    return out
+
+
+def _measure(plan: dict[str, list[align.Alignment]], workdir: Path | None,
+             threads: int) -> dict[str, dict[align.Alignment, dict[str, float]]]:
+    """Run every probe of `plan` under its alignments: one Keras and one Lightning worker in all."""
+    unknown = sorted(set(plan) - set(PROBE_DIFFERENCES))
+    if unknown:
+        raise ValueError(f"unknown probe(s) {', '.join(unknown)}; known: {', '.join(PROBE_DIFFERENCES)}")
+    if workdir is None:
+        with jobs.work_directory("parity-probes-") as scratch:
+            return _measure(plan, scratch, threads)
+    for name in plan:
+        np.savez(probe_path(workdir, name, "inputs"), **make_inputs(name))
+    job = {"kind": "probe", "probes": {name: {"settings": SETTINGS[name], "alignments": [a.to_job() for a in alignments]}
+                                       for name, alignments in plan.items()}}
+    for framework in jobs.FRAMEWORKS:  # Keras first: the torch side loads its initial weights
+        jobs.run_worker(framework, job, workdir, threads=threads, quiet=True)
+    return {
+        name: {a: effects(load_arrays(probe_path(workdir, name, "keras")),
+                          load_arrays(probe_path(workdir, name, "lightning", a))) for a in alignments}
+        for name, alignments in plan.items()
+    }
+
+
+def run_probes(names: Iterable[str], alignments: Iterable[align.Alignment], workdir: Path | None = None,
+               threads: int = 1) -> dict[str, dict[str, dict[str, float]]]:
+    """{probe: {alignment.describe(): effects}} for every probe under every alignment."""
+    alignments = list(alignments)
+    measured = _measure({name: alignments for name in names}, workdir, threads)
+    return {name: {a.describe(): values for a, values in by_alignment.items()} for name, by_alignment in measured.items()}
+
+
+def measure_probe(name: str, alignment: align.Alignment = align.ALIGNED, workdir: Path | None = None,
+                  threads: int = 1) -> dict[str, float]:
+    """The effects of probe `name` under `alignment` (two worker launches)."""
+    return run_probes([name], [alignment], workdir, threads)[name][alignment.describe()]
+
+
+def measure_all(workdir: Path | None = None, threads: int = 1) -> dict[str, dict[str, Any]]:
+    """{difference key: {"kind": "probe", "aligned": effects, "native": effects, "summary": sentence}}.
+
+    A switchable difference compares the aligned run with the run that leaves only that key
+    native; a non-switchable one splits its single run into the correct path and the `native_` one.
+    """
+    plan = {name: [align.ALIGNED] + [align.Alignment(frozenset({key})) for key in keys if key in align.SWITCHABLE]
+            for name, keys in PROBE_DIFFERENCES.items()}
+    measured = _measure(plan, workdir, threads)
+    out = {}
+    for name, keys in PROBE_DIFFERENCES.items():
+        run = measured[name][align.ALIGNED]
+        aligned = {k: v for k, v in run.items() if not k.startswith("native_")}
+        for key in keys:
+            if key in align.SWITCHABLE:
+                native = measured[name][align.Alignment(frozenset({key}))]
+            else:
+                native = {k.removeprefix("native_"): v for k, v in run.items() if k.startswith("native_")}
+            out[key] = {"kind": "probe", "aligned": aligned, "native": native,
+                        "summary": _summary(key, aligned, native)}
+    return out
+
+
+def _summary(key: str, aligned: dict[str, float], native: dict[str, float]) -> str:
+    name, metric, sentence = HEADLINES[key]
+    context = {k: "x".join(map(str, v)) if isinstance(v, tuple) else v for k, v in SETTINGS[name].items()}
+    return sentence.format(native=f"{native[metric]:.1e}", aligned=f"{aligned[metric]:.1e}", **context)

@@ -1,0 +1,158 @@
+"""Layer probes (parity.probes): each difference the course models do not exercise yet, measured in both workers.
+
+One fixture runs every probe once (two worker processes), aligned and with each difference
+native on its own. Aligned results must sit at float32 noise; native ones clearly above it.
+Tolerances: FLOAT32_NOISE = 1e-5 absolute for probed values of magnitude up to ~10 after up
+to 20 chained updates (float32 resolves 1.2e-7 relative, so ~1e-6 at 10; measured aligned:
+0 to 2.4e-6); RELATIVE_NOISE = 1e-6 for a learning rate or loss compared relative to Keras
+(a few float32 ulps; measured 8e-8 to 3e-7). Native thresholds sit 2-5x below the measured value.
+"""
+
+import pytest
+
+from parity import align, probes
+
+FLOAT32_NOISE = 1e-5
+RELATIVE_NOISE = 1e-6
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    return probes.measure_all(tmp_path_factory.mktemp("probes"))
+
+
+def test_every_probed_difference_is_a_documented_one_with_a_summary(measured):
+    assert set(measured) == {key for keys in probes.PROBE_DIFFERENCES.values() for key in keys}
+    assert all(align.difference(key) for key in measured)
+    for key, entry in measured.items():
+        metric = probes.HEADLINES[key][1]
+        assert f"{entry['native'][metric]:.1e}" in entry["summary"] and f"{entry['aligned'][metric]:.1e}" in entry["summary"]
+
+
+def _all_below(effects, limit):
+    return all(value <= limit for value in effects.values())
+
+
+def test_batchnorm_aligned_matches_keras_moving_statistics_and_outputs(measured):
+    aligned = measured["batchnorm_momentum"]["aligned"]
+    assert set(aligned) == {"moving_mean_max_abs_diff", "moving_variance_max_abs_diff", "train_outputs_max_abs_diff",
+                            "eval_outputs_max_abs_diff"}
+    assert _all_below(aligned, FLOAT32_NOISE), aligned
+
+
+def test_batchnorm_momentum_native_changes_moving_statistics(measured):
+    native = measured["batchnorm_momentum"]["native"]
+    # torch's 0.1 moves the statistics 10x faster than Keras' 1 - 0.99: measured 1.35 (mean), 4.75 (variance).
+    assert native["moving_mean_max_abs_diff"] > 0.5 and native["moving_variance_max_abs_diff"] > 1.0
+    assert native["eval_outputs_max_abs_diff"] > 1.0  # measured 3.7
+    assert native["train_outputs_max_abs_diff"] <= FLOAT32_NOISE  # training normalises with batch statistics
+
+
+def test_batchnorm_epsilon_native_changes_outputs_not_moving_statistics(measured):
+    native = measured["batchnorm_epsilon"]["native"]
+    # eps 1e-5 instead of 1e-3 under rsqrt(var + eps): measured 4.7e-4 (training) and 2.4e-3 (eval).
+    assert native["train_outputs_max_abs_diff"] > 1e-4 and native["eval_outputs_max_abs_diff"] > 5e-4
+    assert native["moving_mean_max_abs_diff"] <= FLOAT32_NOISE and native["moving_variance_max_abs_diff"] <= FLOAT32_NOISE
+
+
+def test_batchnorm_variance_native_changes_moving_variance_only(measured):
+    native = measured["batchnorm_variance"]["native"]
+    # n/(n-1) with n = 32*8*8 = 2048 values per channel: measured 6.9e-4 on variances up to ~9, 1.2e-3 in eval.
+    assert native["moving_variance_max_abs_diff"] > 2e-4 and native["eval_outputs_max_abs_diff"] > 3e-4
+    assert native["moving_mean_max_abs_diff"] <= FLOAT32_NOISE and native["train_outputs_max_abs_diff"] <= FLOAT32_NOISE
+
+
+def test_gru_layout_native_keeps_keras_gate_order_and_scrambles_outputs(measured):
+    entry = measured["gru_layout"]
+    assert entry["aligned"]["outputs_max_abs_diff"] <= FLOAT32_NOISE  # measured 1.3e-7
+    assert entry["native"]["outputs_max_abs_diff"] > 0.1  # measured 0.50 on outputs in (-1, 1)
+
+
+def test_lstm_biases_native_keeps_torch_recurrent_bias(measured):
+    entry = measured["lstm_biases"]
+    assert entry["aligned"]["outputs_max_abs_diff"] <= FLOAT32_NOISE  # measured 8.9e-8
+    assert entry["native"]["outputs_max_abs_diff"] > 0.1  # measured 0.33 on outputs in (-1, 1)
+
+
+def test_same_padding_stride_native_pads_symmetrically_and_shifts_outputs(measured):
+    entry = measured["same_padding_stride"]
+    assert entry["aligned"]["outputs_max_abs_diff"] <= FLOAT32_NOISE  # measured 0.0
+    assert entry["native"]["outputs_max_abs_diff"] > 0.3  # measured 1.34
+
+
+def test_l2_vs_weight_decay_native_halves_kernel_decay_and_decays_bias(measured):
+    entry = measured["l2_vs_weight_decay"]
+    assert _all_below(entry["aligned"], FLOAT32_NOISE), entry["aligned"]  # measured 6e-8, 7e-9
+    # weight_decay=l gives gradient l*w where L2(l) gives 2*l*w, and it reaches the bias: 1.05e-2 and 1.2e-3.
+    assert entry["native"]["kernel_max_abs_diff"] > 3e-3 and entry["native"]["bias_max_abs_diff"] > 3e-4
+
+
+def test_lr_schedule_interval_native_steps_the_schedule_per_epoch(measured):
+    entry = measured["lr_schedule_interval"]
+    assert entry["aligned"]["lr_max_rel_diff"] <= RELATIVE_NOISE  # measured 1.3e-7
+    assert entry["aligned"]["weights_max_abs_diff"] <= FLOAT32_NOISE  # measured 2.4e-7
+    # Step 29: Keras 0.05 * 0.5**2.9 = 6.7e-3, Lightning per epoch 0.05 * 0.5**0.2 = 4.4e-2 (rel 5.5).
+    assert entry["native"]["lr_max_rel_diff"] == pytest.approx(0.5 ** 0.2 / 0.5 ** 2.9 - 1, rel=1e-5)
+    assert entry["native"]["weights_max_abs_diff"] > 0.05  # measured 0.28
+
+
+def test_tensor_layout_reshaped_conv_kernel_breaks_outputs(measured):
+    entry = measured["tensor_layout"]
+    assert entry["aligned"]["outputs_max_abs_diff"] <= FLOAT32_NOISE  # measured 0.0
+    assert entry["native"]["outputs_max_abs_diff"] > 0.2  # measured 0.62
+
+
+def test_loss_target_shape_broadcast_targets_change_the_loss(measured):
+    entry = measured["loss_target_shape"]
+    assert entry["aligned"]["loss_max_rel_diff"] <= RELATIVE_NOISE  # measured 8.1e-8
+    assert entry["native"]["loss_max_rel_diff"] > 0.02  # measured 7.8e-2: an (N, N) mean instead of (N,)
+
+
+def test_tensorflow_same_pads_put_the_odd_pixel_after():
+    from torch_models.layers import tensorflow_same_pads
+
+    assert tensorflow_same_pads(28, 3, 2) == (0, 1)
+    assert tensorflow_same_pads(27, 3, 2) == (1, 1)
+    assert tensorflow_same_pads(224, 7, 2) == (2, 3)  # parity_notes b.1: torch's padding=3 differs
+    assert tensorflow_same_pads(28, 3, 1) == (1, 1)
+
+
+def test_conv2d_same_is_a_valid_conv_of_the_padded_input_and_keeps_its_torch_kind():
+    import torch
+    import torch.nn.functional as F
+
+    from torch_models.layers import Conv2dSame, same_conv2d
+    from torch_models.weights import torch_kind
+
+    torch.manual_seed(0)
+    conv = same_conv2d(3, 4, 3, 2, align.ALIGNED)
+    assert isinstance(conv, Conv2dSame) and torch_kind(conv) == "Conv2d"
+    x = torch.randn(2, 3, 28, 28)
+    with torch.no_grad():
+        expected = F.conv2d(F.pad(x, (0, 1, 0, 1)), conv.weight, conv.bias, stride=2)
+        assert torch.equal(conv(x), expected) and expected.shape == (2, 4, 14, 14)
+        native = same_conv2d(3, 4, 3, 2, align.Alignment(frozenset({"same_padding_stride"})))
+        assert type(native) is torch.nn.Conv2d and native.padding == (1, 1)
+
+
+def test_keras_batchnorm2d_feeds_the_biased_variance_into_running_var():
+    import torch
+
+    from torch_models.layers import KerasBatchNorm2d, batchnorm2d
+    from torch_models.weights import torch_kind
+
+    bn = batchnorm2d(2, align.ALIGNED)
+    assert isinstance(bn, KerasBatchNorm2d) and torch_kind(bn) == "BatchNorm2d"
+    assert bn.momentum == pytest.approx(1 - align.KERAS_BATCHNORM_MOMENTUM) and bn.eps == align.KERAS_BATCHNORM_EPSILON
+    torch.manual_seed(0)
+    x = 3 * torch.randn(4, 2, 3, 3) + 1
+    reference = torch.nn.BatchNorm2d(2, eps=bn.eps, momentum=bn.momentum)
+    with torch.no_grad():
+        # Training output: both normalise with the biased batch variance (float32 noise, values ~1).
+        torch.testing.assert_close(bn(x), reference(x), atol=1e-5, rtol=0)
+    n = 4 * 3 * 3
+    biased = x.var(dim=(0, 2, 3), unbiased=False)
+    torch.testing.assert_close(bn.running_var, 1 + bn.momentum * (biased - 1), atol=1e-6, rtol=0)
+    torch.testing.assert_close(reference.running_var, 1 + bn.momentum * (biased * n / (n - 1) - 1), atol=1e-6, rtol=0)
+    native = batchnorm2d(2, align.Alignment(frozenset({"batchnorm_variance"})))
+    assert type(native) is torch.nn.BatchNorm2d

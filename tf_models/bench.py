@@ -1,0 +1,147 @@
+"""Keras timing loops of `parity bench`: Keras `fit` and a plain tf.function loop over the same train step.
+
+Mirror: torch_models/bench.py. The protocol (windows, warm-up, statistics, rows) is parity.bench.
+The plain loop calls the model's own `train_step` (forward, loss, gradients, optimizer update,
+metric updates) in a tf.function built as `fit` builds its own, so the two do the same work
+per step and differ only in what `fit` adds around it (iterator, callbacks, logs).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Any, Iterable
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.framework import config as tf_config  # the op-determinism getter has no public name
+
+from parity import bench
+from parity.catalog import get_spec
+from tf_models import build
+from tf_models.base import compile_model
+from tf_models.data import train_dataset
+
+
+def apply_settings(tf32: bool) -> dict[str, Any]:
+    """TF32 as asked (TensorFlow's own default is on, for GPU); op determinism stays off. Returns what is in force."""
+    tf.config.experimental.enable_tensor_float_32_execution(tf32)
+    return {
+        "tf32": tf.config.experimental.tensor_float_32_execution_enabled(),
+        "determinism": tf_config.is_op_determinism_enabled(),
+        "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                    "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
+        "cudnn_autotune": os.environ.get("TF_CUDNN_USE_AUTOTUNE", "1") != "0",
+    }
+
+
+def on_gpu() -> bool:
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def build_model(model_id: str, variant: bench.Variant) -> keras.Model:
+    """The compiled course model under the variant's dtype policy and XLA setting, from seed bench.SEED."""
+    keras.utils.set_random_seed(bench.SEED)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(variant.keras_policy)
+    try:
+        model = build(model_id)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    compile_model(model, get_spec(model_id))  # under mixed_float16 this wraps the optimizer in a LossScaleOptimizer
+    model.jit_compile = variant.compiled  # explicit: Keras' "auto" would turn XLA on wherever a GPU is visible
+    return model
+
+
+def staged_batches(data: dict[str, np.ndarray], gpu: bool) -> list[tuple[tf.Tensor, tf.Tensor]]:
+    """The compute scope's batches as tensors on the device."""
+    with tf.device("/GPU:0" if gpu else "/CPU:0"):
+        return [(tf.identity(x), tf.identity(y)) for x, y in zip(data["staged_x"], data["staged_y"])]
+
+
+def _staged_dataset(data: dict[str, np.ndarray]) -> tf.data.Dataset:
+    """The staged batches, cycled, as the tf.data input `fit` needs (fit takes no list of device tensors)."""
+    dataset = tf.data.Dataset.from_tensor_slices((data["staged_x"], data["staged_y"]))
+    return dataset.repeat().prefetch(tf.data.AUTOTUNE)
+
+
+class _EpochMarks(keras.callbacks.Callback):
+    """Marks the clock at every epoch end (one epoch is one window); Keras has materialised the epoch's logs by then.
+
+    Epoch hooks only: a batch hook would switch Keras 3 to synchronous callback dispatch.
+    """
+
+    def __init__(self, clock: bench.Clock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.clock.mark()
+
+
+def framework_windows(model: keras.Model, batches: tf.data.Dataset, clock: bench.Clock) -> None:
+    """Keras `fit`: one epoch of `clock.steps` steps per window, the first epoch the warm-up."""
+    clock.start()
+    model.fit(batches, epochs=clock.windows + 1, steps_per_epoch=clock.steps, callbacks=[_EpochMarks(clock)],
+              verbose=0, shuffle=False)
+
+
+def plain_windows(model: keras.Model, batches: Iterable[tuple[tf.Tensor, tf.Tensor]], clock: bench.Clock) -> None:
+    """The model's train_step in a tf.function (jit_compile as the model's), called once per batch."""
+    step = tf.function(tf.autograph.experimental.do_not_convert(model.train_step), reduce_retracing=True,
+                       jit_compile=model.jit_compile)
+    clock.start()
+    for batch in itertools.islice(batches, clock.total_steps):
+        logs = step(batch)
+        if clock.step():
+            float(logs["loss"])  # materialise a value: the window's steps have run
+            clock.mark()
+
+
+def measure(case: dict[str, Any], trainer: str, data: dict[str, np.ndarray], job: dict[str, Any],
+            gpu: bool) -> dict[str, Any]:
+    """Time one case with one trainer; peak memory and the load average around it."""
+    variant = bench.VARIANTS[case["variant"]]
+    clock = bench.Clock(job["steps"], job["windows"])
+    model = build_model(case["model"], variant)
+    if case["scope"] == "compute":
+        batches = _staged_dataset(data) if trainer == "framework" else itertools.cycle(staged_batches(data, gpu))
+    else:
+        plan = bench.bench_plan(len(data["x_train"]), case["batch_size"])
+        batches = train_dataset(plan, data["x_train"], data["y_train"], bench.stream_epochs(plan, clock.total_steps))
+    bench.reset_peak_rss()
+    if gpu:
+        tf.config.experimental.reset_memory_stats("GPU:0")
+    load_start = os.getloadavg()[0]
+    (framework_windows if trainer == "framework" else plain_windows)(model, batches, clock)
+    return {
+        **case,
+        "trainer": trainer,
+        **clock.result(),
+        "gpu_peak_mb": tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20 if gpu else None,
+        "host_rss_mb": bench.peak_rss_mb(),
+        "load_average": [load_start, os.getloadavg()[0]],
+        "settings": {"jit_compile": bool(model.jit_compile), "run_eagerly": bool(model.run_eagerly),
+                     "dtype_policy": model.dtype_policy.name,
+                     "loss_scaling": isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)},
+    }
+
+
+def run_bench(job: dict[str, Any]) -> dict[str, Any]:
+    """The `bench` job: every case with `fit` and with the plain loop."""
+    settings = apply_settings(job["tf32"])
+    gpu = on_gpu()
+    for case in job["cases"]:
+        bench.require_device(case["variant"], gpu)
+    measurements = []
+    data: dict[str, dict[str, np.ndarray]] = {}
+    for case in job["cases"]:
+        if case["model"] not in data:
+            data[case["model"]] = bench.load_case_data(job["workdir"], case["model"])
+        for repeat in range(job["repeats"]):
+            for trainer in bench.trainer_order(repeat):
+                result = {**measure(case, trainer, data[case["model"]], job, gpu), "repeat": repeat}
+                measurements.append(result)
+                print(bench.progress_line("keras", result, job["steps"]), flush=True)
+    return {"settings": settings, "measurements": measurements}

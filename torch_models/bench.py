@@ -1,0 +1,208 @@
+"""Lightning timing loops of `parity bench`: the Lightning Trainer and a plain torch loop over the same module.
+
+Mirror: tf_models/bench.py. The protocol (windows, warm-up, statistics, rows) is parity.bench.
+The plain loop does what Lightning's automatic optimization does per step, without the
+Trainer: training_step (with its torchmetrics update; its self.log calls return at once
+without a Trainer), zero_grad, backward, optimizer step, under the same autocast and
+GradScaler, with the same torch.compile wrapping (Lightning's from_compiled).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import warnings
+from typing import Any, Callable, Iterable, Iterator
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.utilities.compile import from_compiled
+from torch.utils.data import DataLoader
+
+from parity import align, bench
+from torch_models import build
+from torch_models.base import CourseModule
+from torch_models.data import plan_loader
+
+AUTOCAST_DTYPES = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}
+
+
+def apply_settings(tf32: bool) -> dict[str, Any]:
+    """TF32 as asked (torch's matmul default is off, cuDNN's on); determinism off; cuDNN autotuning on, as in TF."""
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.use_deterministic_algorithms(False)
+    torch.backends.cudnn.deterministic = False
+    torch.backends.cudnn.benchmark = True
+    # Without a Trainer, training_step's self.log calls warn and return: expected in the plain loop.
+    warnings.filterwarnings("ignore", message=".*`self.trainer` reference is not registered.*")
+    warnings.filterwarnings("ignore", message=".*You defined a `validation_step` but have no `val_dataloader`.*")
+    return {
+        "tf32": {"cuda_matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32},
+        "determinism": torch.are_deterministic_algorithms_enabled(),
+        "threads": {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()},
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+    }
+
+
+def on_gpu() -> bool:
+    return torch.cuda.is_available()
+
+
+def build_model(model_id: str, alignment: align.Alignment) -> CourseModule:
+    """The course LightningModule from seed bench.SEED (precision and compilation are applied by the loops)."""
+    L.seed_everything(bench.SEED, verbose=False)
+    return build(model_id, alignment)
+
+
+def staged_batches(data: dict[str, np.ndarray], gpu: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The compute scope's batches as tensors on the device (copies: freshly allocated, aligned like any batch)."""
+    device = torch.device("cuda" if gpu else "cpu")
+    return [(torch.from_numpy(x).to(device, copy=True), torch.from_numpy(y).to(device, copy=True))
+            for x, y in zip(data["staged_x"], data["staged_y"])]
+
+
+class _Cycled:
+    """`length` batches cycled from a list; Lightning reads the length as the epoch's size."""
+
+    def __init__(self, batches: list[tuple[torch.Tensor, torch.Tensor]], length: int) -> None:
+        self.batches = batches
+        self.length = length
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return itertools.islice(itertools.cycle(self.batches), self.length)
+
+    def __len__(self) -> int:
+        return self.length
+
+
+def _plan_stream(loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The loader's batches epoch after epoch, as Lightning walks it (set_epoch before each epoch)."""
+    for epoch in itertools.count():
+        loader.sampler.set_epoch(epoch)
+        yield from loader
+
+
+def _sync(gpu: bool) -> Callable[[], None]:
+    return torch.cuda.synchronize if gpu else (lambda: None)
+
+
+class _StepMarks(L.Callback):
+    """Counts steps and marks the clock at window boundaries, after synchronising the device."""
+
+    def __init__(self, clock: bench.Clock, sync: Callable[[], None]) -> None:
+        self.clock = clock
+        self.sync = sync
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if self.clock.step():
+            self.sync()
+            self.clock.mark()
+
+
+def framework_windows(module: CourseModule, batches: Iterable, clock: bench.Clock, variant: bench.Variant,
+                      gpu: bool) -> None:
+    """Lightning's Trainer, with everything off that does per-step work the plain loop does not need.
+
+    Off: progress bar, logger, checkpointing, model summary, sanity validation, validation.
+    Kept: the module's own self.log calls and metric updates (the work the module asks for).
+    """
+    trainer = L.Trainer(
+        accelerator="gpu" if gpu else "cpu",
+        devices=1,
+        precision=variant.lightning_precision,
+        max_steps=clock.total_steps,
+        max_epochs=-1,
+        benchmark=True,
+        deterministic=False,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=[_StepMarks(clock, _sync(gpu))],
+    )
+    clock.start()
+    trainer.fit(torch.compile(module) if variant.compiled else module, train_dataloaders=batches)
+
+
+def plain_windows(module: CourseModule, batches: Iterable, clock: bench.Clock, variant: bench.Variant,
+                  gpu: bool) -> None:
+    """The same module, optimizer, precision and compilation in a plain loop."""
+    device = torch.device("cuda" if gpu else "cpu")
+    module.to(device).train()
+    optimizer = module.configure_optimizers()
+    if variant.compiled:
+        module = from_compiled(torch.compile(module))
+    dtype = AUTOCAST_DTYPES.get(variant.lightning_precision)
+    scaler = torch.amp.GradScaler(device.type) if variant.lightning_precision == "16-mixed" else None
+    sync = _sync(gpu)
+    clock.start()
+    for index, (x, y) in enumerate(itertools.islice(batches, clock.total_steps)):
+        batch = (x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+        with torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext():
+            loss = module.training_step(batch, index)
+        optimizer.zero_grad()
+        if scaler:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        if clock.step():
+            sync()
+            clock.mark()
+
+
+def measure(case: dict[str, Any], trainer: str, data: dict[str, np.ndarray], job: dict[str, Any],
+            gpu: bool) -> dict[str, Any]:
+    """Time one case with one trainer; peak memory and the load average around it."""
+    variant = bench.VARIANTS[case["variant"]]
+    clock = bench.Clock(job["steps"], job["windows"])
+    module = build_model(case["model"], align.Alignment.from_job(job["native"]))
+    if case["scope"] == "compute":
+        staged = staged_batches(data, gpu)
+        batches = _Cycled(staged, clock.total_steps) if trainer == "framework" else itertools.cycle(staged)
+    else:
+        loader = plan_loader(bench.bench_plan(len(data["x_train"]), case["batch_size"]), data["x_train"],
+                             data["y_train"])
+        batches = loader if trainer == "framework" else _plan_stream(loader)
+    bench.reset_peak_rss()
+    if gpu:
+        torch.cuda.reset_peak_memory_stats()
+    load_start = os.getloadavg()[0]
+    (framework_windows if trainer == "framework" else plain_windows)(module, batches, clock, variant, gpu)
+    return {
+        **case,
+        "trainer": trainer,
+        **clock.result(),
+        "gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if gpu else None,
+        "host_rss_mb": bench.peak_rss_mb(),
+        "load_average": [load_start, os.getloadavg()[0]],
+        "settings": {"torch_compile": variant.compiled, "precision": variant.lightning_precision,
+                     "grad_scaler": variant.lightning_precision == "16-mixed"},
+    }
+
+
+def run_bench(job: dict[str, Any]) -> dict[str, Any]:
+    """The `bench` job: every case with the Trainer and with the plain loop."""
+    settings = apply_settings(job["tf32"])
+    gpu = on_gpu()
+    for case in job["cases"]:
+        bench.require_device(case["variant"], gpu)
+    measurements = []
+    data: dict[str, dict[str, np.ndarray]] = {}
+    for case in job["cases"]:
+        if case["model"] not in data:
+            data[case["model"]] = bench.load_case_data(job["workdir"], case["model"])
+        for repeat in range(job["repeats"]):
+            for trainer in bench.trainer_order(repeat):
+                result = {**measure(case, trainer, data[case["model"]], job, gpu), "repeat": repeat}
+                measurements.append(result)
+                print(bench.progress_line("lightning", result, job["steps"]), flush=True)
+    return {"settings": settings, "measurements": measurements}

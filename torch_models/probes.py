@@ -1,0 +1,191 @@
+"""torch side of the layer probes (parity.probes): the Keras initial weights, loaded under an `Alignment`.
+
+Each probe seeds torch (what a difference left native keeps is torch's own initialisation),
+builds the torch counterpart the alignment asks for, loads the Keras weights and saves the
+arrays parity.probes compares, in Keras' layouts (NHWC outputs, (in, out) kernels).
+Mirror: tf_models/probes.py.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from parity import align, probes
+from parity.weights import KerasLayer, load_keras_layers
+from torch_models.layers import batchnorm2d, same_conv2d
+from torch_models.weights import load_keras_layers_into
+
+Probe = Callable[[dict[str, np.ndarray], dict[str, Any], list[KerasLayer], align.Alignment], dict[str, np.ndarray]]
+
+
+def _nchw(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(x).permute(0, 3, 1, 2)
+
+
+def _nhwc(x: torch.Tensor) -> np.ndarray:
+    return x.detach().permute(0, 2, 3, 1).numpy()
+
+
+def batchnorm(inputs: dict[str, np.ndarray], settings: dict[str, Any], layers: list[KerasLayer],
+              alignment: align.Alignment) -> dict[str, np.ndarray]:
+    """BatchNorm per align.torch_batchnorm: running statistics after the training batches, then eval outputs."""
+    bn = batchnorm2d(inputs["eval_x"].shape[-1], alignment)
+    load_keras_layers_into(bn, layers, alignment)
+    with torch.no_grad():
+        bn.train()
+        for x in inputs["train_x"]:
+            train_outputs = bn(_nchw(x))
+        bn.eval()
+        eval_outputs = bn(_nchw(inputs["eval_x"]))
+    return {"moving_mean": bn.running_mean.numpy(), "moving_variance": bn.running_var.numpy(),
+            "train_outputs": _nhwc(train_outputs), "eval_outputs": _nhwc(eval_outputs)}
+
+
+def _recurrent(rnn: nn.RNNBase, inputs: dict[str, np.ndarray], layers: list[KerasLayer],
+               alignment: align.Alignment) -> dict[str, np.ndarray]:
+    load_keras_layers_into(rnn, layers, alignment)
+    with torch.no_grad():
+        outputs, _ = rnn(torch.from_numpy(inputs["x"]))
+    return {"outputs": outputs[:, -1].numpy()}
+
+
+def gru(inputs: dict[str, np.ndarray], settings: dict[str, Any], layers: list[KerasLayer],
+        alignment: align.Alignment) -> dict[str, np.ndarray]:
+    """nn.GRU with the Keras weights, gate blocks reordered or not (align.reorder_gru_gates): the last output."""
+    return _recurrent(nn.GRU(settings["features"], settings["units"], batch_first=True), inputs, layers, alignment)
+
+
+def lstm(inputs: dict[str, np.ndarray], settings: dict[str, Any], layers: list[KerasLayer],
+         alignment: align.Alignment) -> dict[str, np.ndarray]:
+    """nn.LSTM with the Keras weights, b_hh zeroed or torch's own (align.zero_lstm_recurrent_bias): the last output."""
+    return _recurrent(nn.LSTM(settings["features"], settings["units"], batch_first=True), inputs, layers, alignment)
+
+
+def same_padding(inputs: dict[str, np.ndarray], settings: dict[str, Any], layers: list[KerasLayer],
+                 alignment: align.Alignment) -> dict[str, np.ndarray]:
+    """Conv2dSame or nn.Conv2d(padding=k//2) (align.tensorflow_same_padding) with the Keras kernel."""
+    conv = same_conv2d(settings["channels"], settings["filters"], settings["kernel"], settings["stride"], alignment)
+    load_keras_layers_into(conv, layers, alignment)
+    with torch.no_grad():
+        return {"outputs": _nhwc(conv(_nchw(inputs["x"])))}
+
+
+def l2(inputs: dict[str, np.ndarray], settings: dict[str, Any], layers: list[KerasLayer],
+       alignment: align.Alignment) -> dict[str, np.ndarray]:
+    """`steps` SGD steps of a Linear: Keras' L2 loss penalty on the kernel, or optimizer weight_decay=l on all."""
+    dense = nn.Linear(settings["features"], settings["units"])
+    load_keras_layers_into(dense, layers, alignment)
+    penalty = align.l2_as_loss_penalty(alignment)
+    optimizer = torch.optim.SGD(dense.parameters(), lr=settings["learning_rate"],
+                                weight_decay=0.0 if penalty else settings["l2"])
+    x, y = torch.from_numpy(inputs["x"]), torch.from_numpy(inputs["y"])
+    for batch_x, batch_y in zip(x.split(settings["batch"]), y.split(settings["batch"])):
+        loss = F.mse_loss(dense(batch_x), batch_y)
+        if penalty:
+            loss = loss + settings["l2"] * dense.weight.square().sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return {"kernel": dense.weight.detach().T.numpy(), "bias": dense.bias.detach().numpy()}
+
+
+class _ScheduledRegressor(L.LightningModule):
+    """Linear-ReLU-Linear regression; SGD with the per-step exponential decay as a LambdaLR at `interval`."""
+
+    def __init__(self, settings: dict[str, Any], interval: str) -> None:
+        super().__init__()
+        self.settings, self.interval = settings, interval
+        self.net = nn.Sequential(nn.Linear(settings["features"], settings["hidden"]), nn.ReLU(),
+                                 nn.Linear(settings["hidden"], 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return F.mse_loss(self(x), y)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        s = self.settings
+        optimizer = torch.optim.SGD(self.parameters(), lr=s["learning_rate"])
+        decay = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda n: s["decay_rate"] ** (n / s["decay_steps"]))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": decay, "interval": self.interval}}
+
+
+class _LearningRates(L.Callback):
+    """The learning rate each optimizer step uses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: list[float] = []
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        self.values.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def lr_schedule(inputs: dict[str, np.ndarray], settings: dict[str, Any], layers: list[KerasLayer],
+                alignment: align.Alignment) -> dict[str, np.ndarray]:
+    """Lightning training with the scheduler interval of align.lr_schedule_interval: lr per step, final weights."""
+    model = _ScheduledRegressor(settings, align.lr_schedule_interval(alignment, "step"))
+    load_keras_layers_into(model, layers, alignment)
+    rates = _LearningRates()
+    trainer = L.Trainer(max_epochs=settings["epochs"], accelerator="cpu", devices=1, logger=False, callbacks=[rates],
+                        enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=False)
+    data = TensorDataset(torch.from_numpy(inputs["x"]), torch.from_numpy(inputs["y"]))
+    trainer.fit(model, DataLoader(data, batch_size=settings["batch"], shuffle=False))
+    weights = [p.detach().numpy().T.ravel() for p in model.parameters()]  # Keras layout: kernel (in, out), bias
+    return {"lr": np.array(rates.values, np.float32), "weights": np.concatenate(weights)}
+
+
+def tensor_layout(inputs: dict[str, np.ndarray], settings: dict[str, Any], layers: list[KerasLayer],
+                  alignment: align.Alignment) -> dict[str, np.ndarray]:
+    """Conv2d with the Keras kernel transposed (parity.weights) and, as `native_`, merely reshaped to (out, in, kh, kw)."""
+    conv = nn.Conv2d(settings["channels"], settings["filters"], settings["kernel"])
+    x = _nchw(inputs["x"])
+    with torch.no_grad():
+        load_keras_layers_into(conv, layers, alignment)
+        outputs = _nhwc(conv(x))
+        conv.weight.copy_(torch.from_numpy(layers[0].arrays["kernel"].reshape(conv.weight.shape)))
+        return {"outputs": outputs, "native_outputs": _nhwc(conv(x))}
+
+
+def loss_target_shape(inputs: dict[str, np.ndarray], settings: dict[str, Any], layers: list[KerasLayer],
+                      alignment: align.Alignment) -> dict[str, np.ndarray]:
+    """MSELoss of the (N, 1) outputs against (N, 1) targets and, as `native_`, against the (N,) targets."""
+    dense = nn.Linear(1, 1)
+    load_keras_layers_into(dense, layers, alignment)
+    y = torch.from_numpy(inputs["y"])
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Using a target size .* that is different to the input size")
+        outputs = dense(torch.from_numpy(inputs["x"]))
+        return {"loss": nn.MSELoss()(outputs, y.reshape(-1, 1)).numpy(), "native_loss": nn.MSELoss()(outputs, y).numpy()}
+
+
+PROBES: dict[str, Probe] = {
+    "batchnorm": batchnorm, "gru": gru, "lstm": lstm, "same_padding": same_padding, "l2": l2,
+    "lr_schedule": lr_schedule, "tensor_layout": tensor_layout, "loss_target_shape": loss_target_shape,
+}
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """The torch side of a `probe` job: each probe under each of its alignments, on the Keras initial weights."""
+    workdir = Path(job["workdir"])
+    for name, entry in job["probes"].items():
+        inputs = probes.load_arrays(probes.probe_path(workdir, name, "inputs"))
+        layers = load_keras_layers(probes.probe_path(workdir, name, "keras-init"))
+        for native in entry["alignments"]:
+            alignment = align.Alignment.from_job(native)
+            torch.manual_seed(entry["settings"]["seed"])  # what a native difference keeps is torch's own init
+            arrays = PROBES[name](inputs, entry["settings"], layers, alignment)
+            np.savez(probes.probe_path(workdir, name, "lightning", alignment), **arrays)
+    return {}
