@@ -10,8 +10,8 @@ a default of their own. Each entry of DIFFERENCES has a test named after its key
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from parity.catalog import Optimizer

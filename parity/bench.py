@@ -6,7 +6,10 @@ Protocol, per framework, case (model, variant, scope) and trainer (the framework
 trainer, Keras `fit` / Lightning `Trainer`, or a plain loop over the same training step):
 one warm-up window (tracing, XLA or torch.compile compilation, autotuning), timed apart,
 then `windows` timed windows of `steps` steps each; the device is synchronised at window
-boundaries only. A row reports the median, min and max over the windows.
+boundaries only. With `repeats` > 1 each pair of measurements runs again in the other order
+(framework trainer first, then plain loop first), so that load which drifts on a shared
+machine weighs on both alike; the windows are pooled. A row reports the median, min and max
+over the windows.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -62,8 +66,9 @@ VARIANTS: dict[str, Variant] = {variant.name: variant for variant in (
                     "Keras' own default on CPU, while on GPU its default 'auto' turns XLA on); "
                     "Lightning: torch eager mode"),
     Variant("compiled", True, "float32", "32-true",
-            meaning="Keras: jit_compile=True (XLA, the whole train step); Lightning: torch.compile(model) "
-                    "(default mode; Lightning compiles forward and training_step, the optimizer step stays eager)"),
+            meaning="Keras: jit_compile=True (XLA, the whole train step); Lightning: torch.compile(model, "
+                    "dynamic=False) (default mode; Lightning compiles forward and training_step, the optimizer "
+                    "step stays eager)"),
     Variant("mixed_float16", False, "mixed_float16", "16-mixed", needs_gpu=True,
             meaning="Keras mixed_float16 policy with loss scaling; Lightning precision '16-mixed' with GradScaler. "
                     "GPU only: on CPU Lightning silently switches to bf16 and TF emulates float16 kernels"),
@@ -171,6 +176,26 @@ class Clock:
 def trainer_order(repeat: int) -> tuple[str, ...]:
     """Framework trainer first in even repeats, plain loop first in odd ones: load that drifts cancels out."""
     return TRAINERS if repeat % 2 == 0 else TRAINERS[::-1]
+
+
+def run_cases(job: Mapping[str, Any], framework: str, gpu: bool,
+              measure: Callable[[Mapping[str, Any], str, dict[str, np.ndarray]], dict[str, Any]]) -> list[dict[str, Any]]:
+    """A worker's part of the protocol: every case, every repeat, both trainers in `trainer_order`.
+
+    `measure(case, trainer, data)` times one trainer on one case; a progress line follows each.
+    """
+    for case in job["cases"]:
+        require_device(case["variant"], gpu)
+    measurements = []
+    data: dict[str, dict[str, np.ndarray]] = {}
+    for case in job["cases"]:
+        if case["model"] not in data:
+            data[case["model"]] = load_case_data(job["workdir"], case["model"])
+        for repeat in range(job["repeats"]):
+            for trainer in trainer_order(repeat):
+                measurements.append({**measure(case, trainer, data[case["model"]]), "repeat": repeat})
+                print(progress_line(framework, measurements[-1], job["steps"]), flush=True)
+    return measurements
 
 
 def merge_repeats(measurements: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -451,11 +476,11 @@ def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         MARKDOWN_BEGIN,
         f"Command: `{settings['command']}`",
         "",
-        f"Measured {settings['started']} on {env['device_name']['keras']} (Keras), "
-        f"{env['device_name']['lightning']} (Lightning); {env['platform']}, {env['cpu_count']} CPUs.",
+        (f"Measured {settings['started']} on {env['device_name']['keras']} (Keras), "
+         f"{env['device_name']['lightning']} (Lightning); {env['platform']}, {env['cpu_count']} CPUs."),
         "",
-        f"Versions: Python {env['python']}, TensorFlow {env['tensorflow']}, Keras {env['keras']}, "
-        f"torch {env['torch']}, Lightning {env['lightning']}.",
+        (f"Versions: Python {env['python']}, TensorFlow {env['tensorflow']}, Keras {env['keras']}, "
+         f"torch {env['torch']}, Lightning {env['lightning']}."),
         "",
         "| setting | value |",
         "|---|---|",
@@ -463,13 +488,13 @@ def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         f"| threads per framework | {settings['threads']['requested']} ({_per_framework(settings['threads'])}) |",
         f"| TF32 | requested {_setting_text(settings['tf32']['requested'])} ({_per_framework(settings['tf32'])}) |",
         f"| deterministic ops | {_per_framework(settings['determinism'])} |",
-        f"| data | {settings['data']['source']} ({settings['data']['location']}), "
-        f"{settings['data']['train_size']:,} training samples |",
-        f"| windows | warm-up {settings['warmup_steps']} steps (timed apart), then {settings['windows']} x "
-        f"{settings['steps_per_window']} steps; {settings['repeats']} repeat(s), fit/Trainer and plain loop in "
-        "alternating order |",
-        f"| load average (1/5/15 min) | start {_load_text(settings['load_average']['start'])}; "
-        f"end {_load_text(settings['load_average']['end'])} |",
+        (f"| data | {settings['data']['source']} ({settings['data']['location']}), "
+         f"{settings['data']['train_size']:,} training samples |"),
+        (f"| windows | warm-up {settings['warmup_steps']} steps (timed apart), then {settings['windows']} x "
+         f"{settings['steps_per_window']} steps; {settings['repeats']} repeat(s), fit/Trainer and plain loop in "
+         "alternating order |"),
+        (f"| load average (1/5/15 min) | start {_load_text(settings['load_average']['start'])}; "
+         f"end {_load_text(settings['load_average']['end'])} |"),
         "",
         f"### Throughput: samples/s, median [min-max] over {windows} windows",
         "",
@@ -497,8 +522,8 @@ def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         "",
         "### Warm-up and memory",
         "",
-        "| model | scope | trainer | variant | warm-up s (Keras / Lightning) | peak MB (Keras / Lightning) | "
-        "host peak RSS MB (Keras / Lightning) | load at start/end (Keras; Lightning) |",
+        ("| model | scope | trainer | variant | warm-up s (Keras / Lightning) | peak MB (Keras / Lightning) | "
+         "host peak RSS MB (Keras / Lightning) | load at start/end (Keras; Lightning) |"),
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -608,7 +633,7 @@ def run_bench(model_ids: Sequence[str], options: BenchOptions, command: str,
               progress: Callable[[str], None] = print, quiet: bool = False) -> list[dict[str, Any]]:
     """Measure every model, variant and scope in both frameworks, one worker process per framework."""
     check_options(options)
-    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     load_start = os.getloadavg()
     with jobs.work_directory("parity-bench-") as workdir:
         prepared = _prepare(model_ids, options, workdir)

@@ -12,15 +12,18 @@ into docs/differences.md, so the document is generated, never typed.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from parity import align, lockstep
 from parity.catalog import get_spec
 from parity.datasets import needs_files
 
 STEPS = 100
+# Differences that configure both processes (TensorFlow too), so their native run needs its own Keras run.
+BOTH_PROCESSES = frozenset({"determinism", "tf32"})
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,10 @@ def _lockstep_summary(key: str, result: Mapping[str, Any], aligned: Mapping[str,
         return (f"{where}, max rel loss diff {effects['max_rel_loss_diff']:.1e}, "
                 f"params {effects['final_param_max_abs_diff']:.1e} apart")
 
-    return f"native: {part(native)}; aligned: {part(aligned)}"
+    keras_self = native.get("keras_self_max_rel_loss_diff")
+    own = f"; Keras against itself with the switch off vs on: max rel loss diff {keras_self:.1e}" \
+        if keras_self is not None else ""
+    return f"native: {part(native)}; aligned: {part(aligned)}{own}"
 
 
 def measure_lockstep_differences(data_root: Path | None = None, steps: int = STEPS, threads: int = 1,
@@ -99,15 +105,28 @@ def measure_lockstep_differences(data_root: Path | None = None, steps: int = STE
             continue
         progress(f"lockstep {group.model} ({group.optimizer}): aligned, native {', '.join(group.keys) or '-'}")
         data_dir, synthetic = _data_source(group.model, data_root)
+        torch_only = tuple(key for key in group.keys if key not in BOTH_PROCESSES)
         options = lockstep.LockstepOptions(
             steps=steps, optimizer=group.optimizer, threads=threads, data_dir=data_dir, synthetic=synthetic,
-            alignments=(align.ALIGNED, *(align.Alignment(frozenset({key})) for key in group.keys)),
+            alignments=(align.ALIGNED, *(align.Alignment(frozenset({key})) for key in torch_only)),
         )
         result = lockstep.measure(group.model, options)
         aligned = _lockstep_effects(result["comparisons"][0])
         setup = _setup_text(result)
-        for key, comparison in zip(group.keys, result["comparisons"][1:]):
-            native = _lockstep_effects(comparison)
+        native_runs = dict(zip(torch_only, result["comparisons"][1:]))
+        keras_changes = {}
+        for key in (key for key in group.keys if key in BOTH_PROCESSES):
+            switched = align.Alignment(frozenset({key}))
+            native_result = lockstep.measure(group.model, replace(
+                options, alignments=(switched,), keras_alignment=switched, rounding_control=False))
+            native_runs[key] = native_result["comparisons"][0]
+            # The same switch changes TensorFlow's kernels too: Keras against itself, switch on vs off.
+            keras_changes[key] = float(lockstep.relative_difference(result["keras"]["loss"],
+                                                                    native_result["keras"]["loss"]).max())
+        for key in group.keys:
+            native = _lockstep_effects(native_runs[key])
+            if key in keras_changes:
+                native["keras_self_max_rel_loss_diff"] = keras_changes[key]
             measured[key] = {"kind": "lockstep", "setup": setup, "aligned": aligned, "native": native,
                              "summary": _lockstep_summary(key, result, aligned, native)}
         control = result["rounding_control"]

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -88,6 +89,8 @@ class LockstepOptions:
     learning_rate: float | None = None
     momentum: float | None = None
     alignments: tuple[align.Alignment, ...] = (align.ALIGNED,)
+    # The Keras process's settings (determinism, TF32); None: those of the first alignment.
+    keras_alignment: align.Alignment | None = None
     tolerance: float = TOLERANCE
     rounding_control: bool = True
     seed: int = 0
@@ -147,7 +150,7 @@ def measure(model_id: str, options: LockstepOptions) -> dict[str, Any]:
                                    split.x_val[:VAL_SAMPLES], split.y_val[:VAL_SAMPLES])
         job = {"kind": "lockstep", "model": spec.id, "seed": options.seed, "steps": options.steps,
                "batch_size": spec.batch_size, "optimizer": optimizer_to_job(optimizer), "data": str(data_file),
-               "native": align.ALIGNED.to_job(),
+               "native": (options.keras_alignment or options.alignments[0]).to_job(),
                "alignments": [alignment.to_job() for alignment in options.alignments],
                "rounding_control": options.rounding_control}
         keras = jobs.run_worker("keras", job, workdir, device=options.device, threads=options.threads, quiet=True)

@@ -5,8 +5,8 @@ import shutil
 
 import numpy as np
 import pytest
-
 from cli_helpers import run_cli
+
 from parity import bench
 from parity.errors import ParityError
 from parity.plan import BatchPlan
@@ -178,3 +178,21 @@ def test_bench_cli_smoke_measures_both_frameworks_on_cpu(tmp_path):
             assert entry["steps_per_s"]["median"] > 0 and entry["warmup_s"] > 0 and entry["host_rss_mb"] > 0
             medians[framework] = entry["samples_per_s"]["median"]
         assert row["throughput_ratio"] == pytest.approx(medians["lightning"] / medians["keras"])
+
+
+@pytest.mark.slow
+def test_compiled_and_bfloat16_variants_run_both_models_in_one_worker():
+    result = run_cli("bench", "c1w2_fmnist_dnn", "c1w3_fmnist_cnn", "--device", "cpu", "--threads", "1",
+                     "--synthetic", "--steps", "2", "--windows", "3", "--scope", "compute",
+                     "--variant", "compiled", "mixed_bfloat16", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {(row["model"], row["variant"]) for row in rows} == {
+        (model, variant) for model in ("c1w2_fmnist_dnn", "c1w3_fmnist_cnn") for variant in ("compiled", "mixed_bfloat16")}
+    for row in rows:
+        keras, lightning = row["frameworks"]["keras"]["settings"], row["frameworks"]["lightning"]["settings"]
+        if row["variant"] == "compiled":
+            assert keras["jit_compile"] is True and lightning["torch_compile"] == "dynamic=False"
+        else:
+            assert keras["dtype_policy"] == "mixed_bfloat16" and lightning["precision"] == "bf16-mixed"
+        assert row["frameworks"]["lightning"]["samples_per_s"]["median"] > 0

@@ -107,15 +107,19 @@ def test_accuracy_average_native_reports_the_per_class_mean(measured):
     assert native["abs_diff"] > 1e-3  # macro vs micro on 2,000 samples: measured 6.9e-3
 
 
-def test_determinism_has_no_effect_on_one_cpu_thread(measured):
-    # One thread: the deterministic kernels are the ones used anyway (GPU atomics are where it matters).
-    entry = measured["determinism"]
-    assert entry["native"]["max_rel_loss_diff"] == entry["aligned"]["max_rel_loss_diff"]
+def test_determinism_switches_tensorflow_kernels_at_rounding_level_on_cpu(measured):
+    # enable_op_determinism can make TensorFlow pick other CPU kernels: Keras against itself, switch off vs
+    # on, differed by float32 rounding here (measured 1.2e-7; whether it differs at all depends on the CPU's
+    # kernels), and the frameworks still agree (measured 1.9e-7).
+    native = measured["determinism"]["native"]
+    assert native["keras_self_max_rel_loss_diff"] <= 1e-5
+    assert _never_parts(native)
 
 
 def test_tf32_has_no_effect_on_cpu(measured):
-    # TensorFloat-32 exists only on Ampere+ GPUs; on the CPU the switch changes nothing.
+    # TensorFloat-32 exists only on Ampere+ GPUs; on the CPU the switch changes nothing in either framework.
     entry = measured["tf32"]
+    assert entry["native"]["keras_self_max_rel_loss_diff"] == 0.0
     assert entry["native"]["max_rel_loss_diff"] == entry["aligned"]["max_rel_loss_diff"]
 
 

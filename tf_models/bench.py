@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import itertools
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.framework import config as tf_config  # the op-determinism getter has no public name
+from tensorflow.python.framework import config as tf_config
 
 from parity import bench
 from parity.catalog import get_spec
@@ -29,7 +30,7 @@ def apply_settings(tf32: bool) -> dict[str, Any]:
     tf.config.experimental.enable_tensor_float_32_execution(tf32)
     return {
         "tf32": tf.config.experimental.tensor_float_32_execution_enabled(),
-        "determinism": tf_config.is_op_determinism_enabled(),
+        "determinism": tf_config.is_op_determinism_enabled(),  # no public getter
         "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                     "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
         "cudnn_autotune": os.environ.get("TF_CUDNN_USE_AUTOTUNE", "1") != "0",
@@ -41,7 +42,11 @@ def on_gpu() -> bool:
 
 
 def build_model(model_id: str, variant: bench.Variant) -> keras.Model:
-    """The compiled course model under the variant's dtype policy and XLA setting, from seed bench.SEED."""
+    """The compiled course model under the variant's dtype policy and XLA setting, from seed bench.SEED.
+
+    Keras' global state of earlier measurements is dropped first, as the torch side drops its compiled code.
+    """
+    keras.backend.clear_session()
     keras.utils.set_random_seed(bench.SEED)
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(variant.keras_policy)
@@ -129,19 +134,8 @@ def measure(case: dict[str, Any], trainer: str, data: dict[str, np.ndarray], job
 
 
 def run_bench(job: dict[str, Any]) -> dict[str, Any]:
-    """The `bench` job: every case with `fit` and with the plain loop."""
+    """The `bench` job: every case with `fit` and with the plain loop (parity.bench.run_cases)."""
     settings = apply_settings(job["tf32"])
     gpu = on_gpu()
-    for case in job["cases"]:
-        bench.require_device(case["variant"], gpu)
-    measurements = []
-    data: dict[str, dict[str, np.ndarray]] = {}
-    for case in job["cases"]:
-        if case["model"] not in data:
-            data[case["model"]] = bench.load_case_data(job["workdir"], case["model"])
-        for repeat in range(job["repeats"]):
-            for trainer in bench.trainer_order(repeat):
-                result = {**measure(case, trainer, data[case["model"]], job, gpu), "repeat": repeat}
-                measurements.append(result)
-                print(bench.progress_line("keras", result, job["steps"]), flush=True)
+    measurements = bench.run_cases(job, "keras", gpu, lambda case, trainer, data: measure(case, trainer, data, job, gpu))
     return {"settings": settings, "measurements": measurements}

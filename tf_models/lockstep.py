@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 
-def _layers(layer) -> list:  # noqa: ANN001
+def _layers(layer) -> list:
     """`layer` and every layer nested in it."""
     return [layer] + [inner for child in getattr(layer, "layers", []) for inner in _layers(child)]
 
 
-def _disable_dropout(model) -> int:  # noqa: ANN001
+def _disable_dropout(model) -> int:
     """Set every Dropout layer's rate to 0; returns how many there were."""
     import keras
 

@@ -4,7 +4,8 @@ Mirror: tf_models/bench.py. The protocol (windows, warm-up, statistics, rows) is
 The plain loop does what Lightning's automatic optimization does per step, without the
 Trainer: training_step (with its torchmetrics update; its self.log calls return at once
 without a Trainer), zero_grad, backward, optimizer step, under the same autocast and
-GradScaler, with the same torch.compile wrapping (Lightning's from_compiled).
+GradScaler (autocast without its weight cache, as Lightning's MixedPrecision), with the same
+torch.compile wrapping (Lightning's from_compiled).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import contextlib
 import itertools
 import os
 import warnings
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -52,7 +54,12 @@ def on_gpu() -> bool:
 
 
 def build_model(model_id: str, alignment: align.Alignment) -> CourseModule:
-    """The course LightningModule from seed bench.SEED (precision and compilation are applied by the loops)."""
+    """The course LightningModule from seed bench.SEED (precision and compilation are applied by the loops).
+
+    Compiled code of earlier measurements is dropped first: each one compiles afresh in its warm-up,
+    and torch.compile's recompile limit never turns a later measurement back to eager.
+    """
+    torch.compiler.reset()
     L.seed_everything(bench.SEED, verbose=False)
     return build(model_id, alignment)
 
@@ -83,6 +90,26 @@ def _plan_stream(loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tenso
     for epoch in itertools.count():
         loader.sampler.set_epoch(epoch)
         yield from loader
+
+
+def _resolve_lazy_imports() -> None:
+    """Resolve torchmetrics' lazy optional-package checks before torch.compile traces a metric update.
+
+    Unresolved, the first check (e.g. `_XLA_AVAILABLE` in `_bincount`) runs importlib.metadata
+    inside the trace, whose PackageNotFoundError dynamo reports as an internal error.
+    """
+    import torchmetrics.utilities.imports as optional
+    from lightning_utilities.core.imports import RequirementCache
+
+    for check in vars(optional).values():
+        if isinstance(check, RequirementCache):
+            bool(check)
+
+
+def _compiled(module: CourseModule) -> torch.nn.Module:
+    """torch.compile with static shapes: the batch size is fixed, and the models of one worker share
+    CourseModule.training_step, whose second model would otherwise be recompiled with dynamic shapes."""
+    return torch.compile(module, dynamic=False)
 
 
 def _sync(gpu: bool) -> Callable[[], None]:
@@ -127,7 +154,7 @@ def framework_windows(module: CourseModule, batches: Iterable, clock: bench.Cloc
         callbacks=[_StepMarks(clock, _sync(gpu))],
     )
     clock.start()
-    trainer.fit(torch.compile(module) if variant.compiled else module, train_dataloaders=batches)
+    trainer.fit(_compiled(module) if variant.compiled else module, train_dataloaders=batches)
 
 
 def plain_windows(module: CourseModule, batches: Iterable, clock: bench.Clock, variant: bench.Variant,
@@ -137,14 +164,14 @@ def plain_windows(module: CourseModule, batches: Iterable, clock: bench.Clock, v
     module.to(device).train()
     optimizer = module.configure_optimizers()
     if variant.compiled:
-        module = from_compiled(torch.compile(module))
+        module = from_compiled(_compiled(module))
     dtype = AUTOCAST_DTYPES.get(variant.lightning_precision)
     scaler = torch.amp.GradScaler(device.type) if variant.lightning_precision == "16-mixed" else None
     sync = _sync(gpu)
     clock.start()
     for index, (x, y) in enumerate(itertools.islice(batches, clock.total_steps)):
         batch = (x.to(device, non_blocking=True), y.to(device, non_blocking=True))
-        with torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext():
+        with torch.autocast(device.type, dtype=dtype, cache_enabled=False) if dtype else contextlib.nullcontext():
             loss = module.training_step(batch, index)
         optimizer.zero_grad()
         if scaler:
@@ -184,25 +211,16 @@ def measure(case: dict[str, Any], trainer: str, data: dict[str, np.ndarray], job
         "gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if gpu else None,
         "host_rss_mb": bench.peak_rss_mb(),
         "load_average": [load_start, os.getloadavg()[0]],
-        "settings": {"torch_compile": variant.compiled, "precision": variant.lightning_precision,
+        "settings": {"torch_compile": "dynamic=False" if variant.compiled else None, "precision": variant.lightning_precision,
                      "grad_scaler": variant.lightning_precision == "16-mixed"},
     }
 
 
 def run_bench(job: dict[str, Any]) -> dict[str, Any]:
-    """The `bench` job: every case with the Trainer and with the plain loop."""
+    """The `bench` job: every case with the Trainer and with the plain loop (parity.bench.run_cases)."""
     settings = apply_settings(job["tf32"])
+    _resolve_lazy_imports()
     gpu = on_gpu()
-    for case in job["cases"]:
-        bench.require_device(case["variant"], gpu)
-    measurements = []
-    data: dict[str, dict[str, np.ndarray]] = {}
-    for case in job["cases"]:
-        if case["model"] not in data:
-            data[case["model"]] = bench.load_case_data(job["workdir"], case["model"])
-        for repeat in range(job["repeats"]):
-            for trainer in bench.trainer_order(repeat):
-                result = {**measure(case, trainer, data[case["model"]], job, gpu), "repeat": repeat}
-                measurements.append(result)
-                print(bench.progress_line("lightning", result, job["steps"]), flush=True)
+    measurements = bench.run_cases(job, "lightning", gpu,
+                                   lambda case, trainer, data: measure(case, trainer, data, job, gpu))
     return {"settings": settings, "measurements": measurements}

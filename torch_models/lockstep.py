@@ -24,7 +24,7 @@ def run_lockstep(job: dict[str, Any]) -> dict[str, Any]:
     return {"runs": runs, "rounding_control": control}
 
 
-def _run_one(job: dict[str, Any], alignment, nudge: bool = False) -> dict[str, Any]:  # noqa: ANN001
+def _run_one(job: dict[str, Any], alignment, nudge: bool = False) -> dict[str, Any]:
     """Train `job["steps"]` steps the way CourseModule.training_step does, without Lightning's loop around it."""
     import torch
     from torch import nn
@@ -41,6 +41,10 @@ def _run_one(job: dict[str, Any], alignment, nudge: bool = False) -> dict[str, A
     workdir = Path(job["workdir"])
     data = jobs.load_data(Path(job["data"]))
     torch.use_deterministic_algorithms(align.deterministic_ops(alignment))
+    if torch.cuda.is_available():
+        tf32 = align.tf32_allowed(alignment)  # None: torch's defaults, matmul off and cuDNN convolutions on
+        torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
+        torch.backends.cudnn.allow_tf32 = True if tf32 is None else tf32
     torch.manual_seed(job["seed"])
     model = initial_model(spec.id, alignment, workdir, job["seed"], tag=lockstep.TAG)
     if nudge:

@@ -9,7 +9,7 @@ operation, in float32 like the Keras variables, so the two frameworks take the s
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch.optim import Optimizer
@@ -28,7 +28,7 @@ def _dense_and_square(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return grad.coalesce().to_dense(), squares.coalesce().to_dense()
 
 
-def _evaluate(closure) -> torch.Tensor | None:  # noqa: ANN001
+def _evaluate(closure) -> torch.Tensor | None:
     """Run the closure (forward and backward) if there is one, as Lightning's automatic optimization expects."""
     if closure is None:
         return None
@@ -48,7 +48,7 @@ class KerasAdam(Optimizer):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
 
     @torch.no_grad()
-    def step(self, closure=None):  # noqa: ANN001, ANN201  (torch.optim.Optimizer signature)
+    def step(self, closure=None):
         loss = _evaluate(closure)
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
@@ -79,7 +79,7 @@ class KerasRMSprop(Optimizer):
         super().__init__(params, {"lr": lr, "rho": rho, "eps": eps})
 
     @torch.no_grad()
-    def step(self, closure=None):  # noqa: ANN001, ANN201
+    def step(self, closure=None):
         loss = _evaluate(closure)
         for group in self.param_groups:
             for param in group["params"]:
@@ -103,7 +103,7 @@ class KerasSGD(Optimizer):
         super().__init__(params, {"lr": lr, "momentum": momentum})
 
     @torch.no_grad()
-    def step(self, closure=None):  # noqa: ANN001, ANN201
+    def step(self, closure=None):
         loss = _evaluate(closure)
         for group in self.param_groups:
             lr_value, momentum = group["lr"], group["momentum"]

@@ -1,0 +1,78 @@
+"""Lockstep training: the comparison arithmetic, and the real `parity lockstep` command end to end."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from cli_helpers import run_cli
+
+from parity import lockstep
+from parity.errors import ParityError
+from parity.plan import BatchPlan
+
+
+def test_relative_difference_is_symmetric_and_zero_for_equal_values():
+    rel = lockstep.relative_difference([1.0, 0.0, 2.0, -4.0], [1.0, 0.0, 2.2, -4.4])
+    np.testing.assert_allclose(rel, [0.0, 0.0, 0.2 / 2.2, 0.4 / 4.4], rtol=1e-12)
+    np.testing.assert_allclose(lockstep.relative_difference([2.2], [2.0]), rel[2:3], rtol=1e-12)
+
+
+def test_first_step_beyond_is_one_based_and_counts_nan_as_beyond():
+    assert lockstep.first_step_beyond(np.array([0.0, 1e-5, 2e-4]), 1e-4) == 3
+    assert lockstep.first_step_beyond(np.array([0.0, math.nan, 0.0]), 1e-4) == 2
+    assert lockstep.first_step_beyond(np.array([0.0, 1e-4]), 1e-4) is None  # at the tolerance is within
+
+
+def test_batch_rows_continue_into_the_next_epoch_with_its_own_order():
+    plan = BatchPlan(num_samples=10, batch_size=4, seed=3)
+    rows = list(lockstep.batch_rows(plan, 5))
+    assert [len(r) for r in rows] == [4, 4, 2, 4, 4]
+    np.testing.assert_array_equal(np.concatenate(rows[:3]), plan.epoch_order(0))
+    np.testing.assert_array_equal(np.concatenate(rows[3:]), plan.epoch_order(1)[:8])
+
+
+def test_choose_optimizer_reads_the_spec_or_takes_keras_defaults():
+    assert lockstep.choose_optimizer("c1w2_fmnist_dnn").name == "adam"
+    sgd = lockstep.choose_optimizer("c1w2_fmnist_dnn", "sgd")
+    assert (sgd.learning_rate, sgd.momentum, sgd.keras_default_lr) == (0.01, 0.0, True)
+    explicit = lockstep.choose_optimizer("c1w2_fmnist_dnn", "sgd", 0.1, 0.9)
+    assert (explicit.learning_rate, explicit.momentum, explicit.keras_default_lr) == (0.1, 0.9, False)
+    with pytest.raises(ParityError, match="unknown optimizer"):
+        lockstep.choose_optimizer("c1w2_fmnist_dnn", "lamb")
+
+
+def test_lockstep_command_writes_json_markdown_and_drift_plot(tmp_path):
+    result = run_cli("lockstep", "c1w1_hello_linear", "--steps", "20", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "lockstep" / "c1w1_hello_linear-sgd-aligned"
+    report = json.loads((run_dir / "lockstep.json").read_text())
+    # One Dense unit, SGD: both frameworks compute the same float32 numbers (measured: identical at all 20 steps).
+    assert report["first_divergence_step"] is None and report["max_rel_loss_diff"] <= 1e-6
+    assert len(report["rel_loss_diff"]) == len(report["keras"]["loss"]) == 20
+    assert report["lightning"]["optimizer"] == "KerasSGD" and report["keras"]["deterministic"] is True
+    assert (run_dir / "drift.png").read_bytes()[:4] == b"\x89PNG"
+    assert "agree within 0.0001 relative at every one of the 20 steps" in (run_dir / "lockstep.md").read_text()
+    assert "agree within" in result.stdout
+
+
+def test_lockstep_with_one_difference_native_names_it_as_the_cause(tmp_path):
+    result = run_cli("lockstep", "c1w1_hello_linear", "--steps", "10", "--native", "default_learning_rate",
+                     "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "lockstep" / "c1w1_hello_linear-sgd-native-default_learning_rate" /
+                         "lockstep.json").read_text())
+    assert report["first_divergence_step"] == 2  # torch's own SGD lr (1e-3, not 0.01) after the first update
+    assert report["lightning"]["optimizer_kwargs"]["lr"] == 1e-3
+    assert "Differences left native: default_learning_rate" in report["explanation"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--mode", "native", "--native", "tf32"], "already leaves all of them native"),
+    (["--native", "tensor_layout"], "invalid choice"),
+    (["--steps", "0"], "must be a positive whole number"),
+])
+def test_lockstep_refuses_bad_input_in_one_line(args, message, tmp_path):
+    result = run_cli("lockstep", "c1w1_hello_linear", *args, "--out", str(tmp_path))
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr
