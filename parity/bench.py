@@ -14,14 +14,16 @@ over the windows.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import datetime
+import gc
 import json
 import os
 import platform
 import shlex
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ from parity import align, jobs
 from parity.catalog import get_spec
 from parity.errors import ParityError
 from parity.plan import BatchPlan
+from parity.summary import write_atomic
 
 SCOPES = ("compute", "end_to_end")
 TRAINERS = ("framework", "plain")
@@ -44,6 +47,11 @@ STAGED_BATCHES = 32  # distinct batches the compute scope cycles through, alread
 SEED = 0  # the batch plan's seed and the models' initial weights
 # Set by the bench itself, equally in both frameworks, whatever the mode: the workers' set-up leaves them alone.
 BENCH_SETTINGS = ("tf32", "determinism")
+# glibc malloc with its default, dynamic thresholds hands large freed blocks (a CNN's activations) back
+# to the kernel and faults them in again on the next step: thousands of page faults per step in the
+# torch worker, and run-to-run swings of 30%. Fixed high thresholds keep them; set for both workers.
+MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=4294967296"
+MALLOC_SETTINGS = ("tuned", "glibc")
 MARKDOWN_BEGIN = "<!-- parity bench: begin (generated, do not edit) -->"
 MARKDOWN_END = "<!-- parity bench: end -->"
 
@@ -92,6 +100,7 @@ class BenchOptions:
     windows: int = DEFAULT_WINDOWS
     repeats: int = 1
     tf32: bool = False
+    malloc: str = "tuned"
     data_dir: str | None = None
     synthetic: bool = False
 
@@ -106,6 +115,8 @@ def check_options(options: BenchOptions) -> None:
         raise ParityError(f"unknown scope {bad_scopes[0]!r}; known scopes: {', '.join(SCOPES)}")
     if options.mode not in align.MODES:
         raise ParityError(f"unknown mode {options.mode!r}; known modes: {', '.join(align.MODES)}")
+    if options.malloc not in MALLOC_SETTINGS:
+        raise ParityError(f"unknown malloc setting {options.malloc!r}; known: {', '.join(MALLOC_SETTINGS)}")
     if options.windows < MIN_WINDOWS:
         raise ParityError(f"--windows {options.windows}: a median needs at least {MIN_WINDOWS} timed windows")
     if options.device == "cpu":
@@ -113,6 +124,13 @@ def check_options(options: BenchOptions) -> None:
             if VARIANTS[name].needs_gpu:
                 raise ParityError(f"variant {name} needs a GPU (on CPU Lightning turns 16-mixed into bf16-mixed "
                                   "and TensorFlow emulates float16); use mixed_bfloat16 on CPU, or --device gpu")
+
+
+def worker_environment(malloc: str) -> dict[str, str]:
+    """The allocator environment of both workers: glibc's defaults, or MALLOC_TUNABLES added to GLIBC_TUNABLES."""
+    if malloc == "glibc":
+        return {}
+    return {"GLIBC_TUNABLES": ":".join(filter(None, (os.environ.get("GLIBC_TUNABLES"), MALLOC_TUNABLES)))}
 
 
 def bench_alignment(mode: str) -> align.Alignment:
@@ -140,6 +158,8 @@ class Clock:
     A loop calls `start()` before its first step and `step()` after each step; when `step()`
     returns True the loop synchronises its device and calls `mark()`. A loop that only sees
     window boundaries (Keras fit, one epoch per window) calls `mark()` at each of them.
+    Each mark also reads the process's CPU time (all its threads): on a shared machine the
+    CPU seconds a window costs move far less with the other processes' load than its wall time.
     """
 
     def __init__(self, steps: int, windows: int) -> None:
@@ -147,6 +167,7 @@ class Clock:
         self.windows = windows
         self.done = 0
         self.marks: list[float] = []
+        self.cpu_marks: list[float] = []
 
     @property
     def total_steps(self) -> int:
@@ -155,7 +176,8 @@ class Clock:
 
     def start(self) -> None:
         self.done = 0
-        self.marks = [time.perf_counter()]
+        self.marks, self.cpu_marks = [], []
+        self.mark()
 
     def step(self) -> bool:
         """Count one step; True at a window boundary."""
@@ -164,13 +186,15 @@ class Clock:
 
     def mark(self) -> None:
         self.marks.append(time.perf_counter())
+        self.cpu_marks.append(time.process_time())
 
     def result(self) -> dict[str, Any]:
-        """Warm-up seconds and the seconds of each timed window."""
+        """Warm-up seconds, and the wall and CPU seconds of each timed window."""
         if len(self.marks) != self.windows + 2:
             raise RuntimeError(f"expected {self.windows + 2} clock marks (start, warm-up, {self.windows} windows), "
                                f"got {len(self.marks)}")
-        return {"warmup_s": self.marks[1] - self.marks[0], "window_s": np.diff(self.marks[1:]).tolist()}
+        return {"warmup_s": self.marks[1] - self.marks[0], "window_s": np.diff(self.marks[1:]).tolist(),
+                "window_cpu_s": np.diff(self.cpu_marks[1:]).tolist()}
 
 
 def trainer_order(repeat: int) -> tuple[str, ...]:
@@ -205,9 +229,11 @@ def merge_repeats(measurements: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {
         **ordered[0],
         "window_s": [seconds for measured in ordered for seconds in measured["window_s"]],
+        "window_cpu_s": [seconds for measured in ordered for seconds in measured["window_cpu_s"]],
         "warmup_s": ordered[0]["warmup_s"],
         "gpu_peak_mb": max(gpu_peaks) if gpu_peaks else None,
         "host_rss_mb": max(measured["host_rss_mb"] for measured in ordered),
+        "host_rss_start_mb": ordered[0]["host_rss_start_mb"],
         "load_average": [ordered[0]["load_average"][0], ordered[-1]["load_average"][-1]],
         "repeats": len(ordered),
     }
@@ -265,23 +291,37 @@ def load_case_data(workdir: Path, model_id: str) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------- host memory
 
 
-def reset_peak_rss() -> bool:
-    """Reset this process's peak resident set size (Linux: /proc/self/clear_refs); False where it cannot."""
+def _status_mb(field: str) -> float | None:
+    """A memory field of /proc/self/status (VmRSS, VmHWM) in MiB; None off Linux."""
     try:
-        Path("/proc/self/clear_refs").write_text("5")
+        lines = Path("/proc/self/status").read_text().splitlines()
     except OSError:
-        return False
-    return True
+        return None
+    for line in lines:
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def reset_peak_rss() -> float | None:
+    """Hand freed memory back to the kernel, reset the peak RSS, and return the RSS a measurement starts from.
+
+    Without the trim a worker's peak would carry what earlier measurements freed and malloc kept
+    (with MALLOC_TUNABLES it keeps all of it). Linux and glibc; elsewhere the peak is the process's.
+    """
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+    return _status_mb("VmRSS")
 
 
 def peak_rss_mb() -> float:
     """Peak resident set size of this process in MiB: since the last reset on Linux, else since its start."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
+    peak = _status_mb("VmHWM")
+    if peak is not None:
+        return peak
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -316,9 +356,12 @@ def framework_entry(measured: Mapping[str, Any], samples: Sequence[int], steps: 
         "peak_mem_mb": gpu_peak if gpu_peak is not None else measured["host_rss_mb"],
         "peak_mem_kind": "gpu max allocated" if gpu_peak is not None else "host peak RSS",
         "host_rss_mb": measured["host_rss_mb"],
+        "host_rss_start_mb": measured["host_rss_start_mb"],
         "warmup_s": measured["warmup_s"],
+        "cpu_ms_per_step": summarize([1000 * seconds / steps for seconds in measured["window_cpu_s"]]),
         "windows": per_window["samples_per_s"],
         "window_s": list(measured["window_s"]),
+        "window_cpu_s": list(measured["window_cpu_s"]),
         "load_average": measured["load_average"],
         "settings": measured["settings"],
     }
@@ -383,8 +426,11 @@ def build_rows(cases: Sequence[Mapping[str, Any]], answers: Mapping[str, Mapping
             })
         overhead = {fw: ratio(pair["framework"][fw]["samples_per_s"]["median"], pair["plain"][fw]["samples_per_s"]["median"])
                     for fw in jobs.FRAMEWORKS}
+        overhead_cpu = {fw: ratio(pair["plain"][fw]["cpu_ms_per_step"]["median"],
+                                  pair["framework"][fw]["cpu_ms_per_step"]["median"]) for fw in jobs.FRAMEWORKS}
         for row in rows[-len(TRAINERS):]:
             row["trainer_vs_plain"] = overhead
+            row["trainer_vs_plain_cpu"] = overhead_cpu
     return rows
 
 
@@ -399,7 +445,9 @@ def _row_settings(case: Mapping[str, Any], options: BenchOptions, data: Mapping[
         "threads": {"requested": options.threads, **{fw: process[fw]["threads"] for fw in jobs.FRAMEWORKS}},
         "precision": {"keras": variant.keras_policy, "lightning": variant.lightning_precision},
         "compile": {"keras": "jit_compile=True (XLA)" if variant.compiled else "jit_compile=False (tf.function graph)",
-                    "lightning": "torch.compile" if variant.compiled else "eager"},
+                    "lightning": "torch.compile(dynamic=False)" if variant.compiled else "eager"},
+        "cudnn_autotune": {"keras": process["keras"]["cudnn_autotune"],
+                           "lightning": process["lightning"]["cudnn_benchmark"]},
         "data": {"source": data["source"], "location": data["location"], "train_size": data["train_size"],
                  "staged_batches": data["staged_batches"] if case["scope"] == "compute" else None},
         "steps_per_window": options.steps,
@@ -407,6 +455,7 @@ def _row_settings(case: Mapping[str, Any], options: BenchOptions, data: Mapping[
         "repeats": options.repeats,
         "warmup_steps": options.steps,
         "load_average": context["load_average"],
+        "malloc": {"setting": options.malloc, "GLIBC_TUNABLES": context["env"].get("GLIBC_TUNABLES")},
         "started": context["started"],
         "command": context["command"],
     }
@@ -443,8 +492,9 @@ def row_line(row: Mapping[str, Any]) -> str:
             f"batch {row['batch_size']}: keras {_spread(keras)} samples/s, lightning {_spread(lightning)} samples/s, "
             f"lightning/keras {row['throughput_ratio']:.2f}")
     if row["trainer"] == "framework":
-        overhead = row["trainer_vs_plain"]
-        line += f" (fit/plain {overhead['keras']:.2f}, Trainer/plain {overhead['lightning']:.2f})"
+        wall, cpu = row["trainer_vs_plain"], row["trainer_vs_plain_cpu"]
+        line += (f" (fit/plain {wall['keras']:.2f}, CPU {cpu['keras']:.2f}; "
+                 f"Trainer/plain {wall['lightning']:.2f}, CPU {cpu['lightning']:.2f})")
     return line
 
 
@@ -459,6 +509,11 @@ def _setting_text(value: Any) -> str:
 
 def _per_framework(setting: Mapping[str, Any]) -> str:
     return "; ".join(f"{fw.capitalize()}: {_setting_text(setting[fw])}" for fw in jobs.FRAMEWORKS)
+
+
+def _rss_text(entry: Mapping[str, Any]) -> str:
+    start = entry["host_rss_start_mb"]
+    return f"{entry['host_rss_mb']:.0f}" + (f" (from {start:.0f})" if start is not None else "")
 
 
 def _load_text(load: Sequence[float]) -> str:
@@ -488,6 +543,7 @@ def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         f"| threads per framework | {settings['threads']['requested']} ({_per_framework(settings['threads'])}) |",
         f"| TF32 | requested {_setting_text(settings['tf32']['requested'])} ({_per_framework(settings['tf32'])}) |",
         f"| deterministic ops | {_per_framework(settings['determinism'])} |",
+        f"| malloc | {settings['malloc']['setting']} (GLIBC_TUNABLES {settings['malloc']['GLIBC_TUNABLES'] or 'unset'}) |",
         (f"| data | {settings['data']['source']} ({settings['data']['location']}), "
          f"{settings['data']['train_size']:,} training samples |"),
         (f"| windows | warm-up {settings['warmup_steps']} steps (timed apart), then {settings['windows']} x "
@@ -508,22 +564,32 @@ def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
                      f"{row['throughput_ratio']:.2f} |")
     lines += [
         "",
-        "### Trainer overhead: framework trainer / plain loop (ratio of median samples/s)",
+        "### Trainer overhead: framework trainer / plain loop",
         "",
-        "| model | scope | variant | batch | Keras fit / tf.function loop | Lightning Trainer / torch loop |",
-        "|---|---|---|---|---|---|",
+        ("Wall: ratio of median samples/s. CPU: plain loop / trainer median CPU ms per step (all threads of "
+         "the worker), which other processes' load moves far less than wall time."),
+        "",
+        ("| model | scope | variant | batch | Keras fit / tf.function loop (wall, CPU) | "
+         "Lightning Trainer / torch loop (wall, CPU) | CPU ms per step: fit, plain; Trainer, plain |"),
+        "|---|---|---|---|---|---|---|",
     ]
+    plain_rows = {(row["model"], row["scope"], row["variant"], row["batch_size"]): row
+                  for row in rows if row["trainer"] == "plain"}
     for row in rows:
         if row["trainer"] == "framework":
-            overhead = row["trainer_vs_plain"]
+            wall, cpu = row["trainer_vs_plain"], row["trainer_vs_plain_cpu"]
+            plain = plain_rows[(row["model"], row["scope"], row["variant"], row["batch_size"])]
+            per_step = "; ".join(f"{row['frameworks'][fw]['cpu_ms_per_step']['median']:.2f}, "
+                                 f"{plain['frameworks'][fw]['cpu_ms_per_step']['median']:.2f}" for fw in jobs.FRAMEWORKS)
             lines.append(f"| {row['model']} | {row['scope']} | {row['variant']} | {row['batch_size']} | "
-                         f"{overhead['keras']:.3f} | {overhead['lightning']:.3f} |")
+                         f"{wall['keras']:.3f}, {cpu['keras']:.3f} | {wall['lightning']:.3f}, {cpu['lightning']:.3f} | "
+                         f"{per_step} |")
     lines += [
         "",
         "### Warm-up and memory",
         "",
         ("| model | scope | trainer | variant | warm-up s (Keras / Lightning) | peak MB (Keras / Lightning) | "
-         "host peak RSS MB (Keras / Lightning) | load at start/end (Keras; Lightning) |"),
+         "host peak RSS MB, from RSS at start (Keras / Lightning) | load at start/end (Keras; Lightning) |"),
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -531,7 +597,7 @@ def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         lines.append(f"| {row['model']} | {row['scope']} | {TRAINER_NAMES[row['trainer']]} | {row['variant']} | "
                      f"{keras['warmup_s']:.2f} / {lightning['warmup_s']:.2f} | "
                      f"{keras['peak_mem_mb']:.0f} / {lightning['peak_mem_mb']:.0f} ({keras['peak_mem_kind']}) | "
-                     f"{keras['host_rss_mb']:.0f} / {lightning['host_rss_mb']:.0f} | "
+                     f"{_rss_text(keras)} / {_rss_text(lightning)} | "
                      f"{_load_text(keras['load_average'])}; {_load_text(lightning['load_average'])} |")
     variants = sorted({row["variant"] for row in rows}, key=list(VARIANTS).index)
     lines += ["", "Variants measured:", ""]
@@ -540,26 +606,12 @@ def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same directory, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_outputs(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> tuple[Path, Path]:
     """OUT/bench.json (the rows) and OUT/bench.md (the table), each written atomically."""
     out_dir = Path(out_dir)
     json_path, md_path = out_dir / "bench.json", out_dir / "bench.md"
-    _write_atomic(json_path, json.dumps(rows, indent=2, allow_nan=False) + "\n")
-    _write_atomic(md_path, f"# parity bench\n\n{render_markdown(rows)}")
+    write_atomic(json_path, json.dumps(rows, indent=2, allow_nan=False) + "\n")
+    write_atomic(md_path, f"# parity bench\n\n{render_markdown(rows)}")
     return json_path, md_path
 
 
@@ -571,9 +623,9 @@ def write_markdown(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     if MARKDOWN_BEGIN in text and MARKDOWN_END in text:
         head, rest = text.split(MARKDOWN_BEGIN, 1)
         tail = rest.split(MARKDOWN_END, 1)[1].lstrip("\n")
-        _write_atomic(path, head + block + tail)
+        write_atomic(path, head + block + tail)
     else:
-        _write_atomic(path, f"# parity bench\n\n{block}")
+        write_atomic(path, f"# parity bench\n\n{block}")
     return path
 
 
@@ -587,7 +639,7 @@ def command_line(model_ids: Sequence[str], options: BenchOptions, markdown: Path
     args += ["--steps", str(options.steps), "--windows", str(options.windows), "--repeats", str(options.repeats),
              "--variant", *options.variants,
              "--scope", "both" if tuple(options.scopes) == SCOPES else options.scopes[0],
-             "--tf32", "on" if options.tf32 else "off"]
+             "--tf32", "on" if options.tf32 else "off", "--malloc", options.malloc]
     if options.synthetic:
         args.append("--synthetic")
     elif options.data_dir:
@@ -640,11 +692,12 @@ def run_bench(model_ids: Sequence[str], options: BenchOptions, command: str,
         job = {"kind": "bench", "cases": prepared.cases, "steps": options.steps, "windows": options.windows,
                "repeats": options.repeats, "tf32": options.tf32, "native": bench_alignment(options.mode).to_job()}
         answers = {}
+        env = worker_environment(options.malloc)
         for framework in jobs.FRAMEWORKS:
             progress(f"bench: {framework}: {len(prepared.cases)} case(s) x {len(TRAINERS)} trainers x "
                      f"{options.repeats} repeat(s), warm-up + {options.windows} x {options.steps} steps each")
             answers[framework] = jobs.run_worker(framework, job, workdir, device=options.device,
-                                                 threads=options.threads, quiet=quiet)
-    context = {"options": options, "data": prepared.data, "started": started, "command": command,
+                                                 threads=options.threads, quiet=quiet, env=env)
+    context = {"options": options, "data": prepared.data, "started": started, "command": command, "env": env,
                "load_average": {"start": list(load_start), "end": list(os.getloadavg())}}
     return build_rows(prepared.cases, answers, context)

@@ -126,6 +126,10 @@ def _parser() -> argparse.ArgumentParser:
                                    "(default: both)")
     bench_parser.add_argument("--tf32", choices=("on", "off"), default="off",
                               help="TensorFloat-32 on GPU, set equally in both (default: off)")
+    bench_parser.add_argument("--malloc", choices=bench.MALLOC_SETTINGS, default="tuned",
+                              help="tuned: fixed glibc malloc thresholds in both workers, so freed tensors are not "
+                                   "returned to the kernel and faulted in again every step; glibc: its defaults "
+                                   "(default: tuned)")
     bench_data = bench_parser.add_mutually_exclusive_group()
     bench_data.add_argument("--data-dir", help="directory holding the data set's files (else $PARITY_DATA_DIR/<id>, "
                                                "else the download cache)")
@@ -255,7 +259,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         variants=tuple(args.variant), mode=args.mode, scopes=bench.SCOPES if args.scope == "both" else (args.scope,),
         device=args.device, threads=args.threads, batch_size=args.batch_size, steps=args.steps, windows=args.windows,
         repeats=args.repeats,
-        tf32=args.tf32 == "on", data_dir=args.data_dir, synthetic=args.synthetic)
+        tf32=args.tf32 == "on", malloc=args.malloc, data_dir=args.data_dir, synthetic=args.synthetic)
     model_ids = list(dict.fromkeys(_known_ids(args.models)))
     progress_stream = sys.stderr if args.json else sys.stdout
     rows = bench.run_bench(model_ids, options, bench.command_line(model_ids, options, args.markdown, args.out),

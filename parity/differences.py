@@ -20,6 +20,7 @@ from typing import Any
 from parity import align, lockstep
 from parity.catalog import get_spec
 from parity.datasets import needs_files
+from parity.summary import write_atomic
 
 STEPS = 100
 # Differences that configure both processes (TensorFlow too), so their native run needs its own Keras run.
@@ -197,9 +198,6 @@ def write_catalog(catalog: Mapping[str, Any], markdown_path: Path) -> tuple[Path
     """Write the Markdown and, beside it, the numbers as JSON (same stem); both atomically."""
     markdown_path = Path(markdown_path)
     json_path = markdown_path.with_suffix(".json")
-    for path, text in ((json_path, json.dumps(catalog, indent=2, allow_nan=False) + "\n"),
-                       (markdown_path, render_markdown(catalog))):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+    write_atomic(json_path, json.dumps(catalog, indent=2, allow_nan=False) + "\n")
+    write_atomic(markdown_path, render_markdown(catalog))
     return markdown_path, json_path

@@ -154,8 +154,11 @@ def run_worker(
     device: str = "cpu",
     threads: int = 1,
     quiet: bool = False,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run one job in a fresh worker process of `framework` and return its result.
+
+    `env` adds to (or overrides) the worker's environment, e.g. allocator settings read at start-up.
 
     Output is relayed live (through a pseudo-terminal when we are on one, so Keras and
     Lightning draw their progress bars) and saved to WORKDIR/<framework>-<kind>.log.
@@ -169,7 +172,7 @@ def run_worker(
     job_path.write_text(json.dumps({**job, "framework": framework, "device": device, "threads": threads,
                                     "workdir": str(workdir), "result": str(result_path)}))
     command = [sys.executable, "-m", WORKER_MODULES[framework], str(job_path)]
-    env = worker_env(device, threads)
+    env = {**worker_env(device, threads), **(env or {})}
     use_pty = not quiet and sys.stdout is not None and sys.stdout.isatty()
     with open(log_path, "wb") as log:
         if use_pty:

@@ -10,7 +10,8 @@ A file that is not valid JSON, or lacks the keys read here, is skipped with a wa
 
 One row per (model, mode, device): mode is aligned, native or 'aligned except ...' (the
 differences left native), device the class `cpu` or `gpu`. A bench row names no training
-mode unless its settings do, so it applies to every mode of its model on its device.
+mode unless its settings do; it goes to the rows of that mode, or, where its model has no
+run of that mode, to the model's other rows on its device (the speed of the model).
 Throughput comes from the bench's framework-trainer, end-to-end, eager row (at the course
 batch size when there are several) when there is one, else from the run report. A lockstep
 report goes to the rows of its model, alignment and device; with several, the one trained
@@ -267,9 +268,12 @@ def _add_bench(rows: dict[Key, _Row], path: Path, bench: Sequence[Mapping[str, A
             mode = (entry.get("settings") or {}).get("mode")
             groups.setdefault((entry["model"], mode, device_class(entry["device"])), []).append(entry)
     for (model, mode, device), candidates in groups.items():
-        targets = [row for (m, md, dv), row in rows.items()
-                   if m == model and dv == device and (mode is None or md in (mode, None))]
-        for row in targets or [rows.setdefault((model, mode, device), _Row(model, mode, device))]:
+        same_mode = [row for (m, md, dv), row in rows.items()
+                     if m == model and dv == device and (mode is None or md in (mode, None))]
+        # A bench's mode names the torch optimizer implementation it timed; without a run of that
+        # mode it still tells the model's speed, so it goes to the model's other rows.
+        any_mode = [row for (m, _, dv), row in rows.items() if m == model and dv == device and row.bench is None]
+        for row in same_mode or any_mode or [rows.setdefault((model, mode, device), _Row(model, mode, device))]:
             _attach(row, "bench", _bench_choice(candidates), path, warn)
 
 

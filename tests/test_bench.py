@@ -12,9 +12,11 @@ from parity.errors import ParityError
 from parity.plan import BatchPlan
 
 ROW_KEYS = {"model", "device", "variant", "batch_size", "scope", "trainer", "frameworks", "throughput_ratio",
-            "trainer_vs_plain", "settings", "environment"}
-FRAMEWORK_KEYS = {"samples_per_s", "steps_per_s", "peak_mem_mb", "host_rss_mb", "warmup_s", "windows"}
-SETTINGS_KEYS = {"mode", "tf32", "determinism", "threads", "precision", "compile", "data", "load_average"}
+            "trainer_vs_plain", "trainer_vs_plain_cpu", "settings", "environment"}
+FRAMEWORK_KEYS = {"samples_per_s", "steps_per_s", "cpu_ms_per_step", "peak_mem_mb", "host_rss_mb", "warmup_s",
+                  "windows"}
+SETTINGS_KEYS = {"mode", "tf32", "determinism", "threads", "precision", "compile", "data", "load_average",
+                 "malloc"}
 
 
 def test_summary_is_median_min_max_of_the_windows():
@@ -38,10 +40,13 @@ def test_clock_marks_the_warmup_and_every_window_boundary():
     boundaries = [clock.step() for _ in range(clock.total_steps)]
     assert clock.total_steps == 8
     assert boundaries == [False, True] * 4
+    assert len(clock.cpu_marks) == 1
     clock.marks = [10.0, 11.5, 12.0, 12.6, 13.0]
-    result = bench.Clock.result(clock)
+    clock.cpu_marks = [1.0, 2.0, 2.4, 2.9, 3.2]
+    result = clock.result()
     assert result["warmup_s"] == pytest.approx(1.5)
     assert result["window_s"] == pytest.approx([0.5, 0.6, 0.4])
+    assert result["window_cpu_s"] == pytest.approx([0.4, 0.5, 0.3])
     clock.marks = clock.marks[:-1]
     with pytest.raises(RuntimeError, match="expected 5 clock marks"):
         clock.result()
@@ -67,7 +72,8 @@ def test_staged_batches_are_the_plans_first_full_batches():
 
 def _measured(model, scope, trainer, window_s, warmup_s=2.0):
     return {"model": model, "variant": "eager", "scope": scope, "trainer": trainer, "batch_size": 10,
-            "warmup_s": warmup_s, "window_s": window_s, "gpu_peak_mb": None, "host_rss_mb": 500.0,
+            "warmup_s": warmup_s, "window_s": window_s, "window_cpu_s": [seconds / 2 for seconds in window_s],
+            "gpu_peak_mb": None, "host_rss_mb": 500.0, "host_rss_start_mb": 400.0,
             "load_average": [0.5, 0.6], "settings": {}, "repeat": 0}
 
 
@@ -77,7 +83,8 @@ def _answer(framework, seconds):
                     for (scope, trainer), window_s in seconds.items()]
     versions = {"tensorflow": "2.21.0", "keras": "3.x"} if framework == "keras" else {"torch": "2.14.1",
                                                                                       "lightning": "2.6"}
-    process = {"tf32": False, "determinism": False, "threads": {"intra_op": 1, "inter_op": 1}}
+    process = {"tf32": False, "determinism": False, "threads": {"intra_op": 1, "inter_op": 1},
+               "cudnn_autotune": True, "cudnn_benchmark": True}
     return {"device": "cpu (x86_64, 1 threads)", "versions": versions, "settings": process,
             "measurements": measurements}
 
@@ -87,7 +94,7 @@ def test_rows_hold_ratios_of_medians_between_frameworks_and_trainers():
     keras = _answer("keras", {("compute", "framework"): [0.1, 0.2, 0.4], ("compute", "plain"): [0.1, 0.1, 0.1]})
     lightning = _answer("lightning", {("compute", "framework"): [0.4, 0.4, 0.5],
                                       ("compute", "plain"): [0.2, 0.25, 0.2]})
-    context = {"options": options, "started": "now", "command": "parity bench c1w2_fmnist_dnn",
+    context = {"options": options, "started": "now", "command": "parity bench c1w2_fmnist_dnn", "env": {},
                "load_average": {"start": [1.0, 1.0, 1.0], "end": [1.5, 1.0, 1.0]},
                "data": {"c1w2_fmnist_dnn": {"source": "synthetic", "location": "generated", "train_size": 100,
                                             "staged_batches": 3}}}
@@ -100,6 +107,10 @@ def test_rows_hold_ratios_of_medians_between_frameworks_and_trainers():
     assert framework_row["throughput_ratio"] == pytest.approx(0.5)
     assert plain_row["throughput_ratio"] == pytest.approx(100.0 / 200.0)
     assert framework_row["trainer_vs_plain"] == pytest.approx({"keras": 0.5, "lightning": 0.5})
+    # CPU half the wall time per window: keras fit 50 ms per step (median of 25, 50, 100), plain 25 ms
+    assert framework_row["frameworks"]["keras"]["cpu_ms_per_step"] == pytest.approx(
+        {"median": 50.0, "min": 25.0, "max": 100.0})
+    assert framework_row["trainer_vs_plain_cpu"] == pytest.approx({"keras": 0.5, "lightning": 0.5})
     assert framework_row["frameworks"]["keras"]["peak_mem_mb"] == 500.0
     text = bench.render_markdown([framework_row, plain_row])
     assert "| c1w2_fmnist_dnn | cpu | compute | fit / Trainer | eager | 10 | 100 [50-200] | 50 [40-50] | 0.50 |" in text
@@ -132,6 +143,14 @@ def test_bench_leaves_tf32_and_determinism_to_itself_in_both_modes():
         alignment = bench.bench_alignment(mode)
         assert not alignment.is_aligned("tf32") and not alignment.is_aligned("determinism")
     assert bench.bench_alignment("aligned").is_aligned("adam_epsilon_placement")
+
+
+def test_tuned_malloc_adds_fixed_thresholds_to_the_workers_glibc_tunables(monkeypatch):
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    assert bench.worker_environment("glibc") == {}
+    assert bench.worker_environment("tuned") == {"GLIBC_TUNABLES": bench.MALLOC_TUNABLES}
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
+    assert bench.worker_environment("tuned")["GLIBC_TUNABLES"] == f"glibc.malloc.arena_max=2:{bench.MALLOC_TUNABLES}"
 
 
 @pytest.mark.parametrize("args, message", [

@@ -368,3 +368,16 @@ def test_recommendation_reasons(final_val, ratio, material, expected):
                      "diff_mean": 0.0, "diff_ci95": [-0.02, 0.02], "welch_p": 1.0}
     recommendation = recommend("accuracy", final_val, ratio, material)
     assert (recommendation["backend"], recommendation["reason"]) == expected
+
+
+def test_native_bench_gives_the_speed_of_an_aligned_run_when_no_native_run_exists(tmp_path):
+    _write_run(tmp_path / "runs", "c1w3_fmnist_cnn", "accuracy", [0.90, 0.91], [0.90, 0.91], (1000.0, 1000.0))
+    bench = _bench_row("c1w3_fmnist_cnn", CPU, (2000.0, 1950.0, 2050.0), (1700.0, 1650.0, 1750.0))
+    bench["settings"]["mode"] = "native"  # the torch optimizer implementation the bench timed
+    _write_json(tmp_path / "bench" / "bench.json", [bench])
+    result = run_cli("report", str(tmp_path), "--json", timeout=60)
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(result.stdout)
+    assert (row["mode"], row["throughput_source"]) == ("aligned", "bench")
+    assert row["throughput_ratio"] == pytest.approx(0.85)
+    assert row["recommendation"]["backend"] == "keras"  # 1,650-1,750 vs 1,950-2,050: windows do not overlap

@@ -8,6 +8,7 @@ per step and differ only in what `fit` adds around it (iterator, callbacks, logs
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from collections.abc import Iterable
@@ -71,6 +72,18 @@ def _staged_dataset(data: dict[str, np.ndarray]) -> tf.data.Dataset:
     return dataset.repeat().prefetch(tf.data.AUTOTUNE)
 
 
+@functools.cache
+def _pipeline(workdir: str, model_id: str, batch_size: int, steps: int) -> tf.data.Dataset:
+    """The end-to-end scope's tf.data pipeline, built once per model and iterated afresh by each measurement.
+
+    TensorFlow keeps the constants a tf.data function captures (here the whole training set) for the
+    life of the process, so a pipeline per measurement would pile up one copy of the data each time.
+    """
+    data = bench.load_case_data(workdir, model_id)
+    plan = bench.bench_plan(len(data["x_train"]), batch_size)
+    return train_dataset(plan, data["x_train"], data["y_train"], bench.stream_epochs(plan, steps))
+
+
 class _EpochMarks(keras.callbacks.Callback):
     """Marks the clock at every epoch end (one epoch is one window); Keras has materialised the epoch's logs by then.
 
@@ -113,9 +126,8 @@ def measure(case: dict[str, Any], trainer: str, data: dict[str, np.ndarray], job
     if case["scope"] == "compute":
         batches = _staged_dataset(data) if trainer == "framework" else itertools.cycle(staged_batches(data, gpu))
     else:
-        plan = bench.bench_plan(len(data["x_train"]), case["batch_size"])
-        batches = train_dataset(plan, data["x_train"], data["y_train"], bench.stream_epochs(plan, clock.total_steps))
-    bench.reset_peak_rss()
+        batches = _pipeline(job["workdir"], case["model"], case["batch_size"], clock.total_steps)
+    rss_start = bench.reset_peak_rss()
     if gpu:
         tf.config.experimental.reset_memory_stats("GPU:0")
     load_start = os.getloadavg()[0]
@@ -126,6 +138,7 @@ def measure(case: dict[str, Any], trainer: str, data: dict[str, np.ndarray], job
         **clock.result(),
         "gpu_peak_mb": tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20 if gpu else None,
         "host_rss_mb": bench.peak_rss_mb(),
+        "host_rss_start_mb": rss_start,
         "load_average": [load_start, os.getloadavg()[0]],
         "settings": {"jit_compile": bool(model.jit_compile), "run_eagerly": bool(model.run_eagerly),
                      "dtype_policy": model.dtype_policy.name,

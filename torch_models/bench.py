@@ -199,7 +199,7 @@ def measure(case: dict[str, Any], trainer: str, data: dict[str, np.ndarray], job
         loader = plan_loader(bench.bench_plan(len(data["x_train"]), case["batch_size"]), data["x_train"],
                              data["y_train"])
         batches = loader if trainer == "framework" else _plan_stream(loader)
-    bench.reset_peak_rss()
+    rss_start = bench.reset_peak_rss()
     if gpu:
         torch.cuda.reset_peak_memory_stats()
     load_start = os.getloadavg()[0]
@@ -210,6 +210,7 @@ def measure(case: dict[str, Any], trainer: str, data: dict[str, np.ndarray], job
         **clock.result(),
         "gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if gpu else None,
         "host_rss_mb": bench.peak_rss_mb(),
+        "host_rss_start_mb": rss_start,
         "load_average": [load_start, os.getloadavg()[0]],
         "settings": {"torch_compile": "dynamic=False" if variant.compiled else None, "precision": variant.lightning_precision,
                      "grad_scaler": variant.lightning_precision == "16-mixed"},
