@@ -10,6 +10,7 @@ path helpers below, so they agree on every file name.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import shutil
@@ -104,13 +105,20 @@ def serve(
     argv: Sequence[str],
     framework: str,
     configure: Callable[[dict[str, Any]], str],
-    handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]],
+    handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]] | str],
     versions: Callable[[], dict[str, str]],
 ) -> int:
-    """A worker's main: read the job named in argv, configure the process, run the handler, write the result."""
+    """A worker's main: read the job named in argv, configure the process, run the handler, write the result.
+
+    A handler is a function, or "module:function" imported only when a job of its kind runs.
+    """
     job = read_job(argv[0])
     device = configure(job)
-    result = handlers[job["kind"]](job)
+    handler = handlers[job["kind"]]
+    if isinstance(handler, str):
+        module, name = handler.split(":")
+        handler = getattr(importlib.import_module(module), name)
+    result = handler(job)
     write_result(job["result"], {**result, "framework": framework, "device": device, "versions": versions()})
     return 0
 

@@ -151,28 +151,10 @@ def _train(job: dict[str, Any]) -> dict[str, Any]:
     return {"params": params[0], "runs": list(runs)}
 
 
-def _lockstep(job: dict[str, Any]) -> dict[str, Any]:
-    from tf_models.lockstep import run_lockstep
-
-    return run_lockstep(job)
-
-
-def _probe(job: dict[str, Any]) -> dict[str, Any]:
-    """Layer probes of parity.probes: the Keras results and initial weights."""
-    from tf_models.probes import run_job
-
-    return run_job(job)
-
-
-def _bench(job: dict[str, Any]) -> dict[str, Any]:
-    """Throughput of `fit` and of a plain tf.function loop (parity.bench)."""
-    from tf_models.bench import run_bench
-
-    return run_bench(job)
-
-
-HANDLERS = {"describe": _describe, "forward": _forward, "batches": _batches, "train": _train, "lockstep": _lockstep,
-            "probe": _probe, "bench": _bench}
+HANDLERS = {
+    "describe": _describe, "forward": _forward, "batches": _batches, "train": _train,
+    "lockstep": "tf_models.lockstep:run_lockstep", "probe": "tf_models.probes:run_job", "bench": "tf_models.bench:run_bench",
+}
 
 
 def _versions() -> dict[str, str]:

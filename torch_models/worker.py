@@ -191,28 +191,10 @@ def _train(job: dict[str, Any]) -> dict[str, Any]:
     return {"params": params[0], "runs": list(runs)}
 
 
-def _lockstep(job: dict[str, Any]) -> dict[str, Any]:
-    from torch_models.lockstep import run_lockstep
-
-    return run_lockstep(job)
-
-
-def _probe(job: dict[str, Any]) -> dict[str, Any]:
-    """Layer probes of parity.probes: the torch results under each alignment."""
-    from torch_models.probes import run_job
-
-    return run_job(job)
-
-
-def _bench(job: dict[str, Any]) -> dict[str, Any]:
-    """Throughput of the Lightning Trainer and of a plain torch loop (parity.bench)."""
-    from torch_models.bench import run_bench
-
-    return run_bench(job)
-
-
-HANDLERS = {"describe": _describe, "forward": _forward, "batches": _batches, "train": _train, "lockstep": _lockstep,
-            "probe": _probe, "bench": _bench}
+HANDLERS = {
+    "describe": _describe, "forward": _forward, "batches": _batches, "train": _train,
+    "lockstep": "torch_models.lockstep:run_lockstep", "probe": "torch_models.probes:run_job", "bench": "torch_models.bench:run_bench",
+}
 
 
 def _versions() -> dict[str, str]:
