@@ -34,8 +34,7 @@ def _run_one(job: dict[str, Any], alignment, nudge: bool = False) -> dict[str, A
     from parity.plan import BatchPlan
     from parity.weights import load_keras_layers
     from torch_models.optimizers import make_optimizer
-    from torch_models.weights import load_keras_layers_into
-    from torch_models.worker import initial_model
+    from torch_models.weights import initial_model, load_keras_layers_into
 
     spec = get_spec(job["model"])
     workdir = Path(job["workdir"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -34,3 +36,16 @@ def load_keras_layers_into(module: nn.Module, layers: list[KerasLayer],
                     f"{type(target).__name__}.{name}: torch shape {tuple(parameter.shape)} != mapped Keras shape {array.shape}"
                 )
             parameter.copy_(torch.from_numpy(array))
+
+
+def initial_model(model_id: str, alignment: align.Alignment, workdir: Path, seed: int,
+                  tag: str | None = None) -> nn.Module:
+    """The torch model of `model_id` holding the Keras initial weights of `seed` (or of `tag`) that `alignment` copies."""
+    from parity import jobs
+    from parity.weights import load_keras_layers
+    from torch_models import build
+
+    model = build(model_id, alignment)
+    tag = tag or jobs.run_tag(model_id, seed)
+    load_keras_layers_into(model, load_keras_layers(jobs.init_weights_path(workdir, tag)), alignment)
+    return model

@@ -60,24 +60,12 @@ def _describe(job: dict[str, Any]) -> dict[str, Any]:
     return {"architectures": list(REGISTRY), "params": params}
 
 
-def initial_model(model_id: str, alignment, workdir: Path, seed: int, tag: str | None = None):
-    """The torch model of `model_id` holding the Keras initial weights of `seed` (or of `tag`) that `alignment` copies."""
-    from parity import jobs
-    from parity.weights import load_keras_layers
-    from torch_models import build
-    from torch_models.weights import load_keras_layers_into
-
-    model = build(model_id, alignment)
-    tag = tag or jobs.run_tag(model_id, seed)
-    load_keras_layers_into(model, load_keras_layers(jobs.init_weights_path(workdir, tag)), alignment)
-    return model
-
-
 def _save_probe_outputs(model_id: str, workdir: Path, seed: int) -> None:
     """Forward parity: the fully transferred model's outputs on the probe inputs (always aligned)."""
     import torch
 
     from parity import align, jobs
+    from torch_models.weights import initial_model
 
     model = initial_model(model_id, align.ALIGNED, workdir, seed)
     model.eval()
@@ -123,6 +111,7 @@ def _train_one(job: dict[str, Any], seed: int, data: dict[str, np.ndarray]) -> t
     from parity.plan import BatchPlan, eval_plan
     from torch_models.callbacks import Recorder, StopAtThreshold
     from torch_models.data import plan_loader
+    from torch_models.weights import initial_model
 
     spec = get_spec(job["model"])
     alignment = align.Alignment.from_job(job["native"])
