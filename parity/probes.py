@@ -43,7 +43,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
                     "learning_rate": 0.05, "decay_steps": 10, "decay_rate": 0.5},
     # The first convolution of the course CNN (c1w3_fmnist_cnn) on 28x28x1 images.
     "tensor_layout": {"seed": 6, "batch": 8, "size": _CNN.input_shape[0], "channels": _CNN.input_shape[2],
-                      "filters": _CNN.layers["conv_filters"][0], "kernel": _CNN.layers["kernel_size"]},
+                      "filters": _CNN.layers.conv_filters[0], "kernel": _CNN.layers.kernel_size},
     # The course's house-price data (C1W1), predicted by an untrained single neuron.
     "loss_target_shape": {"seed": 7, "model": "c1w1_house_price"},
 }

@@ -138,7 +138,7 @@ def _spec_info(spec: ModelSpec, epochs: int) -> dict[str, Any]:
         "loss": spec.loss,
         "metric": spec.metric,
         "stop": spec.stop.describe() if spec.stop else None,
-        "probe_x": list(spec.data.get("probe_x", ())),
+        "probe_x": list(getattr(spec.data, "probe_x", ())),
     }
 
 
@@ -165,7 +165,7 @@ def run_model(model_id: str, options: RunOptions) -> Path:
                 run["train_samples_per_s"] = _samples_per_s(run, len(split.x_train))
                 predictions = run.pop("probe_predictions")
                 if predictions is not None:
-                    run["probe"] = {"x": list(spec.data["probe_x"]), framework: predictions}
+                    run["probe"] = {"x": list(spec.data.probe_x), framework: predictions}
             print(_summary_line(framework, spec, answers[framework]), flush=True)
         forward = max(
             compare.max_abs_diff(np.load(jobs.outputs_path(workdir, "keras", jobs.run_tag(spec.id, seed))),

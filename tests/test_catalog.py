@@ -1,8 +1,13 @@
 """The catalog holds the course's models, in course order, with consistent training recipes."""
 
+import subprocess
+import sys
+from dataclasses import FrozenInstanceError, replace
+
 import pytest
 
-from parity.catalog import CATALOG, LOSSES, OPTIMIZERS, TASKS, UnknownModelError, get_spec
+from parity.catalog import CATALOG, LOSSES, OPTIMIZERS, TASKS, VALIDATION, UnknownModelError, get_spec
+from parity.spec_types import CnnClassifier, TextData
 
 # The ids of the summary table of shared/course_models.md section 1, in course order.
 COURSE_IDS = [
@@ -129,14 +134,48 @@ def test_unknown_id_raises_with_the_valid_ids():
     assert isinstance(excinfo.value, ValueError)
 
 
-def test_spec_mappings_are_read_only():
+def test_specs_are_read_only():
     spec = get_spec("c1w3_fmnist_cnn")
+    with pytest.raises(FrozenInstanceError):
+        spec.layers.classes = 3  # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        spec.validation = "train"  # type: ignore[misc]
     with pytest.raises(TypeError):
-        spec.layers["classes"] = 3  # type: ignore[index]
-    with pytest.raises(TypeError):
-        spec.data["validation"] = "train"  # type: ignore[index]
-    with pytest.raises(AttributeError):
-        spec.epochs = 1  # type: ignore[misc]
+        get_spec("c2w1_cats_dogs_cnn").data.urls["train"] = "http://elsewhere"  # type: ignore[index]
+
+
+def test_an_unknown_hyperparameter_is_an_error_when_the_spec_is_written():
+    # c2w4_rps_cnn needs Flatten -> Dropout; a misspelt key must not be silently ignored by a builder.
+    with pytest.raises(TypeError, match="flaten_dropout"):
+        CnnClassifier(conv_filters=(8,), kernel_size=3, pool_size=2, hidden_units=4, classes=3, flaten_dropout=0.5)
+    with pytest.raises(TypeError, match="training_sise"):
+        TextData(tokenizer="keras2_tokenizer", training_sise=20_000)
+
+
+def test_recipe_values_are_checked():
+    spec = get_spec("c2w4_rps_cnn")
+    with pytest.raises(ValueError, match="label_mode 'categorical'"):
+        replace(spec, label_mode="int")
+    with pytest.raises(ValueError, match="validation"):
+        replace(spec, validation="holdout")
+
+
+def test_importing_a_part_module_alone_has_no_import_cycle():
+    # parity.specs.part1 used to import parity.catalog, which imported it back: a partially initialised module.
+    code = "import parity.specs.part3 as p; import parity.catalog as c; assert c.CATALOG['c3w2_sarcasm_embed_gap']"
+    for first in ("parity.specs.part1", "parity.specs.part4", "parity.spec_types"):
+        result = subprocess.run([sys.executable, "-c", f"import {first}; {code}"], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("spec", TRAINABLE, ids=lambda spec: spec.id)
+def test_label_mode_fits_the_loss_and_validation_is_named(spec):
+    expected = {"sparse_categorical_crossentropy": "int", "categorical_crossentropy": "categorical",
+                "binary_crossentropy": "binary"}.get(spec.loss, "none")
+    assert spec.label_mode == expected
+    assert spec.validation in VALIDATION
+    if spec.generation is not None:
+        assert spec.validation == "none" and spec.generation.next_words > 0
 
 
 def test_catalog_is_read_only():

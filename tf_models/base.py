@@ -14,10 +14,10 @@ REGISTRY = BuilderRegistry("keras")
 def output_layer(spec: ModelSpec) -> keras.layers.Layer:
     """The course's last layer: softmax for multiclass, one sigmoid unit for binary, linear for regression."""
     if spec.task == "multiclass":
-        return keras.layers.Dense(spec.layers["classes"], activation="softmax")
+        return keras.layers.Dense(spec.layers.classes, activation="softmax")
     if spec.task == "binary":
         return keras.layers.Dense(1, activation="sigmoid")
-    return keras.layers.Dense(spec.layers.get("units", 1))
+    return keras.layers.Dense(spec.classes)
 
 
 class StepLoss(keras.metrics.Metric):

@@ -12,5 +12,5 @@ from tf_models.base import REGISTRY, output_layer
 @REGISTRY.register
 def window_dnn(spec: ModelSpec) -> keras.Model:
     """Input(window) -> Dense(relu) x N -> Dense(1): c4w2_ts_dnn."""
-    hidden = [layers.Dense(units, activation="relu") for units in spec.layers["hidden_units"]]
+    hidden = [layers.Dense(units, activation="relu") for units in spec.layers.hidden_units]
     return keras.Sequential([keras.Input(shape=spec.input_shape), *hidden, output_layer(spec)], name=spec.id)

@@ -16,9 +16,9 @@ def embedding_gap_classifier(spec: ModelSpec) -> keras.Model:
     return keras.Sequential(
         [
             keras.Input(shape=spec.input_shape),
-            layers.Embedding(h["vocab_size"], h["embedding_dim"]),
+            layers.Embedding(h.vocab_size, h.embedding_dim),
             layers.GlobalAveragePooling1D(),
-            layers.Dense(h["hidden_units"], activation="relu"),
+            layers.Dense(h.hidden_units, activation="relu"),
             output_layer(spec),
         ],
         name=spec.id,

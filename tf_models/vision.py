@@ -16,7 +16,7 @@ def mlp_classifier(spec: ModelSpec) -> keras.Model:
         [
             keras.Input(shape=spec.input_shape),
             layers.Flatten(),
-            layers.Dense(spec.layers["hidden_units"], activation="relu"),
+            layers.Dense(spec.layers.hidden_units, activation="relu"),
             output_layer(spec),
         ],
         name=spec.id,
@@ -28,10 +28,10 @@ def cnn_classifier(spec: ModelSpec) -> keras.Model:
     """N x (Conv2D + MaxPooling2D) -> Flatten -> Dense(hidden, relu) -> head: c1w3_fmnist_cnn, c1w3_mnist_cnn_callback."""
     h = spec.layers
     stack: list = [keras.Input(shape=spec.input_shape)]
-    for filters in h["conv_filters"]:
+    for filters in h.conv_filters:
         stack += [
-            layers.Conv2D(filters, h["kernel_size"], activation="relu"),
-            layers.MaxPooling2D(h["pool_size"]),
+            layers.Conv2D(filters, h.kernel_size, activation="relu"),
+            layers.MaxPooling2D(h.pool_size),
         ]
-    stack += [layers.Flatten(), layers.Dense(h["hidden_units"], activation="relu"), output_layer(spec)]
+    stack += [layers.Flatten(), layers.Dense(h.hidden_units, activation="relu"), output_layer(spec)]
     return keras.Sequential(stack, name=spec.id)

@@ -17,7 +17,7 @@ REGISTRY = BuilderRegistry("lightning")
 
 def output_units(spec: ModelSpec) -> int:
     """Units of the last Linear: one per class for multiclass, one for binary and regression."""
-    return spec.layers["classes"] if spec.task == "multiclass" else spec.layers.get("units", 1)
+    return spec.classes
 
 
 class NllOfProbabilities(nn.Module):
@@ -45,7 +45,7 @@ def _loss(spec: ModelSpec, alignment: align.Alignment) -> nn.Module:
 
 def _metric(spec: ModelSpec, alignment: align.Alignment = align.ALIGNED) -> torchmetrics.Metric:
     if spec.task == "multiclass":
-        return torchmetrics.classification.MulticlassAccuracy(spec.layers["classes"],
+        return torchmetrics.classification.MulticlassAccuracy(spec.layers.classes,
                                                               average=align.accuracy_average(alignment))
     if spec.task == "binary":
         return torchmetrics.classification.BinaryAccuracy(threshold=0.5)

@@ -17,7 +17,7 @@ class WindowDnn(CourseModule):
         super().__init__(model_id, alignment)
         layers: list[nn.Module] = []
         width = self.spec.input_shape[0]
-        for units in self.spec.layers["hidden_units"]:
+        for units in self.spec.layers.hidden_units:
             layers += [nn.Linear(width, units), nn.ReLU()]
             width = units
         layers.append(nn.Linear(width, output_units(self.spec)))

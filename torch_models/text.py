@@ -16,12 +16,12 @@ class EmbeddingGapClassifier(CourseModule):
     def __init__(self, model_id: str, alignment: align.Alignment) -> None:
         super().__init__(model_id, alignment)
         h = self.spec.layers
-        self.embedding = nn.Embedding(h["vocab_size"], h["embedding_dim"],
+        self.embedding = nn.Embedding(h.vocab_size, h.embedding_dim,
                                       sparse=align.sparse_embedding_gradient(alignment))
         self.classifier = nn.Sequential(
-            nn.Linear(h["embedding_dim"], h["hidden_units"]),
+            nn.Linear(h.embedding_dim, h.hidden_units),
             nn.ReLU(),
-            nn.Linear(h["hidden_units"], output_units(self.spec)),
+            nn.Linear(h.hidden_units, output_units(self.spec)),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ class MlpClassifier(CourseModule):
 
     def __init__(self, model_id: str, alignment: align.Alignment) -> None:
         super().__init__(model_id, alignment)
-        hidden = self.spec.layers["hidden_units"]
+        hidden = self.spec.layers.hidden_units
         self.net = nn.Sequential(
             nn.Flatten(),
             nn.Linear(math.prod(self.spec.input_shape), hidden),
@@ -37,17 +37,17 @@ class CnnClassifier(CourseModule):
         h = self.spec.layers
         height, width, channels = self.spec.input_shape
         features: list[nn.Module] = []
-        for filters in h["conv_filters"]:
-            features += [nn.Conv2d(channels, filters, h["kernel_size"]), nn.ReLU(), nn.MaxPool2d(h["pool_size"])]
+        for filters in h.conv_filters:
+            features += [nn.Conv2d(channels, filters, h.kernel_size), nn.ReLU(), nn.MaxPool2d(h.pool_size)]
             channels = filters
-            height = (height - h["kernel_size"] + 1) // h["pool_size"]
-            width = (width - h["kernel_size"] + 1) // h["pool_size"]
+            height = (height - h.kernel_size + 1) // h.pool_size
+            width = (width - h.kernel_size + 1) // h.pool_size
         self.features = nn.Sequential(*features)
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(channels * height * width, h["hidden_units"]),
+            nn.Linear(channels * height * width, h.hidden_units),
             nn.ReLU(),
-            nn.Linear(h["hidden_units"], output_units(self.spec)),
+            nn.Linear(h.hidden_units, output_units(self.spec)),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ def load_sarcasm(spec: ModelSpec, data_dir: str | os.PathLike | None) -> DataSpl
     files, _ = locate(SOURCES["sarcasm"], data_dir, validate=_check_download)
     path = files[FILE]
     headlines, labels = read_headlines(path)
-    size = spec.data["training_size"]
+    size = spec.data.training_size
     if len(headlines) <= size:
         raise DataError(
             f"{path}: {len(headlines)} records, but {spec.id} trains on the first {size} "

@@ -33,7 +33,7 @@ def lab_series(
 
 def load_series(spec: ModelSpec) -> DataSplit:
     """The course's series with the spec's length and split (it is the course data, so source "real")."""
-    return series_split(spec, "real", spec.data["steps"], spec.data["split_time"])
+    return series_split(spec, "real", spec.data.steps, spec.data.split_time)
 
 
 def series_split(spec: ModelSpec, source: str, steps: int, split_time: int) -> DataSplit:

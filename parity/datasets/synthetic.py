@@ -33,7 +33,7 @@ HINTS_PER_HEADLINE = 5
 def images(spec: ModelSpec) -> DataSplit:
     """Each class a fixed blocky pattern under uniform noise, as uint8 pixels scaled like the real ones."""
     rng = np.random.default_rng(SEED)
-    classes = spec.layers["classes"]
+    classes = spec.layers.classes
     rows, cols = spec.input_shape[:2]
     block = -(-max(rows, cols) // COARSE)
     coarse = rng.random((classes, COARSE, COARSE))

@@ -18,7 +18,7 @@ from parity.errors import DataError
 def load_idx_images(spec: ModelSpec, data_dir: str | os.PathLike | None) -> DataSplit:
     """The 60,000 / 10,000 IDX split of `spec.dataset`, pixels scaled to [0, 1] float32."""
     files, location = locate(SOURCES[spec.dataset], data_dir)
-    classes = spec.layers["classes"]
+    classes = spec.layers.classes
     splits = []
     for prefix in ("train", "t10k"):
         images_path = files[f"{prefix}-images-idx3-ubyte.gz"]

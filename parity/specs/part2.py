@@ -1,6 +1,15 @@
 """Part 2 (C2): Convolutional Neural Networks in TensorFlow. Source: shared/course_models.md section 4."""
 
-from parity.catalog import ModelSpec, Optimizer, Reference, StopRule
+from parity.spec_types import (
+    Augmentation,
+    CnnClassifier,
+    ImageFolderData,
+    InceptionTransfer,
+    ModelSpec,
+    Optimizer,
+    Reference,
+    StopRule,
+)
 from parity.specs.part1 import HORSE_OR_HUMAN_URLS
 
 _ADAM = Optimizer("adam", learning_rate=1e-3)
@@ -15,31 +24,20 @@ INCEPTION_V3_WEIGHTS_URL = (
 )
 
 # v2 augmentation layers (course_models.md 4.3), used again by 4.4.
-_AUG_C2W2 = {
-    "flip": "horizontal",
-    "rotation": 0.2,
-    "translation": (0.2, 0.2),
-    "zoom": 0.2,
-    "fill_mode": "nearest",
-}
+_AUG_C2W2 = Augmentation(flip="horizontal", rotation=0.2, translation=(0.2, 0.2), zoom=0.2, fill_mode="nearest")
 # v2 augmentation of the transfer-learning lab (4.5) and the rock-paper-scissors lab (4.7).
-_AUG_C2W3_C2W4 = {
-    "flip": "horizontal",
-    "rotation": 0.4,
-    "translation": (0.2, 0.2),
-    "contrast": 0.4,
-    "zoom": 0.2,
-}
+_AUG_C2W3_C2W4 = Augmentation(flip="horizontal", rotation=0.4, translation=(0.2, 0.2), contrast=0.4, zoom=0.2)
 # InceptionV3 cut at mixed7 with a Flatten -> Dense1024 -> Dropout0.2 -> Dense1 head (4.5, 4.6).
-_INCEPTION_HEAD = {
-    "base": "inception_v3",
-    "weights": "imagenet_notop",
-    "cut_layer": "mixed7",
-    "trainable_base": False,
-    "hidden_units": 1024,
-    "dropout": 0.2,
-    "classes": 1,
-}
+_INCEPTION_HEAD = InceptionTransfer(
+    base="inception_v3",
+    weights="imagenet_notop",
+    weights_url=INCEPTION_V3_WEIGHTS_URL,
+    cut_layer="mixed7",
+    trainable_base=False,
+    hidden_units=1024,
+    dropout=0.2,
+    classes=1,
+)
 
 SPECS = (
     ModelSpec(
@@ -49,8 +47,7 @@ SPECS = (
         title="Cats vs dogs (filtered 2000/1000): 3 x (Conv + MaxPool) -> Dense512 -> Dense1",
         dataset="cats-and-dogs-filtered",
         task="binary",
-        architecture="cnn_classifier",
-        layers={"conv_filters": (16, 32, 64), "kernel_size": 3, "pool_size": 2, "hidden_units": 512, "classes": 1},
+        layers=CnnClassifier(conv_filters=(16, 32, 64), kernel_size=3, pool_size=2, hidden_units=512, classes=1),
         input_shape=(150, 150, 3),
         optimizer=_RMSPROP,
         loss="binary_crossentropy",
@@ -61,14 +58,14 @@ SPECS = (
             "no saved log; v2 markdown: train acc approaches 100% while val stalls at ~70%, val loss minimal after ~5 "
             "epochs"
         ),
-        data={
-            "urls": CATS_AND_DOGS_FILTERED_URLS,
-            "validation": "validation",
-            "image_size": (150, 150),
-            "label_mode": "binary",
-            "rescale": 1 / 255,
-            "shuffle_buffer": 1000,
-        },
+        data=ImageFolderData(
+            urls=CATS_AND_DOGS_FILTERED_URLS,
+            image_size=(150, 150),
+            rescale=1 / 255,
+            shuffle_buffer=1000,
+        ),
+        validation="validation",
+        label_mode="binary",
     ),
     ModelSpec(
         id="c2w1_cats_dogs_full",
@@ -77,8 +74,7 @@ SPECS = (
         title="Full Kaggle cats vs dogs: 16-32-64 CNN with a train/val accuracy callback (assignment)",
         dataset="kaggle-cats-dogs",
         task="binary",
-        architecture="cnn_classifier",
-        layers={"conv_filters": (16, 32, 64), "kernel_size": 3, "pool_size": 2, "hidden_units": 512, "classes": 1},
+        layers=CnnClassifier(conv_filters=(16, 32, 64), kernel_size=3, pool_size=2, hidden_units=512, classes=1),
         input_shape=(150, 150, 3),  # student's choice in v2; hint 150x150
         optimizer=_RMSPROP,
         loss="binary_crossentropy",
@@ -86,26 +82,24 @@ SPECS = (
         batch_size=128,  # student's choice in v2; hint 128
         course_params=9_494_561,
         reference=Reference(
-            "v2 pass: train acc >= 0.95 and val acc >= 0.80 (callback stops on both; StopRule holds the train half, "
-            "data['stop_val_accuracy'] the val half). v1 blob 9dbd8341 epoch 15 train 0.9885 / val 0.9996 is suspect "
+            "v2 pass: train acc >= 0.95 and val acc >= 0.80 (the callback stops on both). v1 blob 9dbd8341 epoch 15 train 0.9885 / val 0.9996 is suspect "
             "(val folder likely overlapped train): not a target. v1 epochs 15 (Ex 6) or 50 (Ex 5 answer)"
         ),
-        data={
-            "urls": {
+        data=ImageFolderData(
+            urls={
                 "train": "https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/"
                 "kagglecatsanddogs_3367a.zip",
             },
-            "drop_corrupt_files": True,
-            "validation": "split",
-            "validation_split": 0.1,
-            "split_seed": 42,
-            "expected_files": (22_434, 20_191, 2_243),  # found / training / validation (v2 expected)
-            "image_size": (150, 150),
-            "label_mode": "binary",
-            "rescale": 1 / 255,
-            "stop_val_accuracy": 0.80,
-        },
-        stop=StopRule("accuracy", 0.95, below=False),
+            drop_corrupt_files=True,
+            validation_split=0.1,
+            split_seed=42,
+            expected_files=(22_434, 20_191, 2_243),  # found / training / validation (v2 expected)
+            image_size=(150, 150),
+            rescale=1 / 255,
+        ),
+        validation="split",
+        label_mode="binary",
+        stop=StopRule("accuracy", 0.95, below=False, also=(("val_accuracy", 0.80),)),
     ),
     ModelSpec(
         id="c2w2_cats_dogs_aug",
@@ -114,14 +108,13 @@ SPECS = (
         title="Cats vs dogs: 4 x (Conv + MaxPool) -> Dense512 -> Dense1 with augmentation",
         dataset="cats-and-dogs-filtered",
         task="binary",
-        architecture="cnn_classifier",
-        layers={
-            "conv_filters": (32, 64, 128, 128),
-            "kernel_size": 3,
-            "pool_size": 2,
-            "hidden_units": 512,
-            "classes": 1,
-        },
+        layers=CnnClassifier(
+            conv_filters=(32, 64, 128, 128),
+            kernel_size=3,
+            pool_size=2,
+            hidden_units=512,
+            classes=1,
+        ),
         input_shape=(150, 150, 3),
         optimizer=_RMSPROP_1E4,
         loss="binary_crossentropy",
@@ -133,15 +126,15 @@ SPECS = (
             "epochs): train 0.8275, val_acc 0.8260, val_loss 0.3997. v2 markdown: without aug train >90%, val 70-80%; "
             "with aug train and val track each other"
         ),
-        data={
-            "urls": CATS_AND_DOGS_FILTERED_URLS,
-            "validation": "validation",
-            "image_size": (150, 150),
-            "label_mode": "binary",
-            "rescale": 1 / 255,
-            "shuffle_buffer": 1000,
-            "augmentation": _AUG_C2W2,
-        },
+        data=ImageFolderData(
+            urls=CATS_AND_DOGS_FILTERED_URLS,
+            image_size=(150, 150),
+            rescale=1 / 255,
+            shuffle_buffer=1000,
+            augmentation=_AUG_C2W2,
+        ),
+        validation="validation",
+        label_mode="binary",
     ),
     ModelSpec(
         id="c2w2_horse_human_aug",
@@ -150,14 +143,13 @@ SPECS = (
         title="Horse-or-human 300x300 CNN (as c1w4_horse_human_300) with augmentation",
         dataset="horse-or-human",
         task="binary",
-        architecture="cnn_classifier",
-        layers={
-            "conv_filters": (16, 32, 64, 64, 64),
-            "kernel_size": 3,
-            "pool_size": 2,
-            "hidden_units": 512,
-            "classes": 1,
-        },
+        layers=CnnClassifier(
+            conv_filters=(16, 32, 64, 64, 64),
+            kernel_size=3,
+            pool_size=2,
+            hidden_units=512,
+            classes=1,
+        ),
         input_shape=(300, 300, 3),
         optimizer=_RMSPROP_1E4,
         loss="binary_crossentropy",
@@ -168,15 +160,15 @@ SPECS = (
             "v2 markdown: augmentation does not help, val acc fluctuates. v1 blob 2da16aef (100 epochs, partial log): "
             "late epochs train ~0.66-0.73, val ~0.53-0.65"
         ),
-        data={
-            "urls": HORSE_OR_HUMAN_URLS,
-            "validation": "validation",
-            "image_size": (300, 300),
-            "label_mode": "binary",
-            "rescale": 1 / 255,
-            "shuffle_buffer": 1000,
-            "augmentation": _AUG_C2W2,
-        },
+        data=ImageFolderData(
+            urls=HORSE_OR_HUMAN_URLS,
+            image_size=(300, 300),
+            rescale=1 / 255,
+            shuffle_buffer=1000,
+            augmentation=_AUG_C2W2,
+        ),
+        validation="validation",
+        label_mode="binary",
     ),
     ModelSpec(
         id="c2w3_inception_cats_dogs",
@@ -185,7 +177,6 @@ SPECS = (
         title="Cats vs dogs: frozen InceptionV3 to mixed7 -> Flatten -> Dense1024 -> Dropout0.2 -> Dense1",
         dataset="cats-and-dogs-filtered",
         task="binary",
-        architecture="inception_transfer",
         layers=_INCEPTION_HEAD,
         input_shape=(150, 150, 3),
         optimizer=_RMSPROP_1E4,
@@ -199,14 +190,14 @@ SPECS = (
             "markdown: val steady at about 95%",
             0.9670,
         ),
-        data={
-            "urls": {**CATS_AND_DOGS_FILTERED_URLS, "weights": INCEPTION_V3_WEIGHTS_URL},
-            "validation": "validation",
-            "image_size": (150, 150),
-            "label_mode": "binary",
-            "preprocess": "inception_v3",  # scales to [-1, 1]
-            "augmentation": _AUG_C2W3_C2W4,
-        },
+        data=ImageFolderData(
+            urls={**CATS_AND_DOGS_FILTERED_URLS, "weights": INCEPTION_V3_WEIGHTS_URL},
+            image_size=(150, 150),
+            preprocess="inception_v3",  # scales to [-1, 1]
+            augmentation=_AUG_C2W3_C2W4,
+        ),
+        validation="validation",
+        label_mode="binary",
     ),
     ModelSpec(
         id="c2w3_inception_horse_human",
@@ -215,7 +206,6 @@ SPECS = (
         title="Horse-or-human: frozen InceptionV3 to mixed7 transfer with a stop-at-accuracy callback (assignment)",
         dataset="horse-or-human",
         task="binary",
-        architecture="inception_transfer",
         layers=_INCEPTION_HEAD,
         input_shape=(150, 150, 3),
         optimizer=Optimizer("rmsprop", learning_rate=1e-5),  # v1 1e-4
@@ -228,15 +218,15 @@ SPECS = (
             "20): callback fired at epoch 69: loss 0.0027, acc 0.9990, val_loss 0.6393, val_acc 0.9492; val 0.95-1.0 "
             "throughout"
         ),
-        data={
-            "urls": {**HORSE_OR_HUMAN_URLS, "weights": INCEPTION_V3_WEIGHTS_URL},
-            "validation": "validation",
-            "image_size": (150, 150),
-            "label_mode": "binary",
-            "preprocess": "inception_v3",
-            "shuffle_seed": 7,
-            "test_from_validation_batches": 5,  # test = val_batches // 5 batches split off the validation set
-        },
+        data=ImageFolderData(
+            urls={**HORSE_OR_HUMAN_URLS, "weights": INCEPTION_V3_WEIGHTS_URL},
+            image_size=(150, 150),
+            preprocess="inception_v3",
+            shuffle_seed=7,
+            test_from_validation_batches=5,  # test = val_batches // 5 batches split off the validation set
+        ),
+        validation="validation",
+        label_mode="binary",
         stop=StopRule("accuracy", 0.999, below=False),
     ),
     ModelSpec(
@@ -246,15 +236,14 @@ SPECS = (
         title="Rock-paper-scissors: 4 x (Conv + MaxPool) -> Flatten -> Dropout0.5 -> Dense512 -> Dense3",
         dataset="rock-paper-scissors",
         task="multiclass",
-        architecture="cnn_classifier",
-        layers={
-            "conv_filters": (64, 64, 128, 128),
-            "kernel_size": 3,
-            "pool_size": 2,
-            "flatten_dropout": 0.5,
-            "hidden_units": 512,
-            "classes": 3,
-        },
+        layers=CnnClassifier(
+            conv_filters=(64, 64, 128, 128),
+            kernel_size=3,
+            pool_size=2,
+            flatten_dropout=0.5,
+            hidden_units=512,
+            classes=3,
+        ),
         input_shape=(150, 150, 3),
         optimizer=_RMSPROP,
         loss="categorical_crossentropy",
@@ -266,19 +255,19 @@ SPECS = (
             "loss 0.1145 (epochs 22-24 val 0.9812, 0.9167, 0.9892)",
             0.9543,
         ),
-        data={
-            "urls": {
+        data=ImageFolderData(
+            urls={
                 "train": "https://storage.googleapis.com/learning-datasets/rps.zip",
                 "validation": "https://storage.googleapis.com/learning-datasets/rps-test-set.zip",
                 "validation_v2": "https://storage.googleapis.com/tensorflow-1-public/course2/week4/rps-validation.zip",
             },
-            "validation": "validation",
-            "class_names": ("paper", "rock", "scissors"),
-            "image_size": (150, 150),
-            "label_mode": "categorical",
-            "rescale": 1 / 255,
-            "augmentation": _AUG_C2W3_C2W4,
-        },
+            class_names=("paper", "rock", "scissors"),
+            image_size=(150, 150),
+            rescale=1 / 255,
+            augmentation=_AUG_C2W3_C2W4,
+        ),
+        validation="validation",
+        label_mode="categorical",
     ),
     ModelSpec(
         id="c2w4_sign_mnist_cnn",
@@ -287,8 +276,7 @@ SPECS = (
         title="Sign-Language MNIST: 2 x (Conv64 + MaxPool) -> Dense128 -> Dense26 (assignment)",
         dataset="sign-language-mnist",
         task="multiclass",
-        architecture="cnn_classifier",
-        layers={"conv_filters": (64, 64), "kernel_size": 3, "pool_size": 2, "hidden_units": 128, "classes": 26},
+        layers=CnnClassifier(conv_filters=(64, 64), kernel_size=3, pool_size=2, hidden_units=128, classes=26),
         input_shape=(28, 28, 1),
         optimizer=_ADAM,
         loss="sparse_categorical_crossentropy",
@@ -301,15 +289,15 @@ SPECS = (
             "epochs. Not the same data pipeline, so no val_metric. 26 output units; labels 0-24 with 9 (J) absent, 24 "
             "classes present"
         ),
-        data={
-            "source": "image folders data/train, data/validation (v2); Kaggle sign_mnist_train/test.csv (v1)",
-            "validation": "validation",
-            "expected_files": (27_455, 7_173),  # train / validation (v2); v1 csv test has 7,172 rows
-            "present_classes": 24,
-            "color_mode": "grayscale",
-            "image_size": (28, 28),
-            "label_mode": "int",
-            "rescale": 1 / 255,
-        },
+        data=ImageFolderData(
+            source="image folders data/train, data/validation (v2); Kaggle sign_mnist_train/test.csv (v1)",
+            expected_files=(27_455, 7_173),  # train / validation (v2); v1 csv test has 7,172 rows
+            present_classes=24,
+            color_mode="grayscale",
+            image_size=(28, 28),
+            rescale=1 / 255,
+        ),
+        validation="validation",
+        label_mode="int",
     ),
 )

@@ -1,6 +1,20 @@
 """Part 3 (C3): Natural Language Processing in TensorFlow. Source: shared/course_models.md section 5."""
 
-from parity.catalog import ModelSpec, Optimizer, Reference
+from parity.spec_types import (
+    BigruClassifier,
+    BilstmClassifier,
+    Conv1dClassifier,
+    EmbeddingFlattenClassifier,
+    EmbeddingGapClassifier,
+    Generation,
+    GloveConvLstmClassifier,
+    ModelSpec,
+    Optimizer,
+    Reference,
+    TextData,
+    TextGenData,
+    TextGenerator,
+)
 
 _ADAM = Optimizer("adam", learning_rate=1e-3)
 
@@ -14,7 +28,6 @@ _IMDB_SUBWORDS = {
     "vocab_size": 7_635,
     "reserved_tokens": ("[PAD]", "[UNK]"),
     "urls": {"vocab": IMDB_SUBWORDS_VOCAB_URL},
-    "validation": "test",
     "shuffle_buffer": 10_000,
 }
 # v2 sarcasm for the C3W3 labs (5.10, 5.11): TextVectorization, then pad_sequences pre-padding, post-truncation.
@@ -28,16 +41,14 @@ _SARCASM_C3W3 = {
     "urls": {"data": SARCASM_URL_V2},
 }
 # Next-word text generation (5.13-5.15): every prefix (length >= 2) of each lower-cased line,
-# pre-padded to the longest; one-hot labels.
+# pre-padded to the longest; one-hot labels (label_mode "categorical"), no validation data, 100 words generated.
 _TEXTGEN = {
     "lowercase": True,
     "line_split": "\n",
     "min_ngram_length": 2,
     "padding": "pre",
-    "labels": "one_hot",
-    "validation": "none",
-    "next_words": 100,
 }
+_NEXT_WORDS = 100
 
 SPECS = (
     ModelSpec(
@@ -47,8 +58,7 @@ SPECS = (
         title="Tokenization and padding (toy sentences, sarcasm, BBC): no model",
         dataset="bbc-text",
         task="none",
-        architecture=None,
-        layers={},
+        layers=None,
         input_shape=(),
         optimizer=None,
         loss="none",
@@ -61,18 +71,22 @@ SPECS = (
             "['sport','business','politics','tech','entertainment']. v1 labs: Tokenizer(num_words=100, oov '<OOV>') "
             "on the toy sentences"
         ),
-        data={
-            "computes": ("vocabulary", "sequences", "padding", "bbc_vocabulary", "label_lookup"),
-            "tokenizer": "text_vectorization",
-            "toy_sentences": ("I love my dog", "I love my cat", "You love my dog!", "Do you think my dog is amazing?"),
-            "toy_pad_maxlen": 5,
-            "toy_padding": "pre",
-            "remove_stopwords": True,
-            "urls": {"bbc": BBC_TEXT_URL, "sarcasm": SARCASM_URL_V2},
-            "expected_bbc_vocab_size": 33_088,
-            "expected_first_article_words": (737, 436),
-            "expected_label_vocab": ("sport", "business", "politics", "tech", "entertainment"),
-        },
+        data=TextData(
+            tokenizer="text_vectorization",
+            remove_stopwords=True,
+            urls={"bbc": BBC_TEXT_URL, "sarcasm": SARCASM_URL_V2},
+            extras={
+                "computes": ("vocabulary", "sequences", "padding", "bbc_vocabulary", "label_lookup"),
+                "toy_sentences": ("I love my dog", "I love my cat", "You love my dog!", "Do you think my dog is amazing?"),
+                "toy_pad_maxlen": 5,
+                "toy_padding": "pre",
+                "expected_bbc_vocab_size": 33_088,
+                "expected_first_article_words": (737, 436),
+                "expected_label_vocab": ("sport", "business", "politics", "tech", "entertainment"),
+            },
+        ),
+        validation="none",
+        label_mode="none",
     ),
     ModelSpec(
         id="c3w2_imdb_embed_flatten",
@@ -81,8 +95,7 @@ SPECS = (
         title="IMDB reviews: Embedding16 (10k) -> Flatten -> Dense6 -> Dense1",
         dataset="imdb-reviews",
         task="binary",
-        architecture="embedding_flatten_classifier",
-        layers={"vocab_size": 10_000, "embedding_dim": 16, "hidden_units": 6},
+        layers=EmbeddingFlattenClassifier(vocab_size=10_000, embedding_dim=16, hidden_units=6),
         input_shape=(120,),
         optimizer=_ADAM,
         loss="binary_crossentropy",
@@ -92,15 +105,16 @@ SPECS = (
         reference=Reference(
             "no saved log (the equivalent flatten variant of c3w3_imdb_gru_lstm_conv has the same params)"
         ),
-        data={
-            "tokenizer": "text_vectorization",
-            "vocab_size": 10_000,
-            "max_length": 120,
-            "padding": "pre",
-            "truncating": "post",
-            "validation": "test",
-            "shuffle_buffer": 1000,
-        },
+        data=TextData(
+            tokenizer="text_vectorization",
+            vocab_size=10_000,
+            max_length=120,
+            padding="pre",
+            truncating="post",
+            shuffle_buffer=1000,
+        ),
+        validation="test",
+        label_mode="binary",
     ),
     ModelSpec(
         id="c3w2_sarcasm_embed_gap",
@@ -109,8 +123,7 @@ SPECS = (
         title="Sarcasm headlines: Embedding16 -> GlobalAveragePooling1D -> Dense24 -> Dense1",
         dataset="sarcasm",
         task="binary",
-        architecture="embedding_gap_classifier",
-        layers={"vocab_size": 10_000, "embedding_dim": 16, "hidden_units": 24},
+        layers=EmbeddingGapClassifier(vocab_size=10_000, embedding_dim=16, hidden_units=24),
         input_shape=(100,),
         optimizer=_ADAM,
         loss="binary_crossentropy",
@@ -121,14 +134,17 @@ SPECS = (
             "v1 30 epochs: train 0.9913, val 0.8143, val_loss 1.0198; v1 epoch 2 val 0.8316 (blob 11a58081)",
             0.8143,
         ),
-        data={
-            "vocab_size": 10_000,
-            "oov_token": "<OOV>",
-            "max_length": 100,
-            "padding": "post",
-            "truncating": "post",
-            "training_size": 20_000,
-        },
+        data=TextData(
+            tokenizer="keras2_tokenizer",  # v1 Tokenizer(num_words, oov_token)
+            vocab_size=10_000,
+            oov_token="<OOV>",
+            max_length=100,
+            padding="post",
+            truncating="post",
+            training_size=20_000,
+        ),
+        validation="split",
+        label_mode="binary",
     ),
     ModelSpec(
         id="c3w2_bbc_embed_gap",
@@ -137,8 +153,7 @@ SPECS = (
         title="BBC news, 5 classes: Embedding16 (1000) -> GlobalAveragePooling1D -> Dense24 -> Dense5 (assignment)",
         dataset="bbc-text",
         task="multiclass",
-        architecture="embedding_gap_classifier",
-        layers={"vocab_size": 1000, "embedding_dim": 16, "hidden_units": 24, "classes": 5},
+        layers=EmbeddingGapClassifier(vocab_size=1000, embedding_dim=16, hidden_units=24, classes=5),
         input_shape=(120,),
         optimizer=_ADAM,
         loss="sparse_categorical_crossentropy",
@@ -150,18 +165,19 @@ SPECS = (
             "choice (suggested Embedding + GAP + Dense24, 16,533 params); v1 answer had Dense(6) on labels 1..5 "
             "(16,558 params)"
         ),
-        data={
-            "tokenizer": "text_vectorization",
-            "vocab_size": 1000,
-            "max_length": 120,
-            "padding": "post",
-            "truncating": "post",
-            "remove_stopwords": True,
-            "training_split": 0.8,  # first 80% in file order: 1780 train / 445 val
-            "label_lookup": "string_lookup",
-            "validation": "split",
-            "urls": {"data": BBC_TEXT_URL},
-        },
+        data=TextData(
+            tokenizer="text_vectorization",
+            vocab_size=1000,
+            max_length=120,
+            padding="post",
+            truncating="post",
+            remove_stopwords=True,
+            training_split=0.8,  # first 80% in file order: 1780 train / 445 val
+            label_lookup="string_lookup",
+            urls={"data": BBC_TEXT_URL},
+        ),
+        validation="split",
+        label_mode="int",
     ),
     ModelSpec(
         id="c3w2_imdb_subwords_gap",
@@ -170,8 +186,7 @@ SPECS = (
         title="IMDB subwords: Embedding64 -> GlobalAveragePooling1D -> Dense6 -> Dense1",
         dataset="imdb-subwords",
         task="binary",
-        architecture="embedding_gap_classifier",
-        layers={"vocab_size": 7_635, "embedding_dim": 64, "hidden_units": 6},
+        layers=EmbeddingGapClassifier(vocab_size=7_635, embedding_dim=64, hidden_units=6),
         input_shape=(120,),
         optimizer=_ADAM,
         loss="binary_crossentropy",
@@ -183,7 +198,9 @@ SPECS = (
             "(WordPiece file, 7,635). v1 blob d63abd3c epoch 10 val_acc 0.5349 came from a run fit on unpadded data: "
             "not a target"
         ),
-        data={**_IMDB_SUBWORDS, "max_length": 120, "padding": "pre", "truncating": "post"},
+        data=TextData(**_IMDB_SUBWORDS, max_length=120, padding="pre", truncating="post"),
+        validation="test",
+        label_mode="binary",
     ),
     ModelSpec(
         id="c3w3_imdb_bilstm1",
@@ -192,14 +209,13 @@ SPECS = (
         title="IMDB subwords: Embedding64 -> Bidirectional(LSTM64) -> Dense64 -> Dense1",
         dataset="imdb-subwords",
         task="binary",
-        architecture="bilstm_classifier",
-        layers={
-            "vocab_size": 7_635,
-            "embedding_dim": 64,
-            "lstm_units": (64,),
-            "return_sequences": (False,),
-            "hidden_units": 64,
-        },
+        layers=BilstmClassifier(
+            vocab_size=7_635,
+            embedding_dim=64,
+            lstm_units=(64,),
+            return_sequences=(False,),
+            hidden_units=64,
+        ),
         input_shape=(None,),  # padded to the longest review of the set
         optimizer=_ADAM,
         loss="binary_crossentropy",
@@ -209,7 +225,9 @@ SPECS = (
         reference=Reference(
             "no saved log; params depend on the subword vocabulary: 598,209 computed for v1 vocab 8185"
         ),
-        data={**_IMDB_SUBWORDS, "max_length": None, "padding": "pre", "truncating": "post"},
+        data=TextData(**_IMDB_SUBWORDS, max_length=None, padding="pre", truncating="post"),
+        validation="test",
+        label_mode="binary",
     ),
     ModelSpec(
         id="c3w3_imdb_bilstm2",
@@ -218,14 +236,13 @@ SPECS = (
         title="IMDB subwords: Embedding64 -> BiLSTM32 (seq) -> BiLSTM16 -> Dense64 -> Dense1",
         dataset="imdb-subwords",
         task="binary",
-        architecture="bilstm_classifier",
-        layers={
-            "vocab_size": 7_635,
-            "embedding_dim": 64,
-            "lstm_units": (32, 16),  # v1 (64, 32)
-            "return_sequences": (True, False),
-            "hidden_units": 64,
-        },
+        layers=BilstmClassifier(
+            vocab_size=7_635,
+            embedding_dim=64,
+            lstm_units=(32, 16),  # v1 (64, 32)
+            return_sequences=(True, False),
+            hidden_units=64,
+        ),
         input_shape=(None,),
         optimizer=_ADAM,
         loss="binary_crossentropy",
@@ -236,7 +253,9 @@ SPECS = (
             "no saved log; params depend on the subword vocabulary: v2 embedding + 37,377; v1 (BiLSTM 64/32, vocab "
             "8185) 635,329"
         ),
-        data={**_IMDB_SUBWORDS, "max_length": None, "padding": "pre", "truncating": "post"},
+        data=TextData(**_IMDB_SUBWORDS, max_length=None, padding="pre", truncating="post"),
+        validation="test",
+        label_mode="binary",
     ),
     ModelSpec(
         id="c3w3_imdb_conv1d",
@@ -245,15 +264,14 @@ SPECS = (
         title="IMDB subwords: Embedding64 -> Conv1D(128, 5) -> GlobalMaxPooling1D -> Dense64 -> Dense1",
         dataset="imdb-subwords",
         task="binary",
-        architecture="conv1d_classifier",
-        layers={
-            "vocab_size": 7_635,
-            "embedding_dim": 64,
-            "conv_filters": 128,
-            "kernel_size": 5,
-            "pooling": "global_max",  # v1 global_average
-            "hidden_units": 64,
-        },
+        layers=Conv1dClassifier(
+            vocab_size=7_635,
+            embedding_dim=64,
+            conv_filters=128,
+            kernel_size=5,
+            pooling="global_max",  # v1 global_average
+            hidden_units=64,
+        ),
         input_shape=(None,),
         optimizer=_ADAM,
         loss="binary_crossentropy",
@@ -265,7 +283,9 @@ SPECS = (
             "(GlobalAveragePooling, batch 64) epoch 10: acc 0.9879, val_loss 0.8178, val_acc 0.8103; pooling differs "
             "from v2, so no val_metric"
         ),
-        data={**_IMDB_SUBWORDS, "max_length": None, "padding": "pre", "truncating": "post"},
+        data=TextData(**_IMDB_SUBWORDS, max_length=None, padding="pre", truncating="post"),
+        validation="test",
+        label_mode="binary",
     ),
     ModelSpec(
         id="c3w3_imdb_gru_lstm_conv",
@@ -274,15 +294,14 @@ SPECS = (
         title="IMDB full words: Embedding16 -> Bidirectional(GRU32) -> Dense6 -> Dense1 (BiGRU of 4 variants)",
         dataset="imdb-reviews",
         task="binary",
-        architecture="bigru_classifier",
-        layers={
-            "variant": "bigru",
-            "vocab_size": 10_000,
-            "embedding_dim": 16,
-            "gru_units": (32,),
-            "return_sequences": (False,),
-            "hidden_units": 6,
-        },
+        layers=BigruClassifier(
+            variant="bigru",
+            vocab_size=10_000,
+            embedding_dim=16,
+            gru_units=(32,),
+            return_sequences=(False,),
+            hidden_units=6,
+        ),
         input_shape=(120,),
         optimizer=_ADAM,
         loss="binary_crossentropy",
@@ -295,15 +314,16 @@ SPECS = (
             "params, Bidirectional(LSTM32) 172,941, Conv1D(128, 5) + GlobalAveragePooling1D 171,149",
             0.8102,
         ),
-        data={
-            "tokenizer": "text_vectorization",
-            "vocab_size": 10_000,
-            "max_length": 120,
-            "padding": "pre",
-            "truncating": "post",
-            "validation": "test",
-            "shuffle_buffer": 1000,
-        },
+        data=TextData(
+            tokenizer="text_vectorization",
+            vocab_size=10_000,
+            max_length=120,
+            padding="pre",
+            truncating="post",
+            shuffle_buffer=1000,
+        ),
+        validation="test",
+        label_mode="binary",
     ),
     ModelSpec(
         id="c3w3_sarcasm_bilstm",
@@ -312,14 +332,13 @@ SPECS = (
         title="Sarcasm headlines: Embedding16 -> Bidirectional(LSTM32) -> Dense24 -> Dense1",
         dataset="sarcasm",
         task="binary",
-        architecture="bilstm_classifier",
-        layers={
-            "vocab_size": 10_000,  # v1 1000
-            "embedding_dim": 16,
-            "lstm_units": (32,),
-            "return_sequences": (False,),
-            "hidden_units": 24,
-        },
+        layers=BilstmClassifier(
+            vocab_size=10_000,  # v1 1000
+            embedding_dim=16,
+            lstm_units=(32,),
+            return_sequences=(False,),
+            hidden_units=24,
+        ),
         input_shape=(32,),  # v1 120
         optimizer=_ADAM,
         loss="binary_crossentropy",
@@ -330,7 +349,9 @@ SPECS = (
             "no log of the v2 configuration (174,129 params computed). v1 (vocab 1000, max_length 120, post padding, "
             "30,129 params, blob f1b731b1) epoch 50: acc 0.9696, val_loss 1.4035, val_acc 0.7930"
         ),
-        data=_SARCASM_C3W3,
+        data=TextData(**_SARCASM_C3W3),
+        validation="split",
+        label_mode="binary",
     ),
     ModelSpec(
         id="c3w3_sarcasm_conv1d",
@@ -339,15 +360,14 @@ SPECS = (
         title="Sarcasm headlines: Embedding16 -> Conv1D(128, 5) -> GlobalMaxPooling1D -> Dense6 -> Dense1",
         dataset="sarcasm",
         task="binary",
-        architecture="conv1d_classifier",
-        layers={
-            "vocab_size": 10_000,  # v1 1000
-            "embedding_dim": 16,
-            "conv_filters": 128,
-            "kernel_size": 5,
-            "pooling": "global_max",
-            "hidden_units": 6,  # v1 24
-        },
+        layers=Conv1dClassifier(
+            vocab_size=10_000,  # v1 1000
+            embedding_dim=16,
+            conv_filters=128,
+            kernel_size=5,
+            pooling="global_max",
+            hidden_units=6,  # v1 24
+        ),
         input_shape=(32,),  # v1 120
         optimizer=_ADAM,
         loss="binary_crossentropy",
@@ -358,7 +378,9 @@ SPECS = (
             "no log of the v2 configuration (171,149 params computed). v1 (vocab 1000, max_length 120, Dense24, "
             "29,489 params, blob 22aac1cf) epoch 50: acc 0.9891, val_loss 1.9213, val_acc 0.7828"
         ),
-        data=_SARCASM_C3W3,
+        data=TextData(**_SARCASM_C3W3),
+        validation="split",
+        label_mode="binary",
     ),
     ModelSpec(
         id="c3w3_sentiment140_glove",
@@ -367,18 +389,17 @@ SPECS = (
         title="Sentiment140: frozen GloVe100 -> Dropout0.2 -> Conv1D(64, 5) -> MaxPool4 -> LSTM64 -> Dense1 (asg)",
         dataset="sentiment140-glove",
         task="binary",
-        architecture="glove_conv_lstm_classifier",
-        layers={
-            "vocab_size": 145_856,  # v2 TextVectorization vocabulary; v1 Tokenizer 138,858 words + 1
-            "embedding_dim": 100,
-            "embedding_init": "glove",
-            "embedding_trainable": False,
-            "dropout": 0.2,
-            "conv_filters": 64,
-            "kernel_size": 5,
-            "pool_size": 4,
-            "lstm_units": 64,
-        },
+        layers=GloveConvLstmClassifier(
+            vocab_size=145_856,  # v2 TextVectorization vocabulary; v1 Tokenizer 138,858 words + 1
+            embedding_dim=100,
+            embedding_init="glove",
+            embedding_trainable=False,
+            dropout=0.2,
+            conv_filters=64,
+            kernel_size=5,
+            pool_size=4,
+            lstm_units=64,
+        ),
         input_shape=(32,),  # v1 16
         optimizer=_ADAM,
         loss="binary_crossentropy",
@@ -390,22 +411,23 @@ SPECS = (
             "the v1 answer body is used. Trainable params 65,153 (computed v1, vocabulary-independent); the frozen "
             "embedding adds vocab x 100 (v1: 13,885,900)"
         ),
-        data={
-            "urls": {
+        data=TextData(
+            urls={
                 "data": "https://storage.googleapis.com/learning-datasets/training_cleaned.csv",
                 "glove": "https://storage.googleapis.com/learning-datasets/glove.6B.100d.txt",
             },
-            "label_column": 0,
-            "text_column": 5,
-            "label_map": {0: 0, 4: 1},
-            "num_samples": 160_000,
-            "training_split": 0.9,  # 144,000 train / 16,000 val
-            "tokenizer": "text_vectorization",
-            "max_length": 32,
-            "padding": "post",
-            "truncating": "post",
-            "validation": "split",
-        },
+            label_column=0,
+            text_column=5,
+            label_map={0: 0, 4: 1},
+            num_samples=160_000,
+            training_split=0.9,  # 144,000 train / 16,000 val
+            tokenizer="text_vectorization",
+            max_length=32,
+            padding="post",
+            truncating="post",
+        ),
+        validation="split",
+        label_mode="binary",
     ),
     ModelSpec(
         id="c3w4_lanigan_textgen",
@@ -414,13 +436,12 @@ SPECS = (
         title="Lanigan's Ball next-word generator: Embedding64 -> Bidirectional(LSTM20) -> Dense(V) softmax",
         dataset="lanigan-lyrics",
         task="multiclass",
-        architecture="text_generator",
-        layers={
-            "vocab_size": None,  # V from the fitted vocabulary (about 272 in v2)
-            "embedding_dim": 64,
-            "lstm_units": 20,
-            "bidirectional": True,
-        },
+        layers=TextGenerator(
+            vocab_size=None,  # V from the fitted vocabulary (about 272 in v2)
+            embedding_dim=64,
+            lstm_units=20,
+            bidirectional=True,
+        ),
         input_shape=(None,),  # max_sequence_len - 1, from the longest line
         optimizer=_ADAM,
         loss="categorical_crossentropy",
@@ -430,12 +451,14 @@ SPECS = (
         reference=Reference(
             "no saved log; params 105 x V + 13,600 depend on the vocabulary V (about 42k for V about 272)"
         ),
-        data={
+        data=TextGenData(
             **_TEXTGEN,
-            "corpus": "inline lyrics of Lanigan's Ball (68 lines)",
-            "tokenizer": "text_vectorization",
-            "seed_text": "Laurence went to Dublin",
-        },
+            corpus="inline lyrics of Lanigan's Ball (68 lines)",
+            tokenizer="text_vectorization",
+        ),
+        validation="none",
+        label_mode="categorical",
+        generation=Generation(seed_text="Laurence went to Dublin", next_words=_NEXT_WORDS),
     ),
     ModelSpec(
         id="c3w4_irish_lyrics_textgen",
@@ -444,13 +467,12 @@ SPECS = (
         title="Irish lyrics next-word generator: Embedding100 -> Bidirectional(LSTM150) -> Dense(V) softmax",
         dataset="irish-lyrics",
         task="multiclass",
-        architecture="text_generator",
-        layers={
-            "vocab_size": None,  # V from the fitted vocabulary (v1: 2690)
-            "embedding_dim": 100,
-            "lstm_units": 150,
-            "bidirectional": True,
-        },
+        layers=TextGenerator(
+            vocab_size=None,  # V from the fitted vocabulary (v1: 2690)
+            embedding_dim=100,
+            lstm_units=150,
+            bidirectional=True,
+        ),
         input_shape=(None,),
         optimizer=Optimizer("adam", learning_rate=0.01),
         loss="categorical_crossentropy",
@@ -461,13 +483,15 @@ SPECS = (
             "params depend on the vocabulary: 1,379,890 for v1 V = 2690 (12,038 n-grams). v1 blob 4e08edd0 epoch 100: "
             "train loss 1.1489, acc 0.7221 (no validation)"
         ),
-        data={
+        data=TextGenData(
             **_TEXTGEN,
-            "urls": {"data": "https://storage.googleapis.com/tensorflow-1-public/course3/irish-lyrics-eof.txt"},
-            "tokenizer": "text_vectorization",
-            "shuffle": False,
-            "seed_text": "help me obi-wan kenobi youre my only hope",
-        },
+            urls={"data": "https://storage.googleapis.com/tensorflow-1-public/course3/irish-lyrics-eof.txt"},
+            tokenizer="text_vectorization",
+            shuffle=False,
+        ),
+        validation="none",
+        label_mode="categorical",
+        generation=Generation(seed_text="help me obi-wan kenobi youre my only hope", next_words=_NEXT_WORDS),
     ),
     ModelSpec(
         id="c3w4_shakespeare_textgen",
@@ -476,13 +500,12 @@ SPECS = (
         title="Sonnets next-word generator: Embedding100 -> Bidirectional(LSTM128) -> Dense(V) softmax (assignment)",
         dataset="sonnets",
         task="multiclass",
-        architecture="text_generator",
-        layers={
-            "vocab_size": 3_189,
-            "embedding_dim": 100,
-            "lstm_units": 128,
-            "bidirectional": True,
-        },
+        layers=TextGenerator(
+            vocab_size=3_189,
+            embedding_dim=100,
+            lstm_units=128,
+            bidirectional=True,
+        ),
         input_shape=(10,),  # max_sequence_len 11 minus the label
         optimizer=_ADAM,
         loss="categorical_crossentropy",
@@ -494,14 +517,16 @@ SPECS = (
             "-> BiLSTM(128) -> Dense(V) is used. v1 answer: Emb100 -> BiLSTM150 (seq) -> Dropout0.2 -> LSTM100 -> "
             "Dense(V/2, relu, L2 0.01) -> Dense(V). v2 expected: V 3189, 15,355 n-grams, max_sequence_len 11"
         ),
-        data={
+        data=TextGenData(
             **_TEXTGEN,
-            "urls": {"data": "https://storage.googleapis.com/learning-datasets/sonnets.txt"},
-            "tokenizer": "text_vectorization",
-            "random_seed": 65,
-            "expected_ngrams": 15_355,
-            "max_sequence_len": 11,
-            "seed_text": "Help me Obi Wan Kenobi, you're my only hope",
-        },
+            urls={"data": "https://storage.googleapis.com/learning-datasets/sonnets.txt"},
+            tokenizer="text_vectorization",
+            random_seed=65,
+            expected_ngrams=15_355,
+            max_sequence_len=11,
+        ),
+        validation="none",
+        label_mode="categorical",
+        generation=Generation(seed_text="Help me Obi Wan Kenobi, you're my only hope", next_words=_NEXT_WORDS),
     ),
 )

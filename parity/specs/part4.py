@@ -1,6 +1,16 @@
 """Part 4 (C4): Sequences, Time Series and Prediction. Source: shared/course_models.md section 6."""
 
-from parity.catalog import ModelSpec, Optimizer, Reference
+from parity.spec_types import (
+    LrSchedule,
+    LrSweep,
+    ModelSpec,
+    Optimizer,
+    Reference,
+    SeriesData,
+    WindowConvLstm,
+    WindowDnn,
+    WindowRnn,
+)
 
 # The labs' synthetic series (course_models.md 6.0): trend + seasonality + noise over 1461 steps.
 LAB_SERIES = {
@@ -44,8 +54,7 @@ SPECS = (
         title="Statistical forecasts on the lab series: naive, moving average, differencing: no model",
         dataset="synthetic-series",
         task="none",
-        architecture=None,
-        layers={},
+        layers=None,
         input_shape=(),
         optimizer=None,
         loss="none",
@@ -57,26 +66,30 @@ SPECS = (
             "naive 5.938 (61.83), MA30 7.142 (106.67), diff + past 5.903 (53.76), diff + smoothed past 4.605 (34.32). "
             "v2 assignment (its own series, MA windows 50, smooth 10) expects mae 2.60 / 4.12 / 2.33 / 2.20"
         ),
-        data={
+        data=SeriesData(
             **LAB_SERIES,
-            "computes": ("naive", "moving_average", "diff_plus_past", "diff_plus_smoothed_past"),
-            "moving_average_window": 30,
-            "seasonal_period": 365,
-            "diff_moving_average_window": 30,
-            "smoothing_window": 11,  # MA11 of series[split - 370 : -359]
-            "expected_mae": {
-                "naive": 5.938,
-                "moving_average": 7.142,
-                "diff_plus_past": 5.903,
-                "diff_plus_smoothed_past": 4.605,
+            baselines={
+                "computes": ("naive", "moving_average", "diff_plus_past", "diff_plus_smoothed_past"),
+                "moving_average_window": 30,
+                "seasonal_period": 365,
+                "diff_moving_average_window": 30,
+                "smoothing_window": 11,  # MA11 of series[split - 370 : -359]
+                "expected_mae": {
+                    "naive": 5.938,
+                    "moving_average": 7.142,
+                    "diff_plus_past": 5.903,
+                    "diff_plus_smoothed_past": 4.605,
+                },
+                "expected_mse": {
+                    "naive": 61.83,
+                    "moving_average": 106.67,
+                    "diff_plus_past": 53.76,
+                    "diff_plus_smoothed_past": 34.32,
+                },
             },
-            "expected_mse": {
-                "naive": 61.83,
-                "moving_average": 106.67,
-                "diff_plus_past": 53.76,
-                "diff_plus_smoothed_past": 34.32,
-            },
-        },
+        ),
+        validation="split",
+        label_mode="none",
     ),
     ModelSpec(
         id="c4w2_ts_linear",
@@ -85,8 +98,7 @@ SPECS = (
         title="Synthetic series: a single Dense(1) on windows of 20 (linear regression)",
         dataset="synthetic-series",
         task="regression",
-        architecture="window_dnn",
-        layers={"hidden_units": ()},
+        layers=WindowDnn(hidden_units=()),
         input_shape=(20,),
         optimizer=Optimizer("sgd", learning_rate=1e-6, momentum=0.9),
         loss="mse",
@@ -94,7 +106,9 @@ SPECS = (
         batch_size=32,
         course_params=21,
         reference=Reference("no saved output; v2 markdown: forecast MAE close to 5"),
-        data={**LAB_SERIES, "window_size": 20, "shuffle_buffer": 1000},
+        data=SeriesData(**LAB_SERIES, window_size=20, shuffle_buffer=1000),
+        validation="split",
+        label_mode="none",
     ),
     ModelSpec(
         id="c4w2_ts_dnn",
@@ -103,8 +117,7 @@ SPECS = (
         title="Synthetic series: Dense10 -> Dense10 -> Dense1 on windows of 20",
         dataset="synthetic-series",
         task="regression",
-        architecture="window_dnn",
-        layers={"hidden_units": (10, 10)},
+        layers=WindowDnn(hidden_units=(10, 10)),
         input_shape=(20,),
         optimizer=Optimizer("sgd", learning_rate=4e-6, momentum=0.9),
         loss="mse",
@@ -112,7 +125,10 @@ SPECS = (
         batch_size=32,
         course_params=331,
         reference=Reference("no saved log; retrain after the LR sweep with SGD(4e-6, m 0.9), 100 epochs (v2 lab)"),
-        data={**LAB_SERIES, "window_size": 20, "shuffle_buffer": 1000},
+        data=SeriesData(**LAB_SERIES, window_size=20, shuffle_buffer=1000),
+        validation="split",
+        label_mode="none",
+        lr_sweep=LrSweep(LrSchedule(initial=1e-8, epochs_per_decade=20), epochs=100),  # the lab's LearningRateScheduler
     ),
     ModelSpec(
         id="c4w3_ts_simplernn",
@@ -121,14 +137,13 @@ SPECS = (
         title="Synthetic series: SimpleRNN40 (seq) -> SimpleRNN40 -> Dense1 -> x100",
         dataset="synthetic-series",
         task="regression",
-        architecture="window_rnn",
-        layers={
-            "cell": "simple_rnn",
-            "bidirectional": False,
-            "units": (40, 40),
-            "return_sequences": (True, False),
-            "output_scale": 100.0,
-        },
+        layers=WindowRnn(
+            cell="simple_rnn",
+            bidirectional=False,
+            units=(40, 40),
+            return_sequences=(True, False),
+            output_scale=100.0,
+        ),
         input_shape=(20, 1),
         optimizer=_sgd_momentum(1e-6),  # v1 5e-5
         loss="huber",
@@ -136,7 +151,9 @@ SPECS = (
         batch_size=32,  # v1 128
         course_params=4_961,
         reference=Reference("no saved log; v2 retrains with SGD(1e-6, m 0.9) after the LR sweep"),
-        data={**LAB_SERIES, "window_size": 20, "shuffle_buffer": 1000, "expand_dims": True},
+        data=SeriesData(**LAB_SERIES, window_size=20, shuffle_buffer=1000, expand_dims=True),
+        validation="split",
+        label_mode="none",
     ),
     ModelSpec(
         id="c4w3_ts_bilstm",
@@ -145,14 +162,13 @@ SPECS = (
         title="Synthetic series: BiLSTM32 (seq) -> BiLSTM32 -> Dense1 -> x100",
         dataset="synthetic-series",
         task="regression",
-        architecture="window_rnn",
-        layers={
-            "cell": "lstm",
-            "bidirectional": True,
-            "units": (32, 32),
-            "return_sequences": (True, False),
-            "output_scale": 100.0,
-        },
+        layers=WindowRnn(
+            cell="lstm",
+            bidirectional=True,
+            units=(32, 32),
+            return_sequences=(True, False),
+            output_scale=100.0,
+        ),
         input_shape=(20, 1),
         optimizer=_sgd_momentum(2e-6),  # v1 1e-5
         loss="huber",  # v1 mse
@@ -163,7 +179,9 @@ SPECS = (
             "no log of the v2 configuration. v1 lesson (MSE loss, SGD 1e-5, 500 epochs) validation MAE 8.514. C4W3 "
             "assignment (its own series, 50 epochs) passes at forecast MAE <= 4.5"
         ),
-        data={**LAB_SERIES, "window_size": 20, "shuffle_buffer": 1000, "expand_dims": True},
+        data=SeriesData(**LAB_SERIES, window_size=20, shuffle_buffer=1000, expand_dims=True),
+        validation="split",
+        label_mode="none",
     ),
     ModelSpec(
         id="c4w4_ts_conv_lstm",
@@ -172,17 +190,16 @@ SPECS = (
         title="Synthetic series: Conv1D(64, 3, causal) -> LSTM64 (seq) -> LSTM64 -> Dense1 -> x400",
         dataset="synthetic-series",
         task="regression",
-        architecture="window_conv_lstm",
-        layers={
-            "conv_filters": 64,
-            "kernel_size": 3,
-            "conv_strides": 1,
-            "conv_padding": "causal",
-            "lstm_units": (64, 64),
-            "return_sequences": (True, False),
-            "dense_units": (),
-            "output_scale": 400.0,
-        },
+        layers=WindowConvLstm(
+            conv_filters=64,
+            kernel_size=3,
+            conv_strides=1,
+            conv_padding="causal",
+            lstm_units=(64, 64),
+            return_sequences=(True, False),
+            dense_units=(),
+            output_scale=400.0,
+        ),
         input_shape=(20, 1),
         optimizer=_sgd_momentum(1e-7),
         loss="huber",
@@ -194,7 +211,9 @@ SPECS = (
             "variant (window 30, Conv32 k3, LSTM32 x 2 seq2seq, x200, SGD 1e-5, batch 128) validation MAE 5.0067 "
             "(blob 8e4cb496)"
         ),
-        data={**LAB_SERIES, "window_size": 20, "shuffle_buffer": 1000, "expand_dims": True},
+        data=SeriesData(**LAB_SERIES, window_size=20, shuffle_buffer=1000, expand_dims=True),
+        validation="split",
+        label_mode="none",
     ),
     ModelSpec(
         id="c4w4_sunspots_dnn",
@@ -203,8 +222,7 @@ SPECS = (
         title="Sunspots: Dense30 -> Dense10 -> Dense1 on windows of 30",
         dataset="sunspots",
         task="regression",
-        architecture="window_dnn",
-        layers={"hidden_units": (30, 10)},
+        layers=WindowDnn(hidden_units=(30, 10)),
         input_shape=(30,),
         optimizer=_sgd_momentum(2e-5),
         loss="huber",
@@ -212,7 +230,9 @@ SPECS = (
         batch_size=32,
         course_params=1_251,
         reference=Reference("no saved log; v2 markdown: MAE around 15"),
-        data={**SUNSPOTS, "window_size": 30, "shuffle_buffer": 1000},
+        data=SeriesData(**SUNSPOTS, window_size=30, shuffle_buffer=1000),
+        validation="split",
+        label_mode="none",
     ),
     ModelSpec(
         id="c4w4_sunspots_conv_lstm_dnn",
@@ -221,17 +241,16 @@ SPECS = (
         title="Sunspots: Conv1D(64, 3, causal) -> LSTM64 (seq) -> LSTM64 -> Dense30 -> Dense10 -> Dense1 -> x400",
         dataset="sunspots",
         task="regression",
-        architecture="window_conv_lstm",
-        layers={
-            "conv_filters": 64,
-            "kernel_size": 3,
-            "conv_strides": 1,
-            "conv_padding": "causal",
-            "lstm_units": (64, 64),
-            "return_sequences": (True, False),
-            "dense_units": (30, 10),
-            "output_scale": 400.0,
-        },
+        layers=WindowConvLstm(
+            conv_filters=64,
+            kernel_size=3,
+            conv_strides=1,
+            conv_padding="causal",
+            lstm_units=(64, 64),
+            return_sequences=(True, False),
+            dense_units=(30, 10),
+            output_scale=400.0,
+        ),
         input_shape=(30, 1),
         optimizer=_sgd_momentum(8e-7),  # v1 1e-5
         loss="huber",
@@ -242,7 +261,9 @@ SPECS = (
             "no log of the v2 configuration. v1 (window 60, Conv1D(60, 5), LSTM60 x 2 seq2seq, 60,591 params, SGD "
             "1e-5, 500 epochs, batch 100) validation MAE 15.40074"
         ),
-        data={**SUNSPOTS, "window_size": 30, "shuffle_buffer": 1000, "expand_dims": True},
+        data=SeriesData(**SUNSPOTS, window_size=30, shuffle_buffer=1000, expand_dims=True),
+        validation="split",
+        label_mode="none",
     ),
     ModelSpec(
         id="c4w4_daily_min_temp",
@@ -254,17 +275,16 @@ SPECS = (
         ),
         dataset="daily-min-temperatures",
         task="regression",
-        architecture="window_conv_lstm",
-        layers={
-            "conv_filters": 60,
-            "kernel_size": 5,
-            "conv_strides": 1,
-            "conv_padding": "causal",
-            "lstm_units": (60, 60),
-            "return_sequences": (True, False),  # v2 single-step target; v1 seq2seq (True, True)
-            "dense_units": (30, 10),
-            "output_scale": 400.0,
-        },
+        layers=WindowConvLstm(
+            conv_filters=60,
+            kernel_size=5,
+            conv_strides=1,
+            conv_padding="causal",
+            lstm_units=(60, 60),
+            return_sequences=(True, False),  # v2 single-step target; v1 seq2seq (True, True)
+            dense_units=(30, 10),
+            output_scale=400.0,
+        ),
         input_shape=(64, 1),  # v1 window 60
         optimizer=_sgd_momentum(1e-5),
         loss="huber",
@@ -276,6 +296,8 @@ SPECS = (
             "pass: forecast MSE <= 6 and MAE <= 2. v1 answer (window 60, batch 100, seq2seq, 150 epochs): validation "
             "MAE 1.780626, train mae 1.9173"
         ),
-        data={**DAILY_MIN_TEMPERATURES, "window_size": 64, "shuffle_buffer": 1000, "expand_dims": True},
+        data=SeriesData(**DAILY_MIN_TEMPERATURES, window_size=64, shuffle_buffer=1000, expand_dims=True),
+        validation="split",
+        label_mode="none",
     ),
 )
