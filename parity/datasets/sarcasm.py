@@ -70,12 +70,12 @@ def encode_split(
 ) -> DataSplit:
     """Fit the tokenizer on the training texts only, then encode and pad both splits as `spec.data` says."""
     data = spec.data
-    tokenizer = Tokenizer(num_words=data["vocab_size"], oov_token=data["oov_token"])
+    tokenizer = Tokenizer(num_words=data.vocab_size, oov_token=data.oov_token)
     tokenizer.fit_on_texts(train[0])
 
     def encode(texts: Sequence[str]) -> np.ndarray:
         sequences = tokenizer.texts_to_sequences(texts)
-        return pad_sequences(sequences, data["max_length"], data["padding"], data["truncating"])
+        return pad_sequences(sequences, data.max_length, data.padding, data.truncating)
 
     return make_split(
         spec,

@@ -40,16 +40,16 @@ def series_split(spec: ModelSpec, source: str, steps: int, split_time: int) -> D
     """Windows of the spec's series over `steps`: train from series[:split_time], one validation
     window per later step."""
     data = spec.data
-    if data["series"] not in SERIES_VARIANTS:
+    if data.series not in SERIES_VARIANTS:
         raise DataError(
-            f"{spec.id}: series variant {data['series']!r} is not implemented yet "
+            f"{spec.id}: series variant {data.series!r} is not implemented yet "
             f"(implemented: {', '.join(SERIES_VARIANTS)})"
         )
     series = lab_series(
-        steps, data["baseline"], data["slope"], data["amplitude"], data["period"],
-        data["noise_level"], data["noise_seed"],
+        steps, data.baseline, data.slope, data.amplitude, data.period,
+        data.noise_level, data.noise_seed,
     )
-    train, val = windows(series, split_time, data["window_size"])
+    train, val = windows(series, split_time, data.window_size)
     return make_split(spec, source, train, val, "generated", {"steps": steps, "split_time": split_time})
 
 
