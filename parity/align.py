@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from parity.catalog import Optimizer
+from parity.catalog import ModelSpec, Optimizer
 
 MODES = ("aligned", "native")
 
@@ -310,7 +310,7 @@ def copied_keras_kinds(alignment: Alignment) -> frozenset[str]:
     """The Keras layer kinds whose initial weights the torch model takes over."""
     kinds = set()
     if alignment.is_aligned("kernel_init"):
-        kinds |= {"Dense", "Conv1D", "Conv2D", "GRU", "LSTM", "BatchNormalization"}
+        kinds |= {"Dense", "Conv1D", "Conv2D", "SimpleRNN", "GRU", "LSTM", "Bidirectional", "BatchNormalization"}
     if alignment.is_aligned("embedding_init"):
         kinds.add("Embedding")
     return frozenset(kinds)
@@ -390,6 +390,40 @@ def reorder_gru_gates(alignment: Alignment) -> bool:
 def zero_lstm_recurrent_bias(alignment: Alignment) -> bool:
     """Whether weight transfer zeroes torch's second LSTM bias (b_hh), so b_ih + b_hh is the Keras bias."""
     return alignment.is_aligned("lstm_biases")
+
+
+# Bias vectors torch's recurrent layer keeps beyond Keras', in units of H: nn.LSTM's b_hh (4 gates) and nn.RNN's
+# b_hh (1) have no Keras twin (lstm_biases); Keras' GRU(reset_after=True) keeps both biases, like nn.GRU.
+_TORCH_EXTRA_BIAS_GATES = {"lstm": 4, "simple_rnn": 1, "gru": 0}
+
+
+def _recurrent_layers(spec: ModelSpec) -> list[tuple[str, int, int]]:
+    """(cell, units, directions) of every recurrent layer of `spec`'s architecture, in order."""
+    h = spec.layers
+    if spec.architecture == "bilstm_classifier":
+        return [("lstm", units, 2) for units in h.lstm_units]
+    if spec.architecture == "bigru_classifier":
+        return [("gru", units, 2) for units in h.gru_units]
+    if spec.architecture == "window_conv_lstm":
+        return [("lstm", units, 1) for units in h.lstm_units]
+    if spec.architecture == "window_rnn":
+        return [(h.cell, units, 2 if h.bidirectional else 1) for units in h.units]
+    if spec.architecture == "text_generator":
+        return [("lstm", h.lstm_units, 2 if h.bidirectional else 1)]
+    if spec.architecture == "glove_conv_lstm_classifier":
+        return [("lstm", h.lstm_units, 1)]
+    return []
+
+
+def torch_extra_parameters(spec: ModelSpec) -> int:
+    """How many more parameters the torch model of `spec` has than its Keras twin (and the course's count).
+
+    lstm_biases: torch's nn.LSTM keeps two bias vectors (b_ih, b_hh) where Keras' LSTM keeps one, so every
+    LSTM direction counts 4 * units more in torch (nn.RNN: units more than SimpleRNN). Every other layer,
+    GRU included, has the same parameters in both frameworks.
+    """
+    return sum(_TORCH_EXTRA_BIAS_GATES[cell] * units * directions
+               for cell, units, directions in _recurrent_layers(spec))
 
 
 def reorder_flatten(alignment: Alignment) -> bool:

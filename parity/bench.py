@@ -35,8 +35,10 @@ import numpy as np
 from parity import align, jobs
 from parity.catalog import get_spec
 from parity.errors import ParityError
-from parity.plan import BatchPlan
-from parity.summary import write_atomic
+from parity.datasets import store
+from parity.datasets.store import SampleSource
+from parity.fileio import write_text_atomic
+from parity.plan import BatchPlan, collate
 
 SCOPES = ("compute", "end_to_end")
 TRAINERS = ("framework", "plain")
@@ -273,19 +275,23 @@ def window_samples(scope: str, plan: BatchPlan, steps: int, windows: int) -> np.
 
 
 def case_data_path(workdir: Path, model_id: str) -> Path:
-    return Path(workdir) / f"bench-{model_id}.npz"
+    """A data directory (parity.datasets.store) with the training source, plus staged.npz."""
+    return Path(workdir) / f"bench-{model_id}"
 
 
-def save_case_data(workdir: Path, model_id: str, x: np.ndarray, y: np.ndarray, batch_size: int) -> Path:
-    """The training arrays (end to end) and the staged batches (compute) that both workers read."""
-    rows = staged_indices(bench_plan(len(x), batch_size))
-    path = case_data_path(workdir, model_id)
-    np.savez(path, x_train=x, y_train=y, staged_x=x[rows], staged_y=y[rows])
+def save_case_data(workdir: Path, model_id: str, train: SampleSource, batch_size: int) -> Path:
+    """The training source (end to end) and the staged batches (compute) that both workers read."""
+    path = store.save_sources(case_data_path(workdir, model_id), train, None)
+    batches = [collate(train, rows) for rows in staged_indices(bench_plan(len(train), batch_size))]
+    np.savez(path / "staged.npz", staged_x=np.stack([x for x, _ in batches]), staged_y=np.stack([y for _, y in batches]))
     return path
 
 
-def load_case_data(workdir: Path, model_id: str) -> dict[str, np.ndarray]:
-    return jobs.load_data(case_data_path(workdir, model_id))
+def load_case_data(workdir: Path, model_id: str) -> dict[str, Any]:
+    """{"train": the training source (memory-mapped), "staged_x", "staged_y": (batches, batch_size, ...)}."""
+    path = case_data_path(workdir, model_id)
+    with np.load(path / "staged.npz") as staged:
+        return {"train": store.load_sources(path).train, **{key: staged[key] for key in staged.files}}
 
 
 # ---------------------------------------------------------------------------- host memory
@@ -610,8 +616,8 @@ def write_outputs(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> tuple[Pat
     """OUT/bench.json (the rows) and OUT/bench.md (the table), each written atomically."""
     out_dir = Path(out_dir)
     json_path, md_path = out_dir / "bench.json", out_dir / "bench.md"
-    write_atomic(json_path, json.dumps(rows, indent=2, allow_nan=False) + "\n")
-    write_atomic(md_path, f"# parity bench\n\n{render_markdown(rows)}")
+    write_text_atomic(json_path, json.dumps(rows, indent=2, allow_nan=False) + "\n")
+    write_text_atomic(md_path, f"# parity bench\n\n{render_markdown(rows)}")
     return json_path, md_path
 
 
@@ -623,9 +629,9 @@ def write_markdown(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     if MARKDOWN_BEGIN in text and MARKDOWN_END in text:
         head, rest = text.split(MARKDOWN_BEGIN, 1)
         tail = rest.split(MARKDOWN_END, 1)[1].lstrip("\n")
-        write_atomic(path, head + block + tail)
+        write_text_atomic(path, head + block + tail)
     else:
-        write_atomic(path, f"# parity bench\n\n{block}")
+        write_text_atomic(path, f"# parity bench\n\n{block}")
     return path
 
 
@@ -671,11 +677,10 @@ def _prepare(model_ids: Iterable[str], options: BenchOptions, workdir: Path) -> 
             raise ParityError(f"{spec.id} trains no network in the course; nothing to benchmark")
         split = load_dataset(spec, options.data_dir, options.synthetic)
         batch_size = options.batch_size or spec.batch_size
-        path = save_case_data(workdir, spec.id, split.x_train, split.y_train, batch_size)
-        with np.load(path) as saved:
-            staged = len(saved["staged_x"])
+        save_case_data(workdir, spec.id, split.train, batch_size)
+        staged = len(staged_indices(bench_plan(len(split.train), batch_size)))
         prepared.data[spec.id] = {"source": split.source, "location": split.location,
-                                  "train_size": len(split.x_train), "staged_batches": staged}
+                                  "train_size": len(split.train), "staged_batches": staged}
         prepared.cases += [{"model": spec.id, "variant": variant, "scope": scope, "batch_size": batch_size}
                            for variant in options.variants for scope in options.scopes]
     return prepared

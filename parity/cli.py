@@ -12,6 +12,7 @@ from parity import align, bench
 from parity.catalog import OPTIMIZERS, UnknownModelError, get_spec
 from parity.lockstep import TOLERANCE
 from parity.errors import ParityError
+from parity.fileio import write_text_atomic
 
 
 def _positive_int(text: str) -> int:
@@ -173,10 +174,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from parity import jobs
     from parity.runner import check_models, implemented_ids
 
-    model_ids = _known_ids(args.models) or implemented_ids(args.device, args.threads)
-    results = check_models(model_ids, args.device, args.threads)
+    with jobs.worker_pool(device=args.device, threads=args.threads, quiet=True) as workers:  # one start each
+        model_ids = _known_ids(args.models) or implemented_ids(args.device, args.threads, workers)
+        results = check_models(model_ids, args.device, args.threads, workers)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -249,7 +252,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.out is None:
         print(text, end="")
     else:
-        summary.write_atomic(args.out, text)
+        write_text_atomic(args.out, text)
         print(f"summary: {args.out}")
     return 0
 

@@ -1,4 +1,4 @@
-"""Comparison of the two frameworks: array differences and statistics over seeds.
+"""Comparison of the two frameworks: the forward check, array differences and statistics over seeds.
 
 Everything here is numpy/scipy only and returns plain Python numbers (None where a
 statistic is undefined or not finite), so the results go straight into report.json.
@@ -7,10 +7,13 @@ statistic is undefined or not finite), so the results go straight into report.js
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from scipy import stats
+
+from parity import jobs
 
 CONFIDENCE = 0.95
 
@@ -36,16 +39,76 @@ FORWARD_TOLERANCE = 1e-5
 
 
 def forward_tolerance(reference: np.ndarray) -> float:
-    """Forward-parity tolerance: 1e-5 for outputs of magnitude <= 1, scaled by the output magnitude above that.
+    """Forward-parity tolerance: 1e-5 for values of magnitude <= 1, scaled by the largest magnitude above that.
 
-    Two correct float32 implementations sum in different orders, so they differ by a few
-    units in the last place of the values involved: ~1e-7 relative. Probabilities (<= 1)
-    therefore agree to 1e-5 absolute with a wide margin, but a regression output of 57
-    has an ulp of 3.8e-6, and four ulps already exceed 1e-5 absolute; 1e-5 relative is
-    the same bound, stated in units the value can resolve.
+    Both sides compute in float32 from identical weights and inputs, but TensorFlow's and
+    ATen's kernels sum in different orders, so results differ by a few units in the last place
+    of the values involved (~1e-7 relative per operation; a few dozen chained layers stay far
+    below 1e-5). Probabilities (<= 1) therefore agree to 1e-5 absolute with a wide margin, but a
+    regression output of 57 has an ulp of 3.8e-6 and four ulps already exceed 1e-5 absolute:
+    1e-5 relative is the same bound, in units the value can resolve. The weights of the check
+    are random (tf_models.weights.randomize_variables), so a mapping error moves the outputs by
+    O(0.01-1), orders of magnitude above this bound (tests/test_forward_mutations.py).
     """
     scale = float(np.max(np.abs(reference))) if np.size(reference) else 0.0
     return FORWARD_TOLERANCE * max(1.0, scale)
+
+
+def training_outputs_path(workdir: Path, framework: str, tag: str) -> Path:
+    """Training-mode outputs (dropout off) and BatchNorm moving statistics of the forward check of run `tag`."""
+    return Path(workdir) / f"{framework}-training-outputs-{tag}.npz"
+
+
+def save_training_outputs(path: Path, outputs: np.ndarray, statistics: dict[str, np.ndarray]) -> None:
+    """Write training-mode outputs and the moving statistics keyed `<Keras layer name>/moving_mean|moving_variance`."""
+    np.savez(path, outputs=outputs, **{f"statistics/{key}": value for key, value in statistics.items()})
+
+
+def load_training_outputs(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Read what `save_training_outputs` wrote."""
+    with np.load(path) as data:
+        statistics = {key[len("statistics/"):]: data[key] for key in data.files if key.startswith("statistics/")}
+        return data["outputs"], statistics
+
+
+def _forward_row(mode: str, keras_arrays: dict[str, np.ndarray], torch_arrays: dict[str, np.ndarray]) -> dict:
+    """max abs diff over every compared array (inf if one side is not finite) against the tolerance of them all."""
+    if set(keras_arrays) != set(torch_arrays):
+        raise ValueError(f"forward check ({mode}): Keras saved {sorted(keras_arrays)}, torch {sorted(torch_arrays)}; "
+                         "the two models differ in their BatchNorm layers (or their keras_layers() names)")
+    diffs = {key: max_abs_diff(keras_arrays[key], torch_arrays[key]) for key in keras_arrays}
+    diff = max((value if math.isfinite(value) else math.inf for value in diffs.values()), default=0.0)
+    reference = np.concatenate([np.ravel(value).astype(np.float64) for value in keras_arrays.values()])
+    tolerance = forward_tolerance(reference)
+    row = {"mode": mode, "max_abs_diff": diff, "tolerance": tolerance, "passed": diff <= tolerance,
+           "output_shape": list(keras_arrays["outputs"].shape)}
+    statistics = [value for key, value in diffs.items() if key != "outputs"]
+    if statistics:
+        row["moving_statistics_max_abs_diff"] = max(statistics)
+    return row
+
+
+def forward_check_rows(workdir: Path, model_id: str, seed: int) -> list[dict]:
+    """The forward check of `model_id` from the files both workers' `forward` jobs wrote.
+
+    One row `{model, mode, max_abs_diff, tolerance, passed, output_shape}` for mode `inference`;
+    for a model with BatchNorm or dropout a second for mode `training` (dropout off, batch
+    statistics), whose difference also covers the updated BatchNorm moving statistics.
+    """
+    tag = jobs.run_tag(model_id, seed)
+    rows = [_forward_row("inference", {"outputs": np.load(jobs.outputs_path(workdir, "keras", tag))},
+                         {"outputs": np.load(jobs.outputs_path(workdir, "lightning", tag))})]
+    paths = {framework: training_outputs_path(workdir, framework, tag) for framework in jobs.FRAMEWORKS}
+    present = [framework for framework, path in paths.items() if path.exists()]
+    if len(present) == 1:
+        raise ValueError(f"{model_id}: only {present[0]} ran the training-mode forward check; one model has "
+                         "BatchNorm or dropout layers and the other does not")
+    if present:
+        (keras_outputs, keras_statistics), (torch_outputs, torch_statistics) = (
+            load_training_outputs(paths[framework]) for framework in jobs.FRAMEWORKS)
+        rows.append(_forward_row("training", {"outputs": keras_outputs, **keras_statistics},
+                                 {"outputs": torch_outputs, **torch_statistics}))
+    return [{"model": model_id, **row} for row in rows]
 
 
 def summarize(values: Sequence[float]) -> dict:

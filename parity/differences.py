@@ -17,10 +17,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from parity import align, lockstep
+from parity import align, jobs, lockstep
 from parity.catalog import get_spec
 from parity.datasets import needs_files
-from parity.summary import write_atomic
+from parity.fileio import write_text_atomic
 
 STEPS = 100
 # Differences that configure both processes (TensorFlow too), so their native run needs its own Keras run.
@@ -101,46 +101,47 @@ def measure_lockstep_differences(data_root: Path | None = None, steps: int = STE
                                  progress: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
     """Each group's differences switched to native one at a time, against the group's aligned run."""
     measured: dict[str, dict[str, Any]] = {}
-    for group in (*groups, SUMMATION_ORDER_GROUP):
-        if group is SUMMATION_ORDER_GROUP and "float32_summation_order" in measured:
-            continue
-        progress(f"lockstep {group.model} ({group.optimizer}): aligned, native {', '.join(group.keys) or '-'}")
-        data_dir, synthetic = _data_source(group.model, data_root)
-        torch_only = tuple(key for key in group.keys if key not in BOTH_PROCESSES)
-        options = lockstep.LockstepOptions(
-            steps=steps, optimizer=group.optimizer, threads=threads, data_dir=data_dir, synthetic=synthetic,
-            alignments=(align.ALIGNED, *(align.Alignment(frozenset({key})) for key in torch_only)),
-        )
-        result = lockstep.measure(group.model, options)
-        aligned = _lockstep_effects(result["comparisons"][0])
-        setup = _setup_text(result)
-        native_runs = dict(zip(torch_only, result["comparisons"][1:]))
-        keras_changes = {}
-        for key in (key for key in group.keys if key in BOTH_PROCESSES):
-            switched = align.Alignment(frozenset({key}))
-            native_result = lockstep.measure(group.model, replace(
-                options, alignments=(switched,), keras_alignment=switched, rounding_control=False))
-            native_runs[key] = native_result["comparisons"][0]
-            # The same switch changes TensorFlow's kernels too: Keras against itself, switch on vs off.
-            keras_changes[key] = float(lockstep.relative_difference(result["keras"]["loss"],
-                                                                    native_result["keras"]["loss"]).max())
-        for key in group.keys:
-            native = _lockstep_effects(native_runs[key])
-            if key in keras_changes:
-                native["keras_self_max_rel_loss_diff"] = keras_changes[key]
-            measured[key] = {"kind": "lockstep", "setup": setup, "aligned": aligned, "native": native,
-                             "summary": _lockstep_summary(key, result, aligned, native)}
-        control = result["rounding_control"]
-        if group.model == SUMMATION_ORDER_GROUP.model and control is not None:
-            first = aligned["first_divergence_step"]
-            measured["float32_summation_order"] = {
-                "kind": "lockstep", "setup": setup, "aligned": aligned, "control": {
-                    key: control[key] for key in ("first_divergence_step", "max_rel_loss_diff")},
-                "summary": (f"every difference aligned: keras vs torch part at step {first} "
-                            f"(max rel loss diff {aligned['max_rel_loss_diff']:.1e}); torch vs torch started one "
-                            f"float32 ulp apart part at step {control['first_divergence_step']} "
-                            f"(max {control['max_rel_loss_diff']:.1e})"),
-            }
+    with jobs.worker_pool(threads=threads, quiet=True) as workers:  # each framework started once
+        for group in (*groups, SUMMATION_ORDER_GROUP):
+            if group is SUMMATION_ORDER_GROUP and "float32_summation_order" in measured:
+                continue
+            progress(f"lockstep {group.model} ({group.optimizer}): aligned, native {', '.join(group.keys) or '-'}")
+            data_dir, synthetic = _data_source(group.model, data_root)
+            torch_only = tuple(key for key in group.keys if key not in BOTH_PROCESSES)
+            options = lockstep.LockstepOptions(
+                steps=steps, optimizer=group.optimizer, threads=threads, data_dir=data_dir, synthetic=synthetic,
+                alignments=(align.ALIGNED, *(align.Alignment(frozenset({key})) for key in torch_only)),
+            )
+            result = lockstep.measure(group.model, options, workers)
+            aligned = _lockstep_effects(result["comparisons"][0])
+            setup = _setup_text(result)
+            native_runs = dict(zip(torch_only, result["comparisons"][1:]))
+            keras_changes = {}
+            for key in (key for key in group.keys if key in BOTH_PROCESSES):
+                switched = align.Alignment(frozenset({key}))
+                native_result = lockstep.measure(group.model, replace(
+                    options, alignments=(switched,), keras_alignment=switched, rounding_control=False), workers)
+                native_runs[key] = native_result["comparisons"][0]
+                # The same switch changes TensorFlow's kernels too: Keras against itself, switch on vs off.
+                keras_changes[key] = float(lockstep.relative_difference(result["keras"]["loss"],
+                                                                        native_result["keras"]["loss"]).max())
+            for key in group.keys:
+                native = _lockstep_effects(native_runs[key])
+                if key in keras_changes:
+                    native["keras_self_max_rel_loss_diff"] = keras_changes[key]
+                measured[key] = {"kind": "lockstep", "setup": setup, "aligned": aligned, "native": native,
+                                 "summary": _lockstep_summary(key, result, aligned, native)}
+            control = result["rounding_control"]
+            if group.model == SUMMATION_ORDER_GROUP.model and control is not None:
+                first = aligned["first_divergence_step"]
+                measured["float32_summation_order"] = {
+                    "kind": "lockstep", "setup": setup, "aligned": aligned, "control": {
+                        key: control[key] for key in ("first_divergence_step", "max_rel_loss_diff")},
+                    "summary": (f"every difference aligned: keras vs torch part at step {first} "
+                                f"(max rel loss diff {aligned['max_rel_loss_diff']:.1e}); torch vs torch started one "
+                                f"float32 ulp apart part at step {control['first_divergence_step']} "
+                                f"(max {control['max_rel_loss_diff']:.1e})"),
+                }
     return measured
 
 
@@ -198,6 +199,6 @@ def write_catalog(catalog: Mapping[str, Any], markdown_path: Path) -> tuple[Path
     """Write the Markdown and, beside it, the numbers as JSON (same stem); both atomically."""
     markdown_path = Path(markdown_path)
     json_path = markdown_path.with_suffix(".json")
-    write_atomic(json_path, json.dumps(catalog, indent=2, allow_nan=False) + "\n")
-    write_atomic(markdown_path, render_markdown(catalog))
+    write_text_atomic(json_path, json.dumps(catalog, indent=2, allow_nan=False) + "\n")
+    write_text_atomic(markdown_path, render_markdown(catalog))
     return markdown_path, json_path

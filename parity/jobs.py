@@ -1,33 +1,60 @@
-"""Launch the framework workers, one process each, and exchange files with them.
+"""Framework worker processes, and the files they exchange with the harness.
 
 TensorFlow and the CUDA build of torch crash (SIGSEGV) in one process when TensorFlow loads
-before torch._dynamo, so each framework runs in its own process: `python -m tf_models.worker
-JOB` and `python -m torch_models.worker JOB`. A job is a JSON file; arrays travel as .npz/.npy
-files in a work directory; the worker answers with a JSON result file. Both sides use the
-path helpers below, so they agree on every file name.
+before torch._dynamo, so each framework runs in its own process (`python -m tf_models.worker`,
+`python -m torch_models.worker`; the job loop inside is parity.worker_runtime). A job is a JSON
+file; arrays travel as .npz/.npy files in a work directory (the training data as a data
+directory of memory-mapped .npy files, `save_data`); the worker answers with a JSON
+result file. Both sides use the path helpers below, so they agree on every file name.
+
+A worker serves many jobs: `worker_session` starts one process of a framework at its first
+job and feeds it jobs one after another, so TensorFlow and torch are imported once per
+session, not once per job; `worker_pool` holds one session per framework for a flow that runs
+jobs in both; `run_worker` runs one job in a session of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
+import ctypes
 import json
 import os
-import shutil
 import pty
 import select
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
+from parity.datasets import store
 from parity.errors import WorkerError
+from parity.fileio import write_json_atomic
+
+if TYPE_CHECKING:
+    from parity.datasets import DataSplit
 
 FRAMEWORKS = ("keras", "lightning")
 WORKER_MODULES = {"keras": "tf_models.worker", "lightning": "torch_models.worker"}
+# torch.use_deterministic_algorithms(True) raises on a GPU unless cuBLAS has a fixed workspace, and cuBLAS reads
+# this variable when CUDA starts, so it is in the worker's environment from its start (a torch worker serves jobs
+# with and without deterministic algorithms; the setting costs nothing when they are off).
+CUBLAS_WORKSPACE_CONFIG = ":4096:8"
+FRAMEWORK_ENV = {"lightning": {"CUBLAS_WORKSPACE_CONFIG": CUBLAS_WORKSPACE_CONFIG}}
+# A pool keeps both workers alive at once; TensorFlow would take nearly all GPU memory at its first GPU op and
+# leave torch none, so in a pool it allocates as it grows.
+POOL_ENV = {"keras": {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}}
+DONE, FAILED = "done", "failed"  # a worker's answers to a job on its control pipe (parity.worker_runtime)
+CLOSE_GRACE_S = 10.0  # how long a worker may take to exit after the end of its input before it is terminated
+STOP_GRACE_S = 5.0  # how long a terminated worker may take to exit before it is killed
+_POLL_S = 0.5
+_DRAIN_S = 0.05  # output written just before the worker's answer may reach us a moment after it
+_PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal a child gets when its parent dies
 
 
 @contextlib.contextmanager
@@ -39,12 +66,15 @@ def work_directory(prefix: str, parent: Path | None = None) -> Iterator[Path]:
     except BaseException:
         for arrays in (*path.glob("*.npz"), *path.glob("*.npy")):
             arrays.unlink()  # large and reproducible; the logs and job files are what explain a failure
+        for manifest in path.glob(f"*/{store.MANIFEST}"):
+            shutil.rmtree(manifest.parent, ignore_errors=True)  # data directories (save_data), as large
         raise
     shutil.rmtree(path, ignore_errors=True)
 
 
 def data_path(workdir: Path) -> Path:
-    return Path(workdir) / "data.npz"
+    """The data directory both workers read (manifest.json + memory-mapped .npy files, parity.datasets.store)."""
+    return Path(workdir) / "data"
 
 
 def probe_inputs_path(workdir: Path, model_id: str) -> Path:
@@ -65,16 +95,17 @@ def run_tag(model_id: str, seed: int) -> str:
     return f"{model_id}-seed{seed}"
 
 
-def save_data(workdir: Path, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> Path:
-    """Write the arrays both workers train on; they read the very same bytes."""
-    path = data_path(workdir)
-    np.savez(path, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val)
-    return path
+def save_data(workdir: Path, split: DataSplit) -> Path:
+    """Write the data directory both workers train on (they read the very same bytes); returns its path.
+
+    Arrays that already are whole .npy files (the decoded-image cache) are referenced, not copied.
+    """
+    return store.save_sources(data_path(workdir), split.train, split.val)
 
 
-def load_data(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path) as data:
-        return {key: data[key] for key in data.files}
+def load_data(path: Path) -> store.Sources:
+    """The training and validation sources of a data directory, memory-mapped (`parity.plan.collate` batches them)."""
+    return store.load_sources(path)
 
 
 def read_job(path: str | os.PathLike) -> dict[str, Any]:
@@ -83,47 +114,26 @@ def read_job(path: str | os.PathLike) -> dict[str, Any]:
 
 def write_result(path: str | os.PathLike, result: dict[str, Any]) -> None:
     """Write the worker's answer atomically (a reader never sees half a file)."""
-    path = Path(path)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, path)
+    write_json_atomic(Path(path), result, indent=None)
 
 
 def save_batches(path: str | os.PathLike, train: Sequence[tuple[np.ndarray, np.ndarray]],
                  val: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, int]:
-    """Write the batches a pipeline yielded (the `batches` job), concatenated, with each training batch's size."""
-    np.savez(
-        path,
-        train_x=np.concatenate([x for x, _ in train]), train_y=np.concatenate([y for _, y in train]),
-        train_sizes=np.array([len(x) for x, _ in train]),
-        val_x=np.concatenate([x for x, _ in val]), val_y=np.concatenate([y for _, y in val]),
-    )
+    """Write the batches a pipeline yielded (the `batches` job), each as it came (padded text batches differ in
+    width): train_x_0000, train_y_0000, ..., val_x_0000, ..., and train_sizes, each training batch's size."""
+    arrays = {"train_sizes": np.array([len(x) for x, _ in train], dtype=np.int64)}
+    for name, batches in (("train", train), ("val", val)):
+        for step, (x, y) in enumerate(batches):
+            arrays[f"{name}_x_{step:04d}"], arrays[f"{name}_y_{step:04d}"] = x, y
+    np.savez(path, **arrays)
     return {"steps": len(train)}
 
 
-def serve(
-    argv: Sequence[str],
-    framework: str,
-    configure: Callable[[dict[str, Any]], str],
-    handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]] | str],
-    versions: Callable[[], dict[str, str]],
-) -> int:
-    """A worker's main: read the job named in argv, configure the process, run the handler, write the result.
 
-    A handler is a function, or "module:function" imported only when a job of its kind runs.
-    """
-    job = read_job(argv[0])
-    device = configure(job)
-    handler = handlers[job["kind"]]
-    if isinstance(handler, str):
-        module, name = handler.split(":")
-        handler = getattr(importlib.import_module(module), name)
-    result = handler(job)
-    write_result(job["result"], {**result, "framework": framework, "device": device, "versions": versions()})
-    return 0
+# ---------------------------------------------------------------------------- worker processes
 
 
-def worker_env(device: str, threads: int) -> dict[str, str]:
+def worker_env(framework: str, device: str, threads: int) -> dict[str, str]:
     """The environment of a worker: quiet TF logs, equal thread settings, GPUs hidden for --device cpu."""
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
@@ -132,26 +142,334 @@ def worker_env(device: str, threads: int) -> dict[str, str]:
         env[var] = str(threads)
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
+    for var, value in FRAMEWORK_ENV.get(framework, {}).items():
+        env.setdefault(var, value)
     return env
 
 
-def _relay(proc: subprocess.Popen, reader: int, log) -> None:
-    """Copy the worker's output to our stdout and its log, as it comes (progress bars included)."""
-    while True:
-        ready, _, _ = select.select([reader], [], [], 0.5)
-        if ready:
+def _exit_with_parent() -> None:
+    """Run in the child before exec: the kernel sends it SIGTERM if the harness dies, so no worker is orphaned."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # a pseudo-terminal reads EIO once the worker has exited
+        return b""
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _free_name(workdir: Path, stem: str) -> str:
+    """`stem`, or `stem-2`, `stem-3`... : the first name whose job file is not in `workdir` yet."""
+    name, number = stem, 1
+    while (workdir / f"{name}-job.json").exists():
+        number += 1
+        name = f"{stem}-{number}"
+    return name
+
+
+def _last_line(log_path: Path) -> str:
+    lines = [line.strip() for line in log_path.read_text(errors="replace").replace("\r", "\n").splitlines()]
+    lines = [line for line in lines if line]
+    return lines[-1] if lines else "no output"
+
+
+def _exit_text(returncode: int | None) -> str:
+    if returncode is None:
+        return "still running"
+    if returncode < 0:
+        return f"killed by {signal.Signals(-returncode).name}"
+    return f"exit code {returncode}"
+
+
+class WorkerSession:
+    """One worker process of `framework`, started at the first job and fed jobs one after another.
+
+    Each job's output is relayed live (through a pseudo-terminal when we are on one, so Keras
+    and Lightning draw their progress bars; not at all when `quiet`) and saved to
+    WORKDIR/<framework>-<kind>.log beside the job and result files. A job that raises comes
+    back as a WorkerError and the same worker serves the next job; a worker that dies, or
+    overruns a job's timeout, is stopped, and the next job starts a fresh one. `close` ends
+    the worker (EOF on its input); `stop` terminates it at once.
+    """
+
+    def __init__(self, framework: str, *, device: str = "cpu", threads: int = 1, workdir: Path | None = None,
+                 quiet: bool = False, env: dict[str, str] | None = None) -> None:
+        if framework not in WORKER_MODULES:
+            raise ValueError(f"unknown framework {framework!r}; known: {', '.join(WORKER_MODULES)}")
+        self.framework = framework
+        self.device = device
+        self.threads = threads
+        self.workdir = Path(workdir) if workdir is not None else None
+        self.quiet = quiet
+        self.env = {**worker_env(framework, device, threads), **(env or {})}
+        self.starts = 0  # worker processes started so far (a death or a timeout costs one more)
+        self._proc: subprocess.Popen | None = None
+        self._output: int | None = None
+        self._control: int | None = None
+        self._answers = b""
+        self._log = None
+        self._log_path: Path | None = None
+        self._exit_code: int | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
+    def run(self, job: dict[str, Any], workdir: Path | None = None, timeout: float | None = None) -> dict[str, Any]:
+        """Run `job` (a dict with "kind") in the worker and return its result; WorkerError if it fails.
+
+        Its files go to `workdir` (default: the session's); `timeout` (seconds, default none) stops a
+        worker that has not answered by then.
+        """
+        workdir = Path(workdir) if workdir is not None else self.workdir
+        if workdir is None:
+            raise ValueError("no work directory: give worker_session(workdir=...) or run(job, workdir)")
+        kind = job["kind"]
+        name = _free_name(workdir, f"{self.framework}-{kind}")
+        job_path, result_path = workdir / f"{name}-job.json", workdir / f"{name}-result.json"
+        self._log_path = workdir / f"{name}.log"
+        result_path.unlink(missing_ok=True)
+        write_json_atomic(job_path, {**job, "framework": self.framework, "device": self.device,
+                                     "threads": self.threads, "workdir": str(workdir), "result": str(result_path)},
+                          indent=None)
+        self._log = open(self._log_path, "wb")
+        try:
+            answer = self._submit(job_path, timeout)
+        except BaseException:
+            self.stop()  # Ctrl-C, or an error of ours: no worker is left running a job nobody waits for
+            raise
+        finally:
+            self._log.close()
+            self._log = None
+        where = f"(full log: {self._log_path})"
+        if answer == DONE:
+            return json.loads(result_path.read_text())
+        if answer == FAILED:
+            line = json.loads(result_path.read_text())["error"]["line"]
+            raise WorkerError(f"the {self.framework} worker failed in its {kind} job: {line} {where}")
+        if answer is None:
+            raise WorkerError(f"the {self.framework} worker failed in its {kind} job ({_exit_text(self._exit_code)}): "
+                              f"{_last_line(self._log_path)} {where}")
+        raise WorkerError(f"the {self.framework} worker did not finish its {kind} job within {timeout:g} s and was "
+                          f"stopped {where}")
+
+    def close(self) -> None:
+        """End the worker: EOF on its input, then terminate it if it has not exited within CLOSE_GRACE_S."""
+        if self._proc is None:
+            return
+        try:
+            with contextlib.suppress(BrokenPipeError):
+                self._proc.stdin.close()
+            deadline = time.monotonic() + CLOSE_GRACE_S
+            while self._proc.poll() is None and time.monotonic() < deadline:
+                self._pump(0.1)
+            self._drain()
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Terminate the worker now (SIGTERM, then SIGKILL after STOP_GRACE_S) and release its pipes."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
             try:
-                chunk = os.read(reader, 65536)
-            except OSError:  # the pty closes with EIO when the worker exits
-                chunk = b""
+                proc.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._exit_code = proc.returncode
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+        _close(self._output)
+        _close(self._control)
+        self._output = self._control = None
+        self._answers = b""
+
+    # -------------------------------------------------------------------- internals
+
+    def _start(self) -> None:
+        use_pty = not self.quiet and sys.stdout is not None and sys.stdout.isatty()
+        control_read, control_write = os.pipe()
+        output_read, output_write = pty.openpty() if use_pty else os.pipe()
+        command = [sys.executable, "-m", WORKER_MODULES[self.framework], "--control-fd", str(control_write)]
+        try:
+            self._proc = subprocess.Popen(
+                command, env=self.env, stdin=subprocess.PIPE, stdout=output_write, stderr=output_write,
+                pass_fds=(control_write,), preexec_fn=_exit_with_parent if sys.platform == "linux" else None)
+        except BaseException:
+            _close(control_read)
+            _close(output_read)
+            raise
+        finally:
+            _close(control_write)
+            _close(output_write)
+        self.starts += 1
+        self._output, self._control, self._answers = output_read, control_read, b""
+
+    def _submit(self, job_path: Path, timeout: float | None) -> str | None:
+        """Hand the job over and relay the output until the answer: DONE, FAILED, None (it ended) or "timeout"."""
+        if self._proc is None:
+            self._start()
+        try:
+            self._proc.stdin.write(f"{job_path}\n".encode())
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            return self._ended()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._pump(_POLL_S)
+            answer = self._answer(job_path)
+            if answer is not None:
+                self._drain()
+                return answer
+            if self._control is None or self._proc.poll() is not None:
+                return self._ended()
+            if deadline is not None and time.monotonic() > deadline:
+                self.stop()
+                return "timeout"
+
+    def _pump(self, wait_s: float) -> None:
+        """Wait up to `wait_s` for the worker's output or answers; relay the output, keep the answers."""
+        fds = [fd for fd in (self._output, self._control) if fd is not None]
+        if not fds:
+            time.sleep(wait_s)
+            return
+        ready, _, _ = select.select(fds, [], [], wait_s)
+        if self._output in ready:
+            chunk = _read(self._output)
+            if chunk:
+                self._relay(chunk)
+            else:
+                _close(self._output)
+                self._output = None
+        if self._control in ready:
+            chunk = _read(self._control)
+            if chunk:
+                self._answers += chunk
+            else:
+                _close(self._control)
+                self._control = None
+
+    def _answer(self, job_path: Path) -> str | None:
+        """The worker's answer to this job, if it has come."""
+        while b"\n" in self._answers:
+            line, self._answers = self._answers.split(b"\n", 1)
+            status, _, path = line.decode().partition(" ")
+            if path == str(job_path):
+                return status
+        return None
+
+    def _drain(self) -> None:
+        """Relay what output is still on its way."""
+        while self._output is not None and select.select([self._output], [], [], _DRAIN_S)[0]:
+            chunk = _read(self._output)
             if not chunk:
-                break
-            log.write(chunk)
-            if sys.stdout is not None:
+                _close(self._output)
+                self._output = None
+            else:
+                self._relay(chunk)
+
+    def _ended(self) -> None:
+        """The worker exited without answering: collect its last output and exit code; the next job starts anew."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._proc.wait(STOP_GRACE_S)
+        self._drain()
+        self.stop()
+        return None
+
+    def _relay(self, chunk: bytes) -> None:
+        if self._log is not None:
+            self._log.write(chunk)
+        elif self._log_path is not None:  # output after the last job's answer (the worker's exit) joins its log
+            with open(self._log_path, "ab") as log:
+                log.write(chunk)
+        if not self.quiet and sys.stdout is not None:
+            if hasattr(sys.stdout, "buffer"):
                 sys.stdout.buffer.write(chunk)
-                sys.stdout.flush()
-        elif proc.poll() is not None:
-            break
+            else:
+                sys.stdout.write(chunk.decode(errors="replace"))
+            sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def worker_session(framework: str, *, device: str = "cpu", threads: int = 1, workdir: Path | None = None,
+                   quiet: bool = False, env: dict[str, str] | None = None) -> Iterator[WorkerSession]:
+    """A WorkerSession, closed on exit; on an exception (Ctrl-C included) its worker is terminated at once.
+
+    `env` adds to (or overrides) the worker's environment, e.g. allocator settings read at start-up.
+    """
+    session = WorkerSession(framework, device=device, threads=threads, workdir=workdir, quiet=quiet, env=env)
+    try:
+        yield session
+    except BaseException:
+        session.stop()
+        raise
+    finally:
+        session.close()
+
+
+class WorkerPool:
+    """One WorkerSession per framework, each started at its first job, all with the same settings (plus POOL_ENV)."""
+
+    def __init__(self, *, device: str = "cpu", threads: int = 1, quiet: bool = False,
+                 env: dict[str, str] | None = None) -> None:
+        self.settings = {"device": device, "threads": threads, "quiet": quiet}
+        self.env = env or {}
+        self.sessions: dict[str, WorkerSession] = {}
+
+    def session(self, framework: str) -> WorkerSession:
+        """This pool's session of `framework` (its worker starts at the first job)."""
+        if framework not in self.sessions:
+            env = {**POOL_ENV.get(framework, {}), **self.env}
+            self.sessions[framework] = WorkerSession(framework, **self.settings, env=env)
+        return self.sessions[framework]
+
+    def run(self, framework: str, job: dict[str, Any], workdir: Path, timeout: float | None = None) -> dict[str, Any]:
+        """Run `job` in this pool's `framework` worker (see WorkerSession.run)."""
+        return self.session(framework).run(job, workdir, timeout)
+
+    @property
+    def starts(self) -> dict[str, int]:
+        """Worker processes started so far, per framework."""
+        return {framework: session.starts for framework, session in self.sessions.items()}
+
+    def stop(self) -> None:
+        for session in self.sessions.values():
+            session.stop()
+
+    def close(self) -> None:
+        try:
+            for session in self.sessions.values():
+                session.close()
+        finally:
+            self.stop()
+
+
+@contextlib.contextmanager
+def worker_pool(*, device: str = "cpu", threads: int = 1, quiet: bool = False, env: dict[str, str] | None = None,
+                reuse: WorkerPool | None = None) -> Iterator[WorkerPool]:
+    """A WorkerPool closed on exit (its workers terminated at once on an exception); `reuse` yields that pool as is."""
+    if reuse is not None:
+        yield reuse
+        return
+    pool = WorkerPool(device=device, threads=threads, quiet=quiet, env=env)
+    try:
+        yield pool
+    except BaseException:
+        pool.stop()
+        raise
+    finally:
+        pool.close()
 
 
 def run_worker(
@@ -163,50 +481,8 @@ def run_worker(
     threads: int = 1,
     quiet: bool = False,
     env: dict[str, str] | None = None,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
-    """Run one job in a fresh worker process of `framework` and return its result.
-
-    `env` adds to (or overrides) the worker's environment, e.g. allocator settings read at start-up.
-
-    Output is relayed live (through a pseudo-terminal when we are on one, so Keras and
-    Lightning draw their progress bars) and saved to WORKDIR/<framework>-<kind>.log.
-    """
-    workdir = Path(workdir)
-    name = f"{framework}-{job['kind']}"
-    job_path = workdir / f"{name}-job.json"
-    result_path = workdir / f"{name}-result.json"
-    log_path = workdir / f"{name}.log"
-    result_path.unlink(missing_ok=True)
-    job_path.write_text(json.dumps({**job, "framework": framework, "device": device, "threads": threads,
-                                    "workdir": str(workdir), "result": str(result_path)}))
-    command = [sys.executable, "-m", WORKER_MODULES[framework], str(job_path)]
-    env = {**worker_env(device, threads), **(env or {})}
-    use_pty = not quiet and sys.stdout is not None and sys.stdout.isatty()
-    with open(log_path, "wb") as log:
-        if use_pty:
-            leader, follower = pty.openpty()
-            proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
-            os.close(follower)
-            try:
-                _relay(proc, leader, log)
-            finally:
-                os.close(leader)
-            returncode = proc.wait()
-        elif quiet:
-            returncode = subprocess.run(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log).returncode
-        else:
-            proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT)
-            _relay(proc, proc.stdout.fileno(), log)
-            returncode = proc.wait()
-    if returncode != 0 or not result_path.exists():
-        raise WorkerError(
-            f"the {framework} worker failed (exit code {returncode}): {_last_line(log_path)} (full log: {log_path})"
-        )
-    return json.loads(result_path.read_text())
-
-
-def _last_line(log_path: Path) -> str:
-    lines = [line.strip() for line in log_path.read_text(errors="replace").replace("\r", "\n").splitlines()]
-    lines = [line for line in lines if line]
-    return lines[-1] if lines else "no output"
+    """Run one job in a worker process of its own and return its result (see WorkerSession)."""
+    with worker_session(framework, device=device, threads=threads, workdir=workdir, quiet=quiet, env=env) as session:
+        return session.run(job, timeout=timeout)

@@ -23,14 +23,20 @@ from parity import align, jobs
 from parity.catalog import OPTIMIZERS, Optimizer, get_spec
 from parity.datasets import load_dataset
 from parity.errors import ParityError
+from parity.fileio import staging_dir, swap_in
 from parity.plan import BatchPlan
-from parity.report import COLOURS, staging_dir, swap_in
+from parity.report import COLOURS
 
 TAG = "lockstep"
 VAL_SAMPLES = 2000  # validation samples on which both frameworks' metrics are computed after the last step
 # Relative per-step tolerance. Two correct float32 implementations differ by summation order,
 # ~1e-7 relative in the first loss; training can amplify that, and the issue's bar is 1e-4.
 TOLERANCE = 1e-4
+# Two rounding-sized perturbations amplified by the same training (the kernels' summation order, the control's
+# one-ulp nudge) grow to drifts of one order of magnitude; which steps each happens to hit, and so the exact size
+# (and whether it passes the tolerance within the run), depends on the CPU's kernels. Within this factor of the
+# control's drift (or of the tolerance), a drift is rounding.
+ROUNDING_BAND = 10.0
 _TINY = 1e-30
 
 
@@ -133,43 +139,47 @@ def compare_runs(keras: Mapping[str, Any], lightning: Mapping[str, Any], toleran
         "rel_loss_diff": loss.tolist(),
         "rel_grad_norm_diff": grad.tolist(),
         "lightning": {key: lightning[key] for key in ("loss", "grad_norm", "optimizer", "optimizer_kwargs",
-                                                        "deterministic", "dropout_layers")},
+                                                        "deterministic", "dropout_layers", "tensor_device")},
     }
 
 
-def measure(model_id: str, options: LockstepOptions) -> dict[str, Any]:
-    """Run the Keras worker once and the torch worker once per alignment; return the comparisons."""
+def measure(model_id: str, options: LockstepOptions, workers: jobs.WorkerPool | None = None) -> dict[str, Any]:
+    """Run the Keras worker once and the torch worker once per alignment; return the comparisons.
+
+    `workers`: run in these (already started) workers, of the same device and threads, instead of new ones.
+    """
     spec = get_spec(model_id)
     if not spec.trainable:
         raise ParityError(f"{spec.id} trains no network in the course; nothing to run in lockstep")
     optimizer = choose_optimizer(spec.id, options.optimizer, options.learning_rate, options.momentum)
     split = load_dataset(spec, options.data_dir, options.synthetic)
     needed = options.steps * spec.batch_size
-    with jobs.work_directory(f"parity-lockstep-{spec.id}-") as workdir:
-        data_file = jobs.save_data(workdir, split.x_train[:needed], split.y_train[:needed],
-                                   split.x_val[:VAL_SAMPLES], split.y_val[:VAL_SAMPLES])
+    with jobs.worker_pool(device=options.device, threads=options.threads, quiet=True, reuse=workers) as workers, \
+            jobs.work_directory(f"parity-lockstep-{spec.id}-") as workdir:
+        data_file = jobs.save_data(workdir, split.head(needed, VAL_SAMPLES))
         job = {"kind": "lockstep", "model": spec.id, "seed": options.seed, "steps": options.steps,
                "batch_size": spec.batch_size, "optimizer": optimizer_to_job(optimizer), "data": str(data_file),
                "native": (options.keras_alignment or options.alignments[0]).to_job(),
                "alignments": [alignment.to_job() for alignment in options.alignments],
                "rounding_control": options.rounding_control}
-        keras = jobs.run_worker("keras", job, workdir, device=options.device, threads=options.threads, quiet=True)
-        lightning = jobs.run_worker("lightning", job, workdir, device=options.device, threads=options.threads,
-                                    quiet=True)
+        keras = workers.run("keras", job, workdir)
+        lightning = workers.run("lightning", job, workdir)
     return {
         "model": spec.id,
         "optimizer": optimizer_to_job(optimizer),
         "steps": options.steps,
         "batch_size": spec.batch_size,
         "seed": options.seed,
-        "dataset": {"id": spec.dataset, "source": split.source, "train_samples_used": min(needed, len(split.x_train)),
-                    "val_samples": min(VAL_SAMPLES, len(split.x_val))},
-        "keras": {key: keras[key] for key in ("loss", "grad_norm", "deterministic", "dropout_layers", "val_metric")},
+        "dataset": {"id": spec.dataset, "source": split.source, "train_samples_used": min(needed, len(split.train)),
+                    "val_samples": min(VAL_SAMPLES, split.val_size)},
+        "keras": {key: keras[key] for key in ("loss", "grad_norm", "deterministic", "dropout_layers", "val_metric",
+                                              "tensor_device")},
         "metric": spec.metric,
         "comparisons": [compare_runs(keras, run, options.tolerance) for run in lightning["runs"]],
         "rounding_control": _control(lightning, options.tolerance),
         "environment": {"python": platform.python_version(), **keras["versions"], **lightning["versions"],
-                        "device": f"keras: {keras['device']}; lightning: {lightning['device']}",
+                        "device": f"keras: {keras['device']}, tensors on {keras['tensor_device']}; "
+                                  f"lightning: {lightning['device']}, tensors on {lightning['tensor_device']}",
                         "threads": options.threads},
     }
 
@@ -185,6 +195,14 @@ def _control(lightning: Mapping[str, Any], tolerance: float) -> dict[str, Any] |
             "rel_loss_diff": relative.tolist()}
 
 
+def within_rounding(comparison: Mapping[str, Any], control: Mapping[str, Any] | None) -> bool:
+    """Whether the keras-vs-torch drift is at most ROUNDING_BAND times the one-ulp control's (or the tolerance)."""
+    if control is None:
+        return False
+    bound = ROUNDING_BAND * max(control["max_rel_loss_diff"], comparison["tolerance"])
+    return comparison["max_rel_loss_diff"] <= bound
+
+
 def explain(comparison: Mapping[str, Any], steps: int, optimizer: Mapping[str, Any],
             control: Mapping[str, Any] | None = None) -> str:
     """One sentence on the result: agreement, or the first divergence and the differences left native."""
@@ -196,13 +214,18 @@ def explain(comparison: Mapping[str, Any], steps: int, optimizer: Mapping[str, A
                 f"(largest {comparison['max_rel_loss_diff']:.1e}).")
     if native:
         cause = f"Differences left native: {', '.join(native)} (docs/differences.md)."
-    elif control is not None and control["first_divergence_step"] is not None:
-        cause = ("Every difference is aligned; what remains is float32 rounding (the frameworks' kernels sum in "
-                 "different orders), amplified by training: torch against itself, started one ulp apart, parts at "
-                 f"step {control['first_divergence_step']} (largest {control['max_rel_loss_diff']:.1e}).")
+    elif control is None:
+        cause = "Every difference is aligned; no rounding control ran to tell float32 rounding from another cause."
+    elif within_rounding(comparison, control):
+        control_first = control["first_divergence_step"]
+        where = f"parts at step {control_first}" if control_first is not None else "stays within the tolerance"
+        cause = ("Every difference is aligned; what remains is float32 rounding (float32_summation_order: the "
+                 "frameworks' kernels sum in different orders), amplified by training: torch against itself, started "
+                 f"one ulp apart, {where} (largest {control['max_rel_loss_diff']:.1e}).")
     else:
-        cause = ("Every difference is aligned, yet torch against itself started one ulp apart stays within the "
-                 "tolerance: a difference not in the catalog remains.")
+        cause = (f"Every difference is aligned, yet the drift is more than {ROUNDING_BAND:g} times that of torch "
+                 f"against itself started one ulp apart (largest {control['max_rel_loss_diff']:.1e}): a difference not "
+                 "in the catalog remains.")
     return (f"The losses part beyond {tolerance:g} relative at step {first} of {steps} "
             f"({optimizer['name']}, lr {optimizer['learning_rate']:g}); largest {comparison['max_rel_loss_diff']:.1e}. "
             + cause)
@@ -229,6 +252,7 @@ def render_markdown(result: Mapping[str, Any], comparison: Mapping[str, Any]) ->
         f"(torch: {comparison['lightning']['optimizer']} {comparison['lightning']['optimizer_kwargs']})",
         f"- Steps: {steps}, batch size {result['batch_size']}, seed {result['seed']}, "
         f"data {result['dataset']['id']} ({result['dataset']['source']})",
+        f"- Device: {result['environment']['device']}",
         f"- Dropout layers switched off: {result['keras']['dropout_layers']}; deterministic ops: "
         f"keras {result['keras']['deterministic']}, torch {comparison['lightning']['deterministic']}",
         "", "## Result", "", explain(comparison, steps, optimizer, result.get("rounding_control")), "",

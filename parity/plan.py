@@ -2,6 +2,8 @@
 
 Each worker turns the same plan into its framework's pipeline (`tf_models.data`,
 `torch_models.data`), so both see the same samples in the same batches, epoch by epoch.
+`collate` builds each batch from the plan's indices, in numpy, for both; `sample_rng` is the
+per-sample random stream keyed by (seed, epoch, index) that augmentation draws from.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from parity.datasets.store import Padding, Ragged, SampleSource
 
 
 @dataclass(frozen=True)
@@ -63,3 +67,82 @@ class BatchPlan:
 def eval_plan(num_samples: int, batch_size: int) -> BatchPlan:
     """Validation batches: the data in file order, the same in every epoch."""
     return BatchPlan(num_samples=num_samples, batch_size=batch_size, seed=0, shuffle=False)
+
+
+# ---------------------------------------------------------------- batches from a plan's indices
+
+
+@dataclass(frozen=True)
+class BatchSignature:
+    """Shape (None = varies: the batch axis, or the padded length) and dtype of one collated array."""
+
+    shape: tuple[int | None, ...]
+    dtype: np.dtype
+
+
+def collate(source: SampleSource, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The batch of `source` at `indices`, in that order: (x, y), new C-contiguous numpy arrays.
+
+    The one place a batch is built, for both frameworks: dense inputs are gathered (integer
+    pixels scaled to float32 by `source.scale`), ragged token ids are padded to a rectangle of
+    int32 as `source.padding` says; labels are gathered unchanged.
+    """
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if len(indices) and (indices.min() < 0 or indices.max() >= len(source)):
+        raise IndexError(f"batch indices must lie in [0, {len(source)}), got {indices.min()}..{indices.max()}")
+    y = np.ascontiguousarray(source.y[indices])
+    if isinstance(source.x, Ragged):
+        return pad_batch(source.x, indices, source.padding or Padding()), y
+    x = np.asarray(source.x[indices])
+    return (source.scale.apply(x) if source.scale else np.ascontiguousarray(x)), y
+
+
+def pad_batch(tokens: Ragged, indices: np.ndarray, padding: Padding) -> np.ndarray:
+    """Sequences `indices` of `tokens` as an int32 (batch, length) array, zero-padded (Keras `pad_sequences`)."""
+    starts, ends = tokens.offsets[indices], tokens.offsets[indices + 1]
+    longest = int((ends - starts).max(initial=0))
+    length = longest if padding.length is None else padding.length
+    out = np.zeros((len(indices), length), dtype=np.int32)
+    for row, (start, end) in enumerate(zip(starts, ends)):
+        kept = min(int(end - start), length)
+        if not kept:
+            continue
+        piece = tokens.values[end - kept : end] if padding.truncating == "pre" else tokens.values[start : start + kept]
+        if padding.padding == "post":
+            out[row, :kept] = piece
+        else:
+            out[row, length - kept :] = piece
+    return out
+
+
+def batch_signature(source: SampleSource) -> tuple[BatchSignature, BatchSignature]:
+    """What `collate(source, ...)` returns, as (x, y) signatures: e.g. a tf.data output_signature."""
+    y = BatchSignature((None, *source.y.shape[1:]), source.y.dtype)
+    if isinstance(source.x, Ragged):
+        return BatchSignature((None, (source.padding or Padding()).length), np.dtype(np.int32)), y
+    dtype = np.dtype(np.float32) if source.scale else source.x.dtype
+    return BatchSignature((None, *source.x.shape[1:]), dtype), y
+
+
+# ---------------------------------------------------------------- per-sample random stream
+
+# Leads every per-sample seed, so that no (seed, epoch, index) stream coincides with the plan's
+# epoch permutations, seeded [seed, epoch] (numpy's SeedSequence treats [a, b] and [a, b, 0] alike).
+SAMPLE_STREAM = 0x53414D50
+
+
+def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The random stream of sample `index` in `epoch` of a run seeded `seed` (all non-negative ints).
+
+    `np.random.default_rng([SAMPLE_STREAM, seed, epoch, index])` (PCG64 from a SeedSequence): it
+    depends on those three numbers only, never on which batch the sample is in, its position
+    there or what was drawn before, so both frameworks (and any batch order) draw the same values.
+    Augmentation parameters are drawn from it.
+    """
+    return np.random.default_rng([SAMPLE_STREAM, seed, epoch, index])
+
+
+def sample_uniforms(seed: int, epoch: int, indices: np.ndarray, count: int) -> np.ndarray:
+    """(len(indices), count) float64 uniforms in [0, 1): row i is sample_rng(seed, epoch, indices[i]).random(count)."""
+    rows = [sample_rng(seed, epoch, int(index)).random(count) for index in np.asarray(indices).reshape(-1)]
+    return np.stack(rows) if rows else np.zeros((0, count))

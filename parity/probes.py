@@ -19,6 +19,7 @@ import numpy as np
 from parity import align, jobs
 from parity.catalog import get_spec
 from parity.datasets import load_dataset
+from parity.plan import collate
 
 _CNN = get_spec("c1w3_fmnist_cnn")
 # Probe -> the differences it measures, and its settings (shared by both workers through the job).
@@ -120,8 +121,9 @@ def make_inputs(name: str) -> dict[str, np.ndarray]:
         y = x @ normal(s["features"], s.get("units", 1)) + 0.1 * normal(samples, s.get("units", 1))
         return {"x": x, "y": y.astype(np.float32)}
     if name == "loss_target_shape":
-        split = load_dataset(get_spec(s["model"]))
-        return {"x": split.x_train, "y": split.y_train.reshape(-1)}  # targets (N,), as a user's array often is
+        train = load_dataset(get_spec(s["model"])).train
+        x, y = collate(train, np.arange(len(train)))
+        return {"x": x, "y": y.reshape(-1)}  # targets (N,), as a user's array often is
     raise ValueError(f"unknown probe {name!r}; known: {', '.join(PROBE_DIFFERENCES)}")
 
 

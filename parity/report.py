@@ -5,7 +5,7 @@
 hidden temporary directory inside OUT, which replaces OUT/<model> only once all of it is
 written. On any exception OUT/<model> stays as it was (the previous report, or nothing)
 and the temporary directory is removed. A caller that keeps its own files next to the
-report (logs/, worker outputs) writes them into the staging directory first:
+report (logs/, worker outputs) writes them into a staging directory (parity.fileio) first:
 
     with staging_dir(out_dir, model) as tmp:
         (tmp / "logs").mkdir()
@@ -15,23 +15,19 @@ report (logs/, worker outputs) writes them into the staging directory first:
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import functools
 import json
 import math
-import os
-import shutil
-import stat
-import tempfile
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import jsonschema
 import numpy as np
 
-from parity import compare
+from parity import compare, formatting
+from parity.fileio import staging_dir, swap_in
 
 FRAMEWORKS = ("keras", "lightning")
 METRICS = ("accuracy", "mae")
@@ -119,37 +115,6 @@ def validate_report(report: Mapping[str, Any]) -> None:
 # ---------------------------------------------------------------------------- markdown
 
 
-def _num(value: float | None, digits: int = 4) -> str:
-    """`value` to `digits` significant digits; 'n/a' for None, NaN or inf."""
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:.{digits}g}"
-
-
-def _metric(value: float | None, sign: str = "") -> str:
-    """A metric or loss with 4 decimals (scientific when tiny or huge); 'n/a' when missing."""
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    if value == 0 or 1e-3 <= abs(value) < 1e5:
-        return f"{value:{sign}.4f}"
-    return f"{value:{sign}.3e}"
-
-
-def _rate(value: float | None) -> str:
-    """A throughput or duration to 3 significant digits, without scientific notation."""
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    rounded = float(f"{value:.3g}")
-    return f"{round(rounded):,}" if abs(rounded) >= 100 else f"{rounded:g}"
-
-
-def _summary_text(summary: Mapping[str, Any]) -> str:
-    """'mean ± std' of a summary (just the mean when std is undefined)."""
-    if summary.get("std") is None:
-        return _metric(summary.get("mean"))
-    return f"{_metric(summary['mean'])} ± {_metric(summary['std'])}"
-
-
 def _median(values: Sequence[float | None]) -> float | None:
     """The median of the finite values; None when there are none."""
     finite = [v for v in values if v is not None and math.isfinite(v)]
@@ -160,8 +125,8 @@ def _array_text(values: Any) -> str:
     """A short rendering of a probe input or prediction: a scalar, or the first few values."""
     flat = np.asarray(values, dtype=np.float64).ravel()
     if flat.size == 1:
-        return _num(float(flat[0]))
-    shown = ", ".join(_num(float(v)) for v in flat[:6])
+        return formatting.significant(float(flat[0]))
+    shown = ", ".join(formatting.significant(float(v)) for v in flat[:6])
     return f"[{shown}{', ...' if flat.size > 6 else ''}]"
 
 
@@ -185,10 +150,10 @@ def _results_table(report: Mapping[str, Any]) -> list[str]:
         val_loss = compare.summarize([_last(run["history"]["val_loss"]) for run in runs])
         lines.append(
             f"| {fw} | {report['frameworks'][fw]['params']:,} "
-            f"| {_summary_text(report['comparison']['final_val'][fw])} | {_summary_text(val_loss)} "
+            f"| {formatting.mean_std(report['comparison']['final_val'][fw])} | {formatting.mean_std(val_loss)} "
             f"| {', '.join(epochs) or 'n/a'} "
-            f"| {_rate(_median([run['train_samples_per_s'] for run in runs]))} "
-            f"| {_rate(_median([run['wall_s'] for run in runs]))} |"
+            f"| {formatting.rate(_median([run['train_samples_per_s'] for run in runs]))} "
+            f"| {formatting.rate(_median([run['wall_s'] for run in runs]))} |"
         )
     if any_stopped:
         lines += ["", "\\* stopped early by the course callback."]
@@ -203,16 +168,16 @@ def _comparison_lines(report: Mapping[str, Any]) -> list[str]:
     if lo is None or hi is None:
         interval = "95% CI n/a (needs at least 2 seeds per framework)"
     else:
-        interval = f"95% CI [{_metric(lo, '+')}, {_metric(hi, '+')}] (Welch t-interval)"
+        interval = f"95% CI [{formatting.metric(lo, '+')}, {formatting.metric(hi, '+')}] (Welch t-interval)"
     counts = f"n = {final['keras'].get('n')} keras + {final['lightning'].get('n')} lightning"
-    forward = _num(comparison["forward_max_abs_diff"], 3)
-    diff = _metric(final.get("diff_mean"), "+")
+    forward = formatting.significant(comparison["forward_max_abs_diff"], 3)
+    diff = formatting.metric(final.get("diff_mean"), "+")
     return [
         f"- Forward max abs diff (same weights, same input): {forward}",
         f"- Final val {comparison['metric']}, lightning - keras: {diff}, {interval}, {counts}",
-        f"- Welch t-test p-value: {_num(final.get('welch_p'), 3)}",
+        f"- Welch t-test p-value: {formatting.significant(final.get('welch_p'), 3)}",
         f"- Throughput ratio lightning / keras (median train samples/s): "
-        f"{_num(comparison['throughput_ratio'], 3)}",
+        f"{formatting.significant(comparison['throughput_ratio'], 3)}",
     ]
 
 
@@ -249,6 +214,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"- Dataset: {dataset['id']} ({dataset['source']}), {dataset['train_size']:,} train / "
         f"{dataset['val_size']:,} validation samples"
     )
+    if dataset.get("split_note"):  # the data was smaller than the course's: its proportion was used
+        lines.append(f"- Split: {dataset['split_note']}")
     if spec:
         lines.append(
             f"- Recipe: {spec.get('epochs')} epochs, batch size {spec.get('batch_size')}, "
@@ -260,7 +227,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += ["", "## Comparison", "", *_comparison_lines(report)]
     lines += ["", "## Course reference", "", f"- {spec.get('reference') or 'n/a'}"]
     if spec.get("reference_val_metric") is not None:
-        lines.append(f"- Reference val {metric}: {_metric(spec['reference_val_metric'])}")
+        lines.append(f"- Reference val {metric}: {formatting.metric(spec['reference_val_metric'])}")
     probe = _probe_lines(report)
     if probe:
         lines += ["", "## Probe predictions", "", *probe]
@@ -343,44 +310,6 @@ def plot_curves(report: Mapping[str, Any], path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- writing
-
-
-def _check_model_id(model: str) -> None:
-    """Refuse a model id that is not a plain directory name."""
-    if not model or model.startswith(".") or "/" in model or os.sep in model:
-        raise ValueError(f"model id {model!r} cannot be used as a directory name")
-
-
-@contextlib.contextmanager
-def staging_dir(out_dir: Path, model: str) -> Iterator[Path]:
-    """A fresh hidden directory in `out_dir` for out_dir/<model>; removed on exit unless committed."""
-    _check_model_id(model)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{model}.staging-"))
-    try:
-        yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def swap_in(tmp: Path, final: Path) -> None:
-    """Replace `final` by `tmp`; the previous `final` is deleted only once `tmp` is in place."""
-    # mkdtemp makes it 0700; take the parent's permissions, never wider than 0755.
-    os.chmod(tmp, stat.S_IMODE(final.parent.stat().st_mode) & 0o755)
-    aside = None
-    if final.exists() or final.is_symlink():
-        aside = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.old-"))
-        os.replace(final, aside / final.name)
-    try:
-        os.replace(tmp, final)
-    except BaseException:
-        if aside is not None:
-            os.replace(aside / final.name, final)
-            aside.rmdir()
-        raise
-    if aside is not None:
-        shutil.rmtree(aside)
 
 
 def write_report(report: Mapping[str, Any], out_dir: Path, staging: Path | None = None) -> Path:

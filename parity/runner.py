@@ -19,7 +19,8 @@ from parity import align, compare, jobs
 from parity.catalog import CATALOG, ModelSpec, get_spec
 from parity.datasets import DataSplit, load_dataset, supported_datasets
 from parity.errors import ParityError
-from parity.report import build_report, staging_dir, write_report
+from parity.fileio import staging_dir
+from parity.report import build_report, write_report
 
 PROBE_SIZE = 256  # validation samples on which the initial Keras and torch outputs are compared
 CHECK_SEED = 0
@@ -40,15 +41,17 @@ class RunOptions:
     verbose: int = 1
 
 
-def describe_models(device: str = "cpu", threads: int = 1) -> list[dict[str, Any]]:
-    """Every course model with whether each framework implements it and its parameter count there."""
+def describe_models(device: str = "cpu", threads: int = 1,
+                    workers: jobs.WorkerPool | None = None) -> list[dict[str, Any]]:
+    """Every course model with whether each framework implements it and its parameter count there.
+
+    `workers`: run in these (already started) workers instead of starting a pool for this call.
+    """
     candidates = [spec.id for spec in CATALOG.values() if spec.trainable and spec.dataset in supported_datasets()]
-    with jobs.work_directory("parity-describe-") as workdir:
-        answers = {
-            framework: jobs.run_worker(framework, {"kind": "describe", "models": candidates}, workdir,
-                                       device=device, threads=threads, quiet=True)
-            for framework in jobs.FRAMEWORKS
-        }
+    with jobs.worker_pool(device=device, threads=threads, quiet=True, reuse=workers) as workers, \
+            jobs.work_directory("parity-describe-") as workdir:
+        answers = {framework: workers.run(framework, {"kind": "describe", "models": candidates}, workdir)
+                   for framework in jobs.FRAMEWORKS}
     return [
         {
             "id": spec.id,
@@ -65,9 +68,9 @@ def describe_models(device: str = "cpu", threads: int = 1) -> list[dict[str, Any
     ]
 
 
-def implemented_ids(device: str = "cpu", threads: int = 1) -> list[str]:
+def implemented_ids(device: str = "cpu", threads: int = 1, workers: jobs.WorkerPool | None = None) -> list[str]:
     """The ids that both frameworks build and whose data has a loader."""
-    return [row["id"] for row in describe_models(device, threads) if all(row["implemented"].values())]
+    return [row["id"] for row in describe_models(device, threads, workers) if all(row["implemented"].values())]
 
 
 def _require_implemented(spec: ModelSpec) -> None:
@@ -78,19 +81,21 @@ def _require_implemented(spec: ModelSpec) -> None:
                           "`parity list` shows what is")
 
 
-def check_models(model_ids: list[str], device: str = "cpu", threads: int = 1) -> list[dict[str, Any]]:
+def check_models(model_ids: list[str], device: str = "cpu", threads: int = 1,
+                 workers: jobs.WorkerPool | None = None) -> list[dict[str, Any]]:
     """Forward parity: the same Keras initial weights in both frameworks, the same inputs, outputs compared."""
     specs = [get_spec(model_id) for model_id in model_ids]
     for spec in specs:
         _require_implemented(spec)
-    with jobs.work_directory("parity-check-") as workdir:
+    with jobs.worker_pool(device=device, threads=threads, quiet=True, reuse=workers) as workers, \
+            jobs.work_directory("parity-check-") as workdir:
         for spec in specs:
             # The synthetic stand-in has the real data's shapes, dtypes and value range, and needs no download.
             np.save(jobs.probe_inputs_path(workdir, spec.id),
-                    load_dataset(spec, synthetic=True).x_val[:PROBE_SIZE])
+                    load_dataset(spec, synthetic=True).probe_inputs(PROBE_SIZE))
         job = {"kind": "forward", "models": [spec.id for spec in specs], "seed": CHECK_SEED}
         for framework in jobs.FRAMEWORKS:
-            jobs.run_worker(framework, job, workdir, device=device, threads=threads, quiet=True)
+            workers.run(framework, job, workdir)
         results = []
         for spec in specs:
             tag = jobs.run_tag(spec.id, CHECK_SEED)
@@ -121,7 +126,7 @@ def _summary_line(framework: str, spec: ModelSpec, answer: dict[str, Any]) -> st
 
 
 def _dataset_info(spec: ModelSpec, split: DataSplit) -> dict[str, Any]:
-    return {"id": spec.dataset, "source": split.source, "train_size": len(split.x_train), "val_size": len(split.x_val),
+    return {"id": spec.dataset, "source": split.source, "train_size": len(split.train), "val_size": split.val_size,
             "location": split.location, **dict(split.info)}
 
 
@@ -153,8 +158,8 @@ def run_model(model_id: str, options: RunOptions) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     with staging_dir(out_dir, spec.id) as staging, jobs.work_directory(f".work-{spec.id}-", out_dir) as workdir:
         (staging / "logs").mkdir()
-        data_file = jobs.save_data(workdir, split.x_train, split.y_train, split.x_val, split.y_val)
-        np.save(jobs.probe_inputs_path(workdir, spec.id), split.x_val[:PROBE_SIZE])
+        data_file = jobs.save_data(workdir, split)
+        np.save(jobs.probe_inputs_path(workdir, spec.id), split.probe_inputs(PROBE_SIZE))
         job = {"kind": "train", "model": spec.id, "native": options.alignment.to_job(), "seeds": seeds, "epochs": epochs,
                "data": str(data_file), "log_dir": str(staging / "logs"), "verbose": options.verbose}
         answers = {}
@@ -162,7 +167,7 @@ def run_model(model_id: str, options: RunOptions) -> Path:
             answers[framework] = jobs.run_worker(framework, job, workdir, device=options.device,
                                                  threads=options.threads)
             for run in answers[framework]["runs"]:
-                run["train_samples_per_s"] = _samples_per_s(run, len(split.x_train))
+                run["train_samples_per_s"] = _samples_per_s(run, len(split.train))
                 predictions = run.pop("probe_predictions")
                 if predictions is not None:
                     run["probe"] = {"x": list(spec.data.probe_x), framework: predictions}

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,17 +41,10 @@ from typing import Any
 
 import jsonschema
 
+from parity import formatting
 from parity.catalog import CATALOG
 from parity.errors import ParityError
-from parity.report import (
-    FRAMEWORKS,
-    _metric,
-    _num,
-    _rate,
-    _summary_text,
-    to_jsonable,
-    validate_report,
-)
+from parity.report import FRAMEWORKS, to_jsonable, validate_report
 
 KINDS = {"report.json": "run", "bench.json": "bench", "lockstep.json": "lockstep"}
 BENCH_ROW = {"trainer": "framework", "scope": "end_to_end", "variant": "eager"}
@@ -329,8 +321,8 @@ def recommend(metric: str | None, final_val: Mapping[str, Any] | None, throughpu
         backend = "keras" if lightning_higher == (metric in LOWER_IS_BETTER) else "lightning"
         note = f" ({metric}: lower is better)" if metric in LOWER_IS_BETTER else ""
         return {"backend": backend,
-                "reason": f"{metric} differs significantly: {_metric(final_val['diff_mean'], '+')} "
-                          f"[{_metric(lo, '+')}, {_metric(hi, '+')}]{note}"}
+                "reason": f"{metric} differs significantly: {formatting.metric(final_val['diff_mean'], '+')} "
+                          f"[{formatting.metric(lo, '+')}, {formatting.metric(hi, '+')}]{note}"}
     if final_val is None:
         caveat = "accuracy not measured (no run report)"
     elif seeds < 2:
@@ -338,7 +330,7 @@ def recommend(metric: str | None, final_val: Mapping[str, Any] | None, throughpu
     else:
         caveat = None
     if speed_material and throughput_ratio:
-        factor = _num(max(throughput_ratio, 1 / throughput_ratio), 3)
+        factor = formatting.significant(max(throughput_ratio, 1 / throughput_ratio), 3)
         backend = "lightning" if throughput_ratio > 1 else "keras"
         reason = f"faster at equal accuracy: {factor}x" if caveat is None else f"faster: {factor}x; {caveat}"
         return {"backend": backend, "reason": reason}
@@ -415,22 +407,22 @@ def summarize(paths: Sequence[Path], warn: Warn) -> list[dict[str, Any]]:
 
 
 def _accuracy_cell(summary: Mapping[str, Any]) -> str:
-    return "n/a" if not summary["n"] else f"{_summary_text(summary)} (n={summary['n']})"
+    return "n/a" if not summary["n"] else f"{formatting.mean_std(summary)} (n={summary['n']})"
 
 
 def _diff_cell(row: Mapping[str, Any]) -> str:
     lo, hi = row["diff_ci95"]
-    diff = _metric(row["diff_mean"], "+")
+    diff = formatting.metric(row["diff_mean"], "+")
     if row["diff_mean"] is None or lo is None or hi is None:
         return diff if row["diff_mean"] is None else f"{diff} (no CI: 1 seed)"
-    return f"{diff} [{_metric(lo, '+')}, {_metric(hi, '+')}]"
+    return f"{diff} [{formatting.metric(lo, '+')}, {formatting.metric(hi, '+')}]"
 
 
 def _memory_cell(row: Mapping[str, Any]) -> str:
     for key, label in (("peak_mem_mb", ""), ("host_rss_mb", " (host RSS)")):
         values = row[key]
         if any(value is not None for value in values.values()):
-            return " / ".join(_rate(values[fw]) for fw in FRAMEWORKS) + label
+            return " / ".join(formatting.rate(values[fw]) for fw in FRAMEWORKS) + label
     return "n/a"
 
 
@@ -470,7 +462,7 @@ def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         recommendation = row["recommendation"]
         cells = [row["model"], row["mode"] or "-", row["device"], row["task"] or "n/a", row["metric"] or "n/a",
                  _accuracy_cell(row["accuracy"]["keras"]), _accuracy_cell(row["accuracy"]["lightning"]),
-                 _diff_cell(row), _num(row["welch_p"], 3), _num(row["throughput_ratio"], 3), _source_cell(row),
+                 _diff_cell(row), formatting.significant(row["welch_p"], 3), formatting.significant(row["throughput_ratio"], 3), _source_cell(row),
                  _memory_cell(row), _lockstep_cell(row["lockstep"]),
                  f"**{recommendation['backend']}**: {recommendation['reason']}"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -480,22 +472,3 @@ def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     lines += ["", "## Sources", "", *(f"- {source}" for source in sources), ""]
     return "\n".join(lines)
 
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` so that a reader sees the old file or the whole new one, never half."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as error:
-        raise ParityError(f"cannot write {path}: {error.strerror}; choose another --out") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as error:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise ParityError(f"cannot write {path}: {error.strerror}; choose another --out") from None
-        raise

@@ -1,18 +1,36 @@
-"""The course's Keras 2 text preprocessing, reimplemented in plain Python and numpy.
+"""The course's text preprocessing, reimplemented in plain Python and numpy.
 
-`Tokenizer` and `pad_sequences` reproduce `tf.keras.preprocessing.text.Tokenizer` and
-`tf.keras.utils.pad_sequences` of Keras 2 (the course's API) exactly, so that Keras and
-Lightning are fed the very same integers without either framework doing the tokenizing.
+`Tokenizer` (v1 labs) reproduces Keras 2's `tf.keras.preprocessing.text.Tokenizer`;
+`TextVectorization` (v2 labs) reproduces the adapt and call of Keras 3's
+`keras.layers.TextVectorization` with its defaults (integer ids, ragged); `pad_sequences` is
+`keras.utils.pad_sequences`. So Keras and Lightning are fed the very same integers without
+either framework doing the tokenizing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+import string
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 PADDING_MODES = ("pre", "post")
+
+# TextVectorization's standardize="lower_and_strip_punctuation", from
+# keras/src/layers/preprocessing/text_vectorization.py (Keras 3.15): tf.strings.lower without an
+# encoding lower-cases ASCII letters only (É, Σ stay upper case), then this regex (the 32 ASCII
+# punctuation characters, apostrophe included) is deleted.
+KERAS_STRIP_PUNCTUATION_REGEX = r'''[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']'''
+_PUNCTUATION = re.compile(KERAS_STRIP_PUNCTUATION_REGEX)
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+# split="whitespace" is tf.strings.split: runs of ASCII whitespace only; no-break and other
+# Unicode spaces stay inside a token (unlike str.split()).
+_TOKEN = re.compile(r"[^ \t\n\v\f\r]+")
+PAD_TOKEN, OOV_TOKEN = "", "[UNK]"  # ids 0 and 1 of every TextVectorization vocabulary
+OOV_ID = 1
 
 
 def text_to_word_sequence(
@@ -76,6 +94,58 @@ class Tokenizer:
                     sequence.append(index)
             sequences.append(sequence)
         return sequences
+
+
+def standardize(text: str) -> str:
+    """TextVectorization's default standardization: ASCII lower-casing, then ASCII punctuation deleted."""
+    return _PUNCTUATION.sub("", text.translate(_ASCII_LOWER))
+
+
+def split_whitespace(text: str) -> list[str]:
+    """TextVectorization's default split: the non-empty runs between ASCII whitespace characters."""
+    return _TOKEN.findall(text)
+
+
+def vocabulary_order(counts: Mapping[str, int]) -> list[str]:
+    """Tokens by descending count, ties by descending UTF-8 bytes: Keras' adapt sorts the token
+    table with `np.lexsort((tokens, counts))[::-1]` on TensorFlow's byte strings."""
+    return sorted(counts, key=lambda token: (counts[token], token.encode("utf-8")), reverse=True)
+
+
+class TextVectorization:
+    """Keras 3 `TextVectorization(max_tokens=...)` with default settings, adapt and call.
+
+    The vocabulary is '' (0), '[UNK]' (1), then the adapted tokens in `vocabulary_order`, cut so
+    that it holds at most `max_tokens` entries, the two reserved ones included. Calling it gives
+    each text's token ids, unpadded (one list per text); unknown tokens are 1.
+    """
+
+    def __init__(self, max_tokens: int | None = None) -> None:
+        if max_tokens is not None and max_tokens <= 1:
+            raise ValueError(f"max_tokens must be greater than 1 (it counts '' and '[UNK]'), not {max_tokens}")
+        self.max_tokens = max_tokens
+        self._ids: dict[str, int] = {}
+
+    def adapt(self, texts: Iterable[str]) -> None:
+        """Build the vocabulary from `texts`, replacing any earlier one (as Keras' adapt does)."""
+        counts = Counter(token for text in texts for token in split_whitespace(standardize(text)))
+        tokens = vocabulary_order(counts)
+        if self.max_tokens:
+            tokens = tokens[: self.max_tokens - 2]
+        self._ids = {token: index for index, token in enumerate(tokens, start=2)}
+
+    def get_vocabulary(self) -> list[str]:
+        """The vocabulary in id order, reserved tokens first, as Keras' `get_vocabulary()`."""
+        return [PAD_TOKEN, OOV_TOKEN, *self._ids]
+
+    def vocabulary_size(self) -> int:
+        """Number of ids, the two reserved ones included."""
+        return len(self._ids) + 2
+
+    def __call__(self, texts: Iterable[str]) -> list[list[int]]:
+        """Each text's token ids, one list per text, not padded; tokens outside the vocabulary are 1."""
+        ids = self._ids
+        return [[ids.get(token, OOV_ID) for token in split_whitespace(standardize(text))] for text in texts]
 
 
 def pad_sequences(

@@ -14,6 +14,7 @@ import pytest
 from parity.catalog import get_spec
 from parity.datasets import DataSplit, download, load_dataset
 from parity.errors import DataError
+from parity.plan import collate
 
 FMNIST_MLP = get_spec("c1w2_fmnist_dnn")  # input (28, 28)
 FMNIST_CNN = get_spec("c1w3_fmnist_cnn")  # input (28, 28, 1)
@@ -54,10 +55,17 @@ def write_idx_set(directory: Path, train: int, val: int, size: int = 28, gz: boo
     return arrays
 
 
+def model_arrays(source) -> tuple[np.ndarray, np.ndarray]:
+    """Every sample of `source` as the models see it: one batch of all of them, through the collate."""
+    return collate(source, np.arange(len(source)))
+
+
 def assert_layout(split: DataSplit, spec, train: int, val: int) -> None:
-    assert split.x_train.shape == (train, *spec.input_shape) and split.x_val.shape == (val, *spec.input_shape)
-    for array in (split.x_train, split.y_train, split.x_val, split.y_val):
-        assert array.flags.c_contiguous
+    assert (len(split.train), len(split.val)) == (train, val)
+    for source in (split.train, split.val):
+        x, y = collate(source, np.arange(3))
+        assert x.shape == (3, *spec.input_shape) and len(y) == 3
+        assert all(array.flags.c_contiguous and array.flags.writeable for array in (x, y))
 
 
 # --- real image data -------------------------------------------------------------------------
@@ -67,12 +75,14 @@ def test_fashion_mnist_from_data_dir(shared_data):
     split = load_dataset(FMNIST_MLP, data_dir=shared_data / "fashion-mnist")
     assert (split.dataset_id, split.source, split.location) == ("fashion-mnist", "real", str(shared_data / "fashion-mnist"))
     assert_layout(split, FMNIST_MLP, 60000, 10000)
-    assert split.x_train.shape == (60000, 28, 28) and split.y_val.shape == (10000,)
-    assert split.x_train.dtype == np.float32 and split.y_train.dtype == np.int64
-    assert split.x_train.min() == 0.0 and split.x_train.max() == 1.0
-    assert split.x_train.mean(dtype=np.float64) == pytest.approx(0.286040597, abs=1e-7)
-    assert np.bincount(split.y_train).tolist() == [6000] * 10
-    assert np.bincount(split.y_val).tolist() == [1000] * 10
+    assert split.train.x.dtype == np.uint8 and split.train.y.dtype == np.int64  # pixels scaled per batch
+    x_train, y_train = model_arrays(split.train)
+    assert x_train.shape == (60000, 28, 28) and split.val.y.shape == (10000,)
+    assert x_train.dtype == np.float32
+    assert x_train.min() == 0.0 and x_train.max() == 1.0
+    assert x_train.mean(dtype=np.float64) == pytest.approx(0.286040597, abs=1e-7)
+    assert np.bincount(y_train).tolist() == [6000] * 10
+    assert np.bincount(split.val.y).tolist() == [1000] * 10
 
 
 def test_fashion_mnist_from_parity_data_dir_with_channel_axis(shared_data, monkeypatch):
@@ -80,13 +90,13 @@ def test_fashion_mnist_from_parity_data_dir_with_channel_axis(shared_data, monke
     split = load_dataset(FMNIST_CNN)
     assert split.location == str(shared_data / "fashion-mnist")
     assert_layout(split, FMNIST_CNN, 60000, 10000)
-    assert split.x_val.mean(dtype=np.float64) == pytest.approx(0.2868492807, abs=1e-7)
+    assert model_arrays(split.val)[0].mean(dtype=np.float64) == pytest.approx(0.2868492807, abs=1e-7)
 
 
 def test_mnist_pixels_match_manifest(shared_data):
     split = load_dataset(MNIST_MLP, data_dir=shared_data / "mnist")
-    assert split.x_train.mean(dtype=np.float64) == pytest.approx(0.1306604763, abs=1e-7)
-    assert np.bincount(split.y_val).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert model_arrays(split.train)[0].mean(dtype=np.float64) == pytest.approx(0.1306604763, abs=1e-7)
+    assert np.bincount(split.val.y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
 def test_cached_download_is_used_offline_when_its_checksum_matches(shared_data, tmp_path):
@@ -95,7 +105,7 @@ def test_cached_download_is_used_offline_when_its_checksum_matches(shared_data, 
     for name in IDX_NAMES:
         (cache / f"{name}.gz").symlink_to(shared_data / "fashion-mnist" / f"{name}.gz")
     split = load_dataset(FMNIST_MLP)
-    assert split.location == str(cache) and len(split.x_train) == 60000
+    assert split.location == str(cache) and len(split.train) == 60000
     (cache / "t10k-labels-idx1-ubyte.gz").unlink()
     (cache / "t10k-labels-idx1-ubyte.gz").write_bytes(b"tampered")
     with pytest.raises(DataError, match="PARITY_OFFLINE=1"):
@@ -111,8 +121,8 @@ def test_users_own_idx_set_in_fashion_mnist_names_loads_through_data_dir(tmp_pat
     split = load_dataset(FMNIST_CNN, data_dir=tmp_path / "mine")
     assert_layout(split, FMNIST_CNN, 30, 12)
     expected = arrays["train-images-idx3-ubyte"].astype(np.float32)[..., None] / np.float32(255)
-    np.testing.assert_array_equal(split.x_train, expected)
-    np.testing.assert_array_equal(split.y_val, arrays["t10k-labels-idx1-ubyte"])
+    np.testing.assert_array_equal(model_arrays(split.train)[0], expected)
+    np.testing.assert_array_equal(split.val.y, arrays["t10k-labels-idx1-ubyte"])
 
 
 def test_own_images_of_the_wrong_size_are_refused(tmp_path):
@@ -207,12 +217,13 @@ def test_sarcasm_real_split_and_encoding(shared_data):
     split = load_dataset(SARCASM, data_dir=shared_data / "sarcasm")
     assert split.location == str(shared_data / "sarcasm" / "sarcasm.json")
     assert_layout(split, SARCASM, 20000, 6709)
-    assert split.x_train.dtype == np.int32 and split.y_train.dtype == np.float32
-    assert split.y_train.shape == (20000, 1) and split.y_val.shape == (6709, 1)
-    assert set(np.unique(split.y_train)) == {0.0, 1.0}
-    assert split.x_train.max() < 10000 and split.x_val.max() < 10000
-    assert (split.x_train == 1).any() and (split.x_val == 1).any()  # OOV index
-    assert (split.x_train[:, -1] == 0).mean() > 0.9  # post padding
+    (x_train, y_train), (x_val, y_val) = model_arrays(split.train), model_arrays(split.val)
+    assert x_train.dtype == np.int32 and y_train.dtype == np.float32
+    assert y_train.shape == (20000, 1) and y_val.shape == (6709, 1)
+    assert set(np.unique(y_train)) == {0.0, 1.0}
+    assert x_train.max() < 10000 and x_val.max() < 10000
+    assert (x_train == 1).any() and (x_val == 1).any()  # OOV index
+    assert (x_train[:, -1] == 0).mean() > 0.9  # post padding
     assert split.info["vocab_words"] == 25637  # fitted on the first 20,000 headlines of the shared copy
 
 
@@ -222,9 +233,13 @@ def test_sarcasm_file_with_bad_records_is_refused(tmp_path):
         load_dataset(SARCASM, data_dir=tmp_path)
 
 
-def test_sarcasm_file_too_small_for_the_training_size_is_refused(tmp_path):
+def test_sarcasm_file_smaller_than_the_course_keeps_its_proportion(tmp_path):
     (tmp_path / "sarcasm.json").write_text(json.dumps([{"headline": "a b", "is_sarcastic": 0}] * 10))
-    with pytest.raises(DataError, match="10 records, but c3w2_sarcasm_embed_gap trains on the first 20000"):
+    split = load_dataset(SARCASM, data_dir=tmp_path)
+    assert (len(split.train), split.val_size) == (7, 3)  # 10 * 20000 / 26709 = 7.49
+    assert "first 7 train, the other 3 validate" in split.info["split_note"]
+    (tmp_path / "sarcasm.json").write_text(json.dumps([{"headline": "a b", "is_sarcastic": 0}]))
+    with pytest.raises(DataError, match=r"sarcasm\.json: too few records \(1\)"):
         load_dataset(SARCASM, data_dir=tmp_path)
 
 
@@ -233,12 +248,14 @@ def test_sarcasm_file_too_small_for_the_training_size_is_refused(tmp_path):
 
 def test_inline_datasets_validate_on_their_training_points():
     hello = load_dataset(get_spec("c1w1_hello_linear"))
-    np.testing.assert_array_equal(hello.x_train[:, 0], [-1, 0, 1, 2, 3, 4])
-    np.testing.assert_array_equal(hello.y_train[:, 0], [-3, -1, 1, 3, 5, 7])
+    assert hello.val is hello.train  # validation "train": one source, stored once
+    np.testing.assert_array_equal(hello.train.x[:, 0], [-1, 0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(hello.train.y[:, 0], [-3, -1, 1, 3, 5, 7])
     house = load_dataset(get_spec("c1w1_house_price"), synthetic=True)
     assert house.source == "real" and house.location == "inline"
-    np.testing.assert_array_equal(house.y_val[:, 0], [1.0, 1.5, 2.0, 2.5, 3.0, 3.5])
-    assert house.x_train.dtype == house.y_train.dtype == np.float32 and house.y_train.shape == (6, 1)
+    np.testing.assert_array_equal(house.val.y[:, 0], [1.0, 1.5, 2.0, 2.5, 3.0, 3.5])
+    x, y = model_arrays(house.train)
+    assert x.dtype == y.dtype == np.float32 and y.shape == (6, 1)
 
 
 def course_series_float64(steps: int = 1461) -> np.ndarray:
@@ -250,40 +267,45 @@ def course_series_float64(steps: int = 1461) -> np.ndarray:
 
 def test_lab_series_windows_follow_the_course():
     split = load_dataset(SERIES_DNN)
-    assert split.x_train.shape == (980, 20) and split.y_train.shape == (980, 1)
-    assert split.x_val.shape == (461, 20) and split.y_val.shape == (461, 1)
-    assert split.x_train.dtype == split.y_val.dtype == np.float32
+    (x_train, y_train), (x_val, y_val) = model_arrays(split.train), model_arrays(split.val)
+    assert x_train.shape == (980, 20) and y_train.shape == (980, 1)
+    assert x_val.shape == (461, 20) and y_val.shape == (461, 1)
+    assert x_train.dtype == y_val.dtype == np.float32
     series = course_series_float64()
-    np.testing.assert_allclose(split.x_train[:, 0], series[:980], atol=1e-4)
-    np.testing.assert_allclose(split.y_train[:, 0], series[20:1000], atol=1e-4)
-    np.testing.assert_allclose(split.x_val[0], series[980:1000], atol=1e-4)
-    np.testing.assert_allclose(split.y_val[:, 0], series[1000:], atol=1e-4)
+    np.testing.assert_allclose(x_train[:, 0], series[:980], atol=1e-4)
+    np.testing.assert_allclose(y_train[:, 0], series[20:1000], atol=1e-4)
+    np.testing.assert_allclose(x_val[0], series[980:1000], atol=1e-4)
+    np.testing.assert_allclose(y_val[:, 0], series[1000:], atol=1e-4)
     again = load_dataset(SERIES_DNN)
-    np.testing.assert_array_equal(again.x_train, split.x_train)
-    np.testing.assert_array_equal(again.y_val, split.y_val)
+    np.testing.assert_array_equal(model_arrays(again.train)[0], x_train)
+    np.testing.assert_array_equal(again.val.y, split.val.y)
 
 
 @pytest.mark.parametrize(
-    ("model", "train_shape", "x_dtype", "y_shape", "y_dtype"),
+    ("model", "train_shape", "x_dtype", "y_shape", "y_dtype", "classes"),
     [
-        ("c1w2_fmnist_dnn", (1200, 28, 28), np.float32, (1200,), np.int64),
-        ("c1w3_mnist_cnn_callback", (1200, 28, 28, 1), np.float32, (1200,), np.int64),
-        ("c3w2_sarcasm_embed_gap", (1200, 100), np.int32, (1200, 1), np.float32),
-        ("c4w2_ts_dnn", (380, 20), np.float32, (380, 1), np.float32),
+        ("c1w2_fmnist_dnn", (1200, 28, 28), np.float32, (1200,), np.int64, 10),
+        ("c1w3_mnist_cnn_callback", (1200, 28, 28, 1), np.float32, (1200,), np.int64, 10),
+        ("c1w4_happy_sad", (240, 150, 150, 3), np.float32, (240, 1), np.float32, 2),
+        ("c2w1_cats_dogs_cnn", (240, 150, 150, 3), np.float32, (240, 1), np.float32, 2),
+        ("c3w2_sarcasm_embed_gap", (1200, 100), np.int32, (1200, 1), np.float32, 2),
+        ("c4w2_ts_dnn", (380, 20), np.float32, (380, 1), np.float32, None),
+        ("c4w4_daily_min_temp", (336, 64, 1), np.float32, (336, 1), np.float32, None),
     ],
 )
-def test_synthetic_stand_ins_have_the_real_layout(model, train_shape, x_dtype, y_shape, y_dtype):
+def test_synthetic_stand_ins_have_the_real_layout(model, train_shape, x_dtype, y_shape, y_dtype, classes):
     split = load_dataset(get_spec(model), synthetic=True)
     assert split.source == "synthetic" and split.location == "generated"
-    assert split.x_train.shape == train_shape and split.x_train.dtype == x_dtype
-    assert split.y_train.shape == y_shape and split.y_train.dtype == y_dtype
-    assert split.x_val.shape[1:] == train_shape[1:] and len(split.x_val) == len(split.y_val) > 0
-    if y_dtype == np.int64 or model.startswith("c3"):
-        assert len(np.unique(split.y_train)) == (10 if y_dtype == np.int64 else 2)
+    (x_train, y_train), (x_val, y_val) = model_arrays(split.train), model_arrays(split.val)
+    assert x_train.shape == train_shape and x_train.dtype == x_dtype
+    assert y_train.shape == y_shape and y_train.dtype == y_dtype
+    assert x_val.shape[1:] == train_shape[1:] and len(x_val) == len(y_val) > 0
+    if classes:
+        assert len(np.unique(y_train)) == classes
     again = load_dataset(get_spec(model), synthetic=True)
-    np.testing.assert_array_equal(again.x_val, split.x_val)
+    np.testing.assert_array_equal(model_arrays(again.val)[0], x_val)
 
 
 def test_synthetic_images_stay_in_unit_range():
-    split = load_dataset(FMNIST_CNN, synthetic=True)
-    assert 0.0 <= split.x_train.min() and split.x_train.max() <= 1.0
+    x_train = model_arrays(load_dataset(FMNIST_CNN, synthetic=True).train)[0]
+    assert 0.0 <= x_train.min() and x_train.max() <= 1.0

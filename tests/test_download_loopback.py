@@ -44,11 +44,11 @@ def test_download_verifies_checksums_fills_the_cache_and_falls_back_to_the_next_
     _point_fashion_mnist_at(monkeypatch, url + "missing/", url)  # the first mirror answers 404
     split = load_dataset(get_spec("c1w2_fmnist_dnn"))
     assert all("127.0.0.1" in url for url in vision.SOURCES["fashion-mnist"].mirrors)
-    assert split.x_train.shape == (60000, 28, 28) and split.location == str(tmp_path / "cache" / "fashion-mnist")
-    assert np.bincount(split.y_val).tolist() == [1000] * 10
+    assert split.train.x.shape == (60000, 28, 28) and split.location == str(tmp_path / "cache" / "fashion-mnist")
+    assert np.bincount(split.val.y).tolist() == [1000] * 10
     # The cache now serves offline, checked against the same checksums.
     monkeypatch.setenv("PARITY_OFFLINE", "1")
-    assert np.array_equal(load_dataset(get_spec("c1w2_fmnist_dnn")).y_train, split.y_train)
+    assert np.array_equal(load_dataset(get_spec("c1w2_fmnist_dnn")).train.y, split.train.y)
 
 
 def test_download_with_a_wrong_checksum_is_refused_and_not_cached(served, shared_data, monkeypatch, tmp_path):

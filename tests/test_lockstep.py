@@ -51,6 +51,10 @@ def test_lockstep_command_writes_json_markdown_and_drift_plot(tmp_path):
     assert report["first_divergence_step"] is None and report["max_rel_loss_diff"] <= 1e-6
     assert len(report["rel_loss_diff"]) == len(report["keras"]["loss"]) == 20
     assert report["lightning"]["optimizer"] == "KerasSGD" and report["keras"]["deterministic"] is True
+    # The device stated is the one the tensors were on (read from them), in both workers.
+    assert (report["keras"]["tensor_device"], report["lightning"]["tensor_device"]) == ("cpu:0", "cpu")
+    assert report["environment"]["device"].startswith("keras: cpu (") and "tensors on cpu:0; lightning: cpu (" in \
+        report["environment"]["device"] and report["environment"]["device"].endswith("tensors on cpu")
     assert (run_dir / "drift.png").read_bytes()[:4] == b"\x89PNG"
     assert "agree within 0.0001 relative at every one of the 20 steps" in (run_dir / "lockstep.md").read_text()
     assert "agree within" in result.stdout

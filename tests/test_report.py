@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from parity import report as report_mod
+from parity.fileio import staging_dir
 from parity.report import (
     build_report,
     plot_curves,
     render_markdown,
-    staging_dir,
     validate_report,
     write_report,
 )

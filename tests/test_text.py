@@ -1,10 +1,24 @@
-"""parity.text reproduces the Keras 2 Tokenizer and pad_sequences (the course's text preprocessing)."""
+"""parity.text reproduces the course's text preprocessing: the Keras 2 Tokenizer (v1), Keras 3
+TextVectorization (v2) and pad_sequences. The comparisons with the real Keras packages are in
+test_text_keras2_reference.py and test_text_vectorization_keras3.py."""
+
+import re
+import string
 
 import numpy as np
 import pytest
 
 from parity.datasets.sarcasm import read_headlines
-from parity.text import Tokenizer, pad_sequences, text_to_word_sequence
+from parity.text import (
+    KERAS_STRIP_PUNCTUATION_REGEX,
+    TextVectorization,
+    Tokenizer,
+    pad_sequences,
+    split_whitespace,
+    standardize,
+    text_to_word_sequence,
+    vocabulary_order,
+)
 
 COURSE_SENTENCES = ["I love my dog", "I love my cat", "You love my dog!", "Do you think my dog is amazing?"]
 
@@ -103,3 +117,66 @@ def test_sarcasm_headlines_give_the_course_vocabulary(shared_data):
     assert tokenizer.texts_to_sequences(headlines[:1]) == [
         [308, 15115, 679, 3337, 2298, 48, 382, 2576, 15116, 6, 2577, 8434]
     ]
+
+
+# --- TextVectorization (course v2) ---------------------------------------------------------
+
+
+def test_text_vectorization_on_the_course_toy_sentences():
+    layer = TextVectorization()
+    layer.adapt(COURSE_SENTENCES)
+    # C3W1 v2 lab 1: '' and '[UNK]', then by count (my 4; love, dog 3; you, i 2), ties high to low.
+    assert layer.get_vocabulary() == [
+        "", "[UNK]", "my", "love", "dog", "you", "i", "think", "is", "do", "cat", "amazing",
+    ]
+    assert layer(["i really love my dog", "my dog loves my manatee", ""]) == [[6, 1, 3, 2, 4], [2, 4, 1, 2, 1], []]
+
+
+def test_standardize_lowercases_ascii_only_and_deletes_ascii_punctuation():
+    assert standardize("Hello, World! It's A-OK") == "hello world its aok"
+    assert standardize("ÉCOLE Straße ΣΊΣΥΦΟΣ") == "École straße ΣΊΣΥΦΟΣ"  # tf.strings.lower: ASCII letters only
+    assert standardize("“curly” — dash… 'x'") == "“curly” — dash… x"  # Unicode punctuation stays
+    every_character = "".join(chr(code) for code in range(0x110000) if not 0xD800 <= code < 0xE000)
+    assert sorted(re.findall(KERAS_STRIP_PUNCTUATION_REGEX, every_character)) == sorted(string.punctuation)
+
+
+def test_split_whitespace_splits_on_ascii_whitespace_only():
+    assert split_whitespace("  a\tb\nc\rd\ve\ff  ") == ["a", "b", "c", "d", "e", "f"]
+    assert split_whitespace("no\u00a0break hair\u200aspace") == ["no\u00a0break", "hair\u200aspace"]
+    assert split_whitespace(" \t ") == []
+
+
+def test_ties_go_by_descending_utf8_bytes():
+    counts = {"b": 1, "a": 2, "é": 1, "Z": 1, "c": 2, "🙂": 1, "日": 1}
+    assert vocabulary_order(counts) == ["c", "a", "🙂", "日", "é", "b", "Z"]
+
+
+def test_max_tokens_counts_the_two_reserved_tokens():
+    layer = TextVectorization(max_tokens=4)
+    layer.adapt(COURSE_SENTENCES)
+    assert layer.get_vocabulary() == ["", "[UNK]", "my", "love"]
+    assert layer.vocabulary_size() == 4
+    assert layer(["my dog loves my love"]) == [[2, 1, 1, 2, 3]]
+    with pytest.raises(ValueError, match="greater than 1"):
+        TextVectorization(max_tokens=1)
+
+
+def test_adapt_replaces_the_vocabulary():
+    layer = TextVectorization()
+    layer.adapt(["a b b"])
+    layer.adapt(["c"])
+    assert layer.get_vocabulary() == ["", "[UNK]", "c"]
+    assert layer(["a c"]) == [[1, 2]]
+
+
+def test_sarcasm_training_headlines_give_the_v2_vocabulary(shared_data):
+    headlines, _ = read_headlines(shared_data / "sarcasm" / "sarcasm.json")
+    unbounded = TextVectorization()
+    unbounded.adapt(headlines[:20000])
+    assert unbounded.vocabulary_size() == 24620  # before max_tokens cuts it to 10,000
+    layer = TextVectorization(max_tokens=10_000)
+    layer.adapt(headlines[:20000])
+    assert layer.get_vocabulary()[:8] == ["", "[UNK]", "to", "of", "the", "in", "for", "a"]
+    # "former versace store clerk sues over secret 'black code' for minority shoppers": the
+    # apostrophes are deleted, so 'black and code' become the known words black and code.
+    assert layer(headlines[:1]) == [[319, 1, 943, 4079, 2366, 47, 366, 94, 2026, 6, 2653, 9470]]

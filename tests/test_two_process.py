@@ -9,11 +9,16 @@ import numpy as np
 import pytest
 
 from cli_helpers import run_cli
-from parity import jobs
+from image_helpers import write_image_folders
+from parity import align, jobs
 from parity.catalog import get_spec
-from parity.datasets import load_dataset
-from parity.plan import BatchPlan
+from parity.datasets import DataSplit, load_dataset
+from parity.datasets.image_folder import load_image_folders
+from parity.datasets.split import make_split
+from parity.datasets.store import Ragged, SampleSource, ragged_array
+from parity.plan import BatchPlan, eval_plan
 from parity.report import validate_report
+from parity.text import pad_sequences
 
 PROBABILITY_MODELS = (
     "c1w2_fmnist_dnn", "c1w2_fmnist_dnn_callback", "c1w2_mnist_dnn_callback",
@@ -21,44 +26,110 @@ PROBABILITY_MODELS = (
 )
 
 
-def _dump_batches(framework: str, data_file: Path, workdir: Path, epochs: int, batch_size: int, seed: int) -> dict:
+def _dump_batches(pool: jobs.WorkerPool, framework: str, data_dir: Path, workdir: Path, epochs: int,
+                  batch_size: int, seed: int) -> dict:
     out = workdir / f"{framework}-batches.npz"
-    jobs.run_worker(framework, {"kind": "batches", "data": str(data_file), "epochs": epochs, "batch_size": batch_size,
-                                "seed": seed, "out": str(out)}, workdir, quiet=True)
+    pool.run(framework, {"kind": "batches", "data": str(data_dir), "epochs": epochs, "batch_size": batch_size,
+                         "seed": seed, "out": str(out)}, workdir)
     with np.load(out) as batches:
         return {key: batches[key] for key in batches.files}
 
 
-def _split(model_id: str, shared_root: Path):
-    """Real data where ../shared/data has it (a slice, to keep the dump small), else the synthetic stand-in."""
-    spec = get_spec(model_id)
-    folder = shared_root / spec.dataset
-    split = load_dataset(spec, folder) if folder.is_dir() else load_dataset(spec, synthetic=True)
-    return split.x_train[:700], split.y_train[:700], split.x_val[:150], split.y_val[:150], split.source
-
-
-@pytest.mark.parametrize("model_id", ["c1w3_fmnist_cnn", "c3w2_sarcasm_embed_gap", "c4w2_ts_dnn"])
-def test_batches_identical_across_frameworks(model_id, tmp_path):
+def _course_split(model_id: str, _tmp_path: Path) -> DataSplit:
+    """Real data where ../shared/data has it (the first 700/150 samples, to keep the dump small), else the stand-in."""
     from conftest import SHARED_DATA
 
-    x_train, y_train, x_val, y_val, source = _split(model_id, SHARED_DATA)
-    data_file = jobs.save_data(tmp_path, x_train, y_train, x_val, y_val)
-    epochs, batch_size, seed = 2, 32, 11
-    keras = _dump_batches("keras", data_file, tmp_path, epochs, batch_size, seed)
-    lightning = _dump_batches("lightning", data_file, tmp_path, epochs, batch_size, seed)
+    spec = get_spec(model_id)
+    folder = SHARED_DATA / spec.dataset
+    return (load_dataset(spec, folder) if folder.is_dir() else load_dataset(spec, synthetic=True)).head(700, 150)
 
-    for key in ("train_x", "train_y", "train_sizes", "val_x", "val_y"):
-        assert keras[key].dtype == lightning[key].dtype, key
-        assert keras[key].tobytes() == lightning[key].tobytes(), f"{key} differs ({source} data)"
+
+def _happy_or_sad(tmp_path: Path) -> DataSplit:
+    """The real happy-or-sad zip (nested Files/data/{happy,sad}, RGBA PNGs) when present, else generated PNG folders."""
+    from conftest import SHARED_DATA
+
+    spec, archive = get_spec("c1w4_happy_sad"), SHARED_DATA / "happy-or-sad" / "happy-or-sad.zip"
+    if not archive.is_file():
+        write_image_folders(tmp_path / "faces", {"happy": 30, "sad": 26}, size=(150, 150), mode="RGBA")
+        archive = tmp_path / "faces"
+    return load_image_folders(spec, archive)
+
+
+def _one_hot_images(tmp_path: Path) -> DataSplit:
+    """Three classes of generated PNGs (resized to 150x150 on decoding), categorical labels: one-hot float32 rows."""
+    for split, counts in (("train", {"paper": 21, "rock": 19, "scissors": 20}), ("validation", {"paper": 5, "rock": 6,
+                                                                                               "scissors": 4})):
+        write_image_folders(tmp_path / "rps" / split, counts, size=(40, 30), seed=len(split))
+    return load_image_folders(get_spec("c2w4_rps_cnn"), tmp_path / "rps")
+
+
+def _ragged_text(_tmp_path: Path) -> DataSplit:
+    """Token lists of 0..40 ids, padded per batch to the batch's longest ('pre', as c3w3_imdb_bilstm1's spec says)."""
+    rng = np.random.default_rng(5)
+
+    def texts(count: int) -> tuple[Ragged, np.ndarray]:
+        ids = [rng.integers(1, 7635, rng.integers(0, 41)) for _ in range(count)]
+        return ragged_array(ids), rng.integers(0, 2, count)
+
+    return make_split(get_spec("c3w3_imdb_bilstm1"), "synthetic", texts(90), texts(37), "generated")
+
+
+SPLITS = {
+    "fashion-mnist": lambda tmp_path: _course_split("c1w3_fmnist_cnn", tmp_path),
+    "sarcasm-fixed-length": lambda tmp_path: _course_split("c3w2_sarcasm_embed_gap", tmp_path),
+    "series": lambda tmp_path: _course_split("c4w2_ts_dnn", tmp_path),
+    "image-folders": _happy_or_sad,
+    "one-hot": _one_hot_images,
+    "ragged-per-batch": _ragged_text,
+}
+
+
+def _prescribed(source: SampleSource, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The batch at `rows`, built here without parity.plan.collate: what the two pipelines must yield."""
+    if isinstance(source.x, Ragged):
+        padding = source.padding
+        x = pad_sequences([list(source.x[i]) for i in rows], padding.length, padding.padding, padding.truncating)
+    elif source.scale is None:
+        x = np.asarray(source.x)[rows]
+    else:
+        pixels = np.asarray(source.x)[rows].astype(np.float32)
+        factor = np.float32(source.scale.factor)
+        x = pixels / factor if source.scale.divide else pixels * factor
+    return x, np.asarray(source.y)[rows]
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with jobs.worker_pool(quiet=True) as workers:
+        yield workers
+
+
+@pytest.mark.parametrize("case", list(SPLITS))
+def test_batches_identical_across_frameworks(case, pool, tmp_path):
+    split = SPLITS[case](tmp_path)
+    data_dir = jobs.save_data(tmp_path, split)
+    epochs, batch_size, seed = 2, 16, 11
+    keras = _dump_batches(pool, "keras", data_dir, tmp_path, epochs, batch_size, seed)
+    lightning = _dump_batches(pool, "lightning", data_dir, tmp_path, epochs, batch_size, seed)
+
+    assert keras.keys() == lightning.keys()
+    for key in keras:
+        assert keras[key].dtype == lightning[key].dtype and keras[key].shape == lightning[key].shape, key
+        assert keras[key].tobytes() == lightning[key].tobytes(), f"{key} differs ({case}, {split.source} data)"
     # And both are exactly what the plan prescribes, epoch by epoch, with a new order each epoch.
-    plan = BatchPlan(len(x_train), batch_size, seed)
-    order = np.concatenate([plan.epoch_order(e) for e in range(epochs)])
-    assert keras["train_x"].tobytes() == x_train[order].tobytes()
-    assert keras["train_y"].tobytes() == y_train[order].tobytes()
-    full, rest = divmod(len(x_train), batch_size)
-    assert keras["train_sizes"].tolist() == ([batch_size] * full + [rest] * (rest > 0)) * epochs
+    plan = BatchPlan(len(split.train), batch_size, seed)
+    train = [rows for epoch in range(epochs) for rows in plan.epoch_batches(epoch)]
+    val = eval_plan(split.val_size, batch_size).epoch_batches(0)
+    assert keras["train_sizes"].tolist() == [len(rows) for rows in train]
+    assert len(keras) == 1 + 2 * (len(train) + len(val))
+    for name, source, batches in (("train", split.train, train), ("val", split.val, val)):
+        for step, rows in enumerate(batches):
+            x, y = _prescribed(source, rows)
+            for got, want in ((keras[f"{name}_x_{step:04d}"], x), (keras[f"{name}_y_{step:04d}"], y)):
+                assert got.dtype == want.dtype and got.shape == want.shape and got.tobytes() == want.tobytes()
     assert not np.array_equal(plan.epoch_order(0), plan.epoch_order(1))
-    assert keras["val_x"].tobytes() == x_val.tobytes()
+    widths = {keras[f"train_x_{step:04d}"].shape[1] for step in range(len(train))}
+    assert (len(widths) > 1) == (case == "ragged-per-batch")  # only per-batch padding varies the width
 
 
 def test_parity_check_passes_for_every_implemented_model():
@@ -180,7 +251,9 @@ def test_list_json_reports_every_course_model_and_honest_implementation_status()
     assert len(rows) == 42 and {"id", "part", "week", "dataset", "task", "implemented", "params"} <= set(rows[0])
     implemented = [row for row in rows if row["implemented"]["keras"] and row["implemented"]["lightning"]]
     assert {row["id"] for row in implemented} >= set(PROBABILITY_MODELS) | {"c1w1_hello_linear", "c4w2_ts_dnn"}
-    for row in implemented:  # both frameworks build the course's parameter count
-        assert row["params"]["keras"] == row["params"]["lightning"] == get_spec(row["id"]).course_params
+    for row in implemented:  # Keras builds the course's count; torch adds only the documented second LSTM biases
+        spec = get_spec(row["id"])
+        assert row["params"]["keras"] == spec.course_params
+        assert row["params"]["lightning"] == spec.course_params + align.torch_extra_parameters(spec)
     not_yet = next(row for row in rows if row["id"] == "c2w3_inception_cats_dogs")
     assert not_yet["implemented"] == {"keras": False, "lightning": False} and not_yet["params"]["keras"] is None

@@ -5,7 +5,8 @@ from __future__ import annotations
 import keras
 
 from parity.catalog import get_spec
-from tf_models import basics, series, text, vision  # noqa: F401  (modules register their builders)
+# The builder modules register their builders; `layers` registers its classes for load_model(safe_mode=True).
+from tf_models import basics, layers, series, text, vision  # noqa: F401
 from tf_models.base import REGISTRY
 
 

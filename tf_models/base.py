@@ -1,4 +1,9 @@
-"""What every Keras course model shares: the registry, the output head, and compile from the spec."""
+"""What every Keras course model shares: the registry, the input and output head, and compile from the spec.
+
+Every layer of a course model carries an explicit name, unique within the model (`conv_1`,
+`pool_1`, `flatten`, `hidden`, `output`, ...): the weight export addresses layers by these names
+and each torch model maps the same names to its modules (torch_models.base.CourseModule.keras_layers).
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,18 @@ from tf_models.optimizers import make_optimizer
 REGISTRY = BuilderRegistry("keras")
 
 
+def model_input(spec: ModelSpec) -> keras.KerasTensor:
+    """The model's input, named `input`, of the spec's shape (without the batch axis)."""
+    return keras.Input(shape=spec.input_shape, name="input")
+
+
 def output_layer(spec: ModelSpec) -> keras.layers.Layer:
-    """The course's last layer: softmax for multiclass, one sigmoid unit for binary, linear for regression."""
+    """The course's last layer, `output`: softmax for multiclass, one sigmoid unit for binary, linear for regression."""
     if spec.task == "multiclass":
-        return keras.layers.Dense(spec.layers.classes, activation="softmax")
+        return keras.layers.Dense(spec.layers.classes, activation="softmax", name="output")
     if spec.task == "binary":
-        return keras.layers.Dense(1, activation="sigmoid")
-    return keras.layers.Dense(spec.classes)
+        return keras.layers.Dense(1, activation="sigmoid", name="output")
+    return keras.layers.Dense(spec.classes, name="output")
 
 
 class StepLoss(keras.metrics.Metric):

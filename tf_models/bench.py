@@ -80,8 +80,8 @@ def _pipeline(workdir: str, model_id: str, batch_size: int, steps: int) -> tf.da
     life of the process, so a pipeline per measurement would pile up one copy of the data each time.
     """
     data = bench.load_case_data(workdir, model_id)
-    plan = bench.bench_plan(len(data["x_train"]), batch_size)
-    return train_dataset(plan, data["x_train"], data["y_train"], bench.stream_epochs(plan, steps))
+    plan = bench.bench_plan(len(data["train"]), batch_size)
+    return train_dataset(plan, data["train"], bench.stream_epochs(plan, steps))
 
 
 class _EpochMarks(keras.callbacks.Callback):

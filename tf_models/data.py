@@ -1,36 +1,47 @@
-"""The batch plan as a tf.data pipeline: the same batches, in the same order, as torch_models.data."""
+"""The batch plan as a tf.data pipeline: the same batches, in the same order, as torch_models.data.
+
+Each element is one batch of the plan: its indices go through `parity.plan.collate` (numpy,
+via tf.numpy_function), so the data stays memory-mapped on disk and is never copied into a
+TensorFlow constant; only the batches in flight are in memory.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
 
-from parity.plan import BatchPlan
+from parity.datasets.store import SampleSource
+from parity.plan import BatchPlan, batch_signature, collate
 
 
-def _gather(x: np.ndarray, y: np.ndarray, indices: np.ndarray, lengths: np.ndarray) -> tf.data.Dataset:
-    x_all = tf.constant(x)
-    y_all = tf.constant(y)
+def _batches(source: SampleSource, indices: np.ndarray, lengths: np.ndarray) -> tf.data.Dataset:
+    x_signature, y_signature = batch_signature(source)
+
+    def load(batch_indices: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return collate(source, batch_indices[:length])
 
     def take(batch_indices: tf.Tensor, length: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        rows = batch_indices[:length]
-        return tf.gather(x_all, rows), tf.gather(y_all, rows)
+        x, y = tf.numpy_function(load, [batch_indices, length],
+                                 [tf.as_dtype(x_signature.dtype), tf.as_dtype(y_signature.dtype)], stateful=False)
+        x.set_shape(x_signature.shape)
+        y.set_shape(y_signature.shape)
+        return x, y
 
     dataset = tf.data.Dataset.from_tensor_slices((indices, lengths))
     return dataset.map(take, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
-def train_dataset(plan: BatchPlan, x: np.ndarray, y: np.ndarray, epochs: int) -> tf.data.Dataset:
+def train_dataset(plan: BatchPlan, source: SampleSource, epochs: int) -> tf.data.Dataset:
     """All training batches of `epochs` epochs as one stream; fit it with steps_per_epoch=plan.steps_per_epoch.
 
     Keras keeps one iterator across epochs when steps_per_epoch is given, so epoch e of
     `fit` consumes exactly plan.epoch_batches(e).
     """
     indices, lengths = plan.padded_batches(epochs)
-    return _gather(x, y, indices, lengths)
+    return _batches(source, indices, lengths)
 
 
-def eval_dataset(plan: BatchPlan, x: np.ndarray, y: np.ndarray) -> tf.data.Dataset:
+def eval_dataset(plan: BatchPlan, source: SampleSource) -> tf.data.Dataset:
     """Validation batches in data order (one epoch; Keras re-iterates it every epoch)."""
     indices, lengths = plan.padded_batches(1)
-    return _gather(x, y, indices, lengths)
+    return _batches(source, indices, lengths)

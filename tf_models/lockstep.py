@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def _layers(layer) -> list:
     """`layer` and every layer nested in it."""
@@ -33,7 +35,7 @@ def run_lockstep(job: dict[str, Any]) -> dict[str, Any]:
 
     from parity import align, jobs, lockstep
     from parity.catalog import get_spec
-    from parity.plan import BatchPlan
+    from parity.plan import BatchPlan, collate
     from parity.weights import save_keras_layers
     from tf_models import build
     from tf_models.optimizers import make_optimizer
@@ -60,13 +62,17 @@ def run_lockstep(job: dict[str, Any]) -> dict[str, Any]:
         return loss, tf.linalg.global_norm([tf.convert_to_tensor(grad) for grad in grads])
 
     losses, grad_norms = [], []
-    plan = BatchPlan(len(data["x_train"]), job["batch_size"], job["seed"])
+    plan = BatchPlan(len(data.train), job["batch_size"], job["seed"])
     for rows in lockstep.batch_rows(plan, job["steps"]):
-        loss, grad_norm = train_step(tf.constant(data["x_train"][rows]), tf.constant(data["y_train"][rows]))
+        loss, grad_norm = train_step(*(tf.constant(array) for array in collate(data.train, rows)))
         losses.append(float(loss))
         grad_norms.append(float(grad_norm))
     save_keras_layers(lockstep.keras_final_weights_path(workdir), export_layers(model))
-    scores = model.evaluate(data["x_val"], data["y_val"], batch_size=spec.batch_size, verbose=0, return_dict=True)
-    return {"loss": losses, "grad_norm": grad_norms, "dropout_layers": dropouts, "val_metric": float(scores[spec.metric]),
-            "deterministic": align.deterministic_ops(align.Alignment.from_job(job["native"]))}
+    x_val, y_val = collate(data.val, np.arange(len(data.val)))
+    scores = model.evaluate(x_val, y_val, batch_size=spec.batch_size, verbose=0, return_dict=True)
+    placed = tf.DeviceSpec.from_string(loss.device)  # where TensorFlow ran the step: "/job:localhost/.../device:GPU:0"
+    return {"loss": losses, "grad_norm": grad_norms, "dropout_layers": dropouts,
+            "val_metric": float(scores[spec.metric]),
+            "deterministic": align.deterministic_ops(align.Alignment.from_job(job["native"])),
+            "tensor_device": f"{placed.device_type.lower()}:{placed.device_index}"}
 

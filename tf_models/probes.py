@@ -83,8 +83,8 @@ class _LearningRates(keras.callbacks.Callback):
 
 def lr_schedule(inputs: dict[str, np.ndarray], settings: dict[str, Any]) -> Result:
     """Dense-ReLU-Dense regression, SGD on ExponentialDecay (evaluated per step): lr per step, final weights."""
-    model = _model(inputs["x"].shape[1:], keras.layers.Dense(settings["hidden"], activation="relu"),
-                   keras.layers.Dense(1))
+    model = _model(inputs["x"].shape[1:], keras.layers.Dense(settings["hidden"], activation="relu", name="hidden"),
+                   keras.layers.Dense(1, name="output"))
     initial = export_layers(model)
     schedule = keras.optimizers.schedules.ExponentialDecay(settings["learning_rate"], settings["decay_steps"],
                                                            settings["decay_rate"])

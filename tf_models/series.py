@@ -6,11 +6,43 @@ import keras
 from keras import layers
 
 from parity.catalog import ModelSpec
-from tf_models.base import REGISTRY, output_layer
+from tf_models.base import REGISTRY, model_input, output_layer
+from tf_models.layers import Scale
+
+
+def _dense_stack(units: tuple[int, ...]) -> list[layers.Layer]:
+    """dense_1, dense_2, ...: Dense(relu) layers of the given widths."""
+    return [layers.Dense(width, activation="relu", name=f"dense_{index}") for index, width in enumerate(units, start=1)]
 
 
 @REGISTRY.register
 def window_dnn(spec: ModelSpec) -> keras.Model:
-    """Input(window) -> Dense(relu) x N -> Dense(1): c4w2_ts_dnn."""
-    hidden = [layers.Dense(units, activation="relu") for units in spec.layers.hidden_units]
-    return keras.Sequential([keras.Input(shape=spec.input_shape), *hidden, output_layer(spec)], name=spec.id)
+    """dense_i Dense(relu) x N -> output Dense(1): c4w2_ts_linear (N = 0), c4w2_ts_dnn, c4w4_sunspots_dnn."""
+    return keras.Sequential([model_input(spec), *_dense_stack(spec.layers.hidden_units), output_layer(spec)],
+                            name=spec.id)
+
+
+@REGISTRY.register
+def window_conv_lstm(spec: ModelSpec) -> keras.Model:
+    """conv1d Conv1D(relu) -> lstm_i LSTM x N -> dense_i Dense(relu) x M -> output Dense(1) -> scale.
+
+    c4w4_daily_min_temp, c4w4_ts_conv_lstm, c4w4_sunspots_conv_lstm_dnn. `scale` is the course's
+    `Lambda(lambda x: x * 400.0)` as a serializable layer (tf_models.layers.Scale).
+    """
+    h = spec.layers
+    recurrent = [
+        layers.LSTM(units, return_sequences=sequences, name=f"lstm_{index}")
+        for index, (units, sequences) in enumerate(zip(h.lstm_units, h.return_sequences), start=1)
+    ]
+    return keras.Sequential(
+        [
+            model_input(spec),
+            layers.Conv1D(h.conv_filters, h.kernel_size, strides=h.conv_strides, padding=h.conv_padding,
+                          activation="relu", name="conv1d"),
+            *recurrent,
+            *_dense_stack(h.dense_units),
+            output_layer(spec),
+            Scale(h.output_scale, name="scale"),
+        ],
+        name=spec.id,
+    )

@@ -6,17 +6,17 @@ import keras
 from keras import layers
 
 from parity.catalog import ModelSpec
-from tf_models.base import REGISTRY, output_layer
+from tf_models.base import REGISTRY, model_input, output_layer
 
 
 @REGISTRY.register
 def mlp_classifier(spec: ModelSpec) -> keras.Model:
-    """Flatten -> Dense(hidden, relu) -> head: c1w2_fmnist_dnn and the callback variants."""
+    """flatten -> hidden Dense(relu) -> output: c1w2_fmnist_dnn and the callback variants."""
     return keras.Sequential(
         [
-            keras.Input(shape=spec.input_shape),
-            layers.Flatten(),
-            layers.Dense(spec.layers.hidden_units, activation="relu"),
+            model_input(spec),
+            layers.Flatten(name="flatten"),
+            layers.Dense(spec.layers.hidden_units, activation="relu", name="hidden"),
             output_layer(spec),
         ],
         name=spec.id,
@@ -25,13 +25,20 @@ def mlp_classifier(spec: ModelSpec) -> keras.Model:
 
 @REGISTRY.register
 def cnn_classifier(spec: ModelSpec) -> keras.Model:
-    """N x (Conv2D + MaxPooling2D) -> Flatten -> Dense(hidden, relu) -> head: c1w3_fmnist_cnn, c1w3_mnist_cnn_callback."""
+    """(conv_i Conv2D(relu) + pool_i MaxPooling2D) x N -> flatten -> [dropout] -> hidden Dense(relu) -> output.
+
+    c1w3_fmnist_cnn, c1w3_mnist_cnn_callback, c1w4_happy_sad (binary head); `flatten_dropout` > 0
+    puts a Dropout between Flatten and the hidden Dense (c2w4_rps_cnn).
+    """
     h = spec.layers
-    stack: list = [keras.Input(shape=spec.input_shape)]
-    for filters in h.conv_filters:
+    stack: list = [model_input(spec)]
+    for index, filters in enumerate(h.conv_filters, start=1):
         stack += [
-            layers.Conv2D(filters, h.kernel_size, activation="relu"),
-            layers.MaxPooling2D(h.pool_size),
+            layers.Conv2D(filters, h.kernel_size, activation="relu", name=f"conv_{index}"),
+            layers.MaxPooling2D(h.pool_size, name=f"pool_{index}"),
         ]
-    stack += [layers.Flatten(), layers.Dense(h.hidden_units, activation="relu"), output_layer(spec)]
+    stack.append(layers.Flatten(name="flatten"))
+    if h.flatten_dropout:
+        stack.append(layers.Dropout(h.flatten_dropout, name="dropout"))
+    stack += [layers.Dense(h.hidden_units, activation="relu", name="hidden"), output_layer(spec)]
     return keras.Sequential(stack, name=spec.id)

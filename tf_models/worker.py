@@ -1,39 +1,52 @@
-"""Keras worker: runs one job (describe, forward, batches, train) in its own process.
+"""Keras worker: the process that runs the Keras side of every job (describe, forward, batches, train, ...).
 
-Usage: python -m tf_models.worker JOB.json (written by parity.jobs.run_worker).
+This module supplies what is Keras' own: `configure`, `versions` and the handler table; the
+job loop is parity.worker_runtime, started by parity.jobs (`python -m tf_models.worker`, fed
+job files on stdin; `python -m tf_models.worker JOB.json` runs one by hand).
 Mirror: torch_models/worker.py.
 """
 
 from __future__ import annotations
 
-import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from parity.datasets.store import Sources
 
-def _configure(job: dict[str, Any]) -> str:
-    """Threads, device and TF32 for this process; returns the device in words."""
+
+def configure(job: dict[str, Any]) -> str:
+    """Threads, device, TF32 and op determinism for this job, from a clean Keras state; returns the device in words.
+
+    The worker may have served other jobs before: every setting is made both ways.
+    """
+    import keras
     import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
 
     from parity import align
+    from parity.worker_runtime import cpu_words
 
-    tf.config.threading.set_intra_op_parallelism_threads(job["threads"])
+    tf.config.threading.set_intra_op_parallelism_threads(job["threads"])  # fixed for the worker's life
     tf.config.threading.set_inter_op_parallelism_threads(1)
     gpus = tf.config.list_physical_devices("GPU")
     if job["device"] == "gpu" and not gpus:
         raise RuntimeError("--device gpu: TensorFlow sees no GPU")
     alignment = align.Alignment.from_job(job.get("native", ()))
-    if gpus and align.tf32_allowed(alignment) is False:
-        tf.config.experimental.enable_tensor_float_32_execution(False)
+    # TF32 is a GPU setting: on a GPU off when aligned, else TensorFlow's default (on), as on a CPU.
+    tf.config.experimental.enable_tensor_float_32_execution(not gpus or align.tf32_allowed(alignment) is not False)
     if align.deterministic_ops(alignment):
         tf.config.experimental.enable_op_determinism()
+    else:
+        tf_config.disable_op_determinism()  # no public switch back
+    keras.backend.clear_session()  # layer names and Keras' global state as in a fresh process
     if gpus:
         return f"gpu ({tf.config.experimental.get_device_details(gpus[0]).get('device_name', 'GPU')})"
-    return f"cpu ({platform.processor() or platform.machine()}, {job['threads']} threads)"
+    return cpu_words(job["threads"])
 
 
 def _describe(job: dict[str, Any]) -> dict[str, Any]:
@@ -47,22 +60,19 @@ def _describe(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _forward(job: dict[str, Any]) -> dict[str, Any]:
-    """Build each model from a seed, save its weights and its outputs on the given inputs."""
+    """The Keras half of the forward check: each model with random weights, its export and outputs (inference,
+    and training mode for BatchNorm/dropout models; tf_models.weights.save_forward_check)."""
     import keras
 
     from parity import jobs
-    from parity.weights import save_keras_layers
     from tf_models import build
-    from tf_models.weights import export_layers
+    from tf_models.weights import save_forward_check
 
     workdir = Path(job["workdir"])
     for model_id in job["models"]:
-        tag = jobs.run_tag(model_id, job["seed"])
         keras.utils.set_random_seed(job["seed"])
-        model = build(model_id)
-        save_keras_layers(jobs.init_weights_path(workdir, tag), export_layers(model))
-        x = np.load(jobs.probe_inputs_path(workdir, model_id))
-        np.save(jobs.outputs_path(workdir, "keras", tag), model(x, training=False).numpy())
+        save_forward_check(build(model_id), np.load(jobs.probe_inputs_path(workdir, model_id)), workdir,
+                           jobs.run_tag(model_id, job["seed"]), job["seed"])
     return {}
 
 
@@ -73,14 +83,14 @@ def _batches(job: dict[str, Any]) -> dict[str, Any]:
     from tf_models.data import eval_dataset, train_dataset
 
     data = jobs.load_data(Path(job["data"]))
-    plan = BatchPlan(len(data["x_train"]), job["batch_size"], job["seed"])
-    train = [(x.numpy(), y.numpy()) for x, y in train_dataset(plan, data["x_train"], data["y_train"], job["epochs"])]
-    val = [(x.numpy(), y.numpy()) for x, y in eval_dataset(eval_plan(len(data["x_val"]), job["batch_size"]),
-                                                          data["x_val"], data["y_val"])]
+    plan = BatchPlan(len(data.train), job["batch_size"], job["seed"])
+    train = [(x.numpy(), y.numpy()) for x, y in train_dataset(plan, data.train, job["epochs"])]
+    val = [] if data.val is None else [
+        (x.numpy(), y.numpy()) for x, y in eval_dataset(eval_plan(len(data.val), job["batch_size"]), data.val)]
     return jobs.save_batches(job["out"], train, val)
 
 
-def _train_one(job: dict[str, Any], seed: int, data: dict[str, np.ndarray]) -> tuple[int, dict[str, Any]]:
+def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict[str, Any]]:
     """Train one seed; returns the model's parameter count and the run's record."""
     import keras
 
@@ -104,7 +114,7 @@ def _train_one(job: dict[str, Any], seed: int, data: dict[str, np.ndarray]) -> t
     np.save(jobs.outputs_path(workdir, "keras", tag), model(probe_x, training=False).numpy())
 
     compile_model(model, spec)
-    plan = BatchPlan(len(data["x_train"]), spec.batch_size, seed)
+    plan = BatchPlan(len(data.train), spec.batch_size, seed)
     recorder = Recorder(spec.metric)
     callbacks: list = [recorder, keras.callbacks.CSVLogger(str(Path(job["log_dir"]) / f"keras-seed{seed}.csv"))]
     stopper = StopAtThreshold(spec.stop) if spec.stop else None
@@ -113,10 +123,10 @@ def _train_one(job: dict[str, Any], seed: int, data: dict[str, np.ndarray]) -> t
     print(f"[keras] {spec.id} seed {seed}: {job['epochs']} epochs x {plan.steps_per_epoch} steps", flush=True)
     start = time.perf_counter()
     model.fit(
-        train_dataset(plan, data["x_train"], data["y_train"], job["epochs"]),
+        train_dataset(plan, data.train, job["epochs"]),
         epochs=job["epochs"],
         steps_per_epoch=plan.steps_per_epoch,
-        validation_data=eval_dataset(eval_plan(len(data["x_val"]), spec.batch_size), data["x_val"], data["y_val"]),
+        validation_data=None if data.val is None else eval_dataset(eval_plan(len(data.val), spec.batch_size), data.val),
         callbacks=callbacks,
         shuffle=False,  # the batch plan already shuffled; Keras would ignore it for tf.data and warn
         verbose=job.get("verbose", 1),
@@ -157,18 +167,18 @@ HANDLERS = {
 }
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
     import keras
     import tensorflow as tf
 
-    return {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()}
+    return {"tensorflow": tf.__version__, "keras": keras.__version__}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the job file named on the command line and write its result file."""
-    from parity import jobs
+    """Serve jobs (parity.worker_runtime.serve)."""
+    from parity import worker_runtime
 
-    return jobs.serve(argv or sys.argv[1:], "keras", _configure, HANDLERS, _versions)
+    return worker_runtime.serve(worker_runtime.Worker("keras", configure, versions, HANDLERS), argv)
 
 
 if __name__ == "__main__":

@@ -11,14 +11,17 @@ from torch_models.base import REGISTRY, CourseModule, output_units
 
 
 class SingleNeuron(CourseModule):
-    """Linear(1 -> 1)."""
+    """output Linear(1 -> 1)."""
 
     def __init__(self, model_id: str, alignment: align.Alignment) -> None:
         super().__init__(model_id, alignment)
-        self.dense = nn.Linear(self.spec.input_shape[0], output_units(self.spec))
+        self.output = nn.Linear(self.spec.input_shape[0], output_units(self.spec))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dense(x)
+        return self.output(x)
+
+    def keras_layers(self) -> dict[str, nn.Module]:
+        return {"output": self.output}
 
 
 @REGISTRY.register

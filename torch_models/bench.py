@@ -196,8 +196,7 @@ def measure(case: dict[str, Any], trainer: str, data: dict[str, np.ndarray], job
         staged = staged_batches(data, gpu)
         batches = _Cycled(staged, clock.total_steps) if trainer == "framework" else itertools.cycle(staged)
     else:
-        loader = plan_loader(bench.bench_plan(len(data["x_train"]), case["batch_size"]), data["x_train"],
-                             data["y_train"])
+        loader = plan_loader(bench.bench_plan(len(data["train"]), case["batch_size"]), data["train"])
         batches = loader if trainer == "framework" else _plan_stream(loader)
     rss_start = bench.reset_peak_rss()
     if gpu:

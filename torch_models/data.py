@@ -1,4 +1,9 @@
-"""The batch plan as a torch DataLoader: the same batches, in the same order, as tf_models.data."""
+"""The batch plan as a torch DataLoader: the same batches, in the same order, as tf_models.data.
+
+The sampler yields each batch's indices from the plan; the dataset builds the whole batch with
+`parity.plan.collate` (numpy, from the memory-mapped data), so no per-sample collate runs and
+only the batches in flight are in memory.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from parity.plan import BatchPlan
+from parity.datasets.store import SampleSource
+from parity.plan import BatchPlan, collate
 
 
 class PlanBatchSampler(Sampler[np.ndarray]):
@@ -28,21 +34,20 @@ class PlanBatchSampler(Sampler[np.ndarray]):
         return self.plan.steps_per_epoch
 
 
-class ArrayBatches(Dataset):
-    """Indexing with an index array returns the whole batch: one gather, no per-sample collate."""
+class CollatedBatches(Dataset):
+    """Indexing with a batch's index array returns that whole batch, collated by `parity.plan.collate`."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
-        self.x = torch.from_numpy(x)
-        self.y = torch.from_numpy(y)
+    def __init__(self, source: SampleSource) -> None:
+        self.source = source
 
     def __len__(self) -> int:
-        return len(self.x)
+        return len(self.source)
 
     def __getitem__(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = torch.from_numpy(indices)
-        return self.x[rows], self.y[rows]
+        x, y = collate(self.source, indices)
+        return torch.from_numpy(x), torch.from_numpy(y)
 
 
-def plan_loader(plan: BatchPlan, x: np.ndarray, y: np.ndarray) -> DataLoader:
+def plan_loader(plan: BatchPlan, source: SampleSource) -> DataLoader:
     """A DataLoader that follows `plan`: batch_size=None, the sampler yields whole batches."""
-    return DataLoader(ArrayBatches(x, y), sampler=PlanBatchSampler(plan), batch_size=None)
+    return DataLoader(CollatedBatches(source), sampler=PlanBatchSampler(plan), batch_size=None)

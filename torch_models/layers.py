@@ -2,7 +2,9 @@
 
 KerasBatchNorm2d keeps a biased running variance (batchnorm_variance); Conv2dSame pads a
 strided 'same' convolution like TensorFlow (same_padding_stride). The factories pick the
-Keras-like layer or torch's own one from an `Alignment`.
+Keras-like layer or torch's own one from an `Alignment`. CausalConv1d is Keras'
+Conv1D(padding='causal'), `recurrent_output` what a Keras LSTM/GRU/SimpleRNN (or Bidirectional
+of one) returns, and Scale the twin of tf_models.layers.Scale. Mirror: tf_models/layers.py.
 """
 
 from __future__ import annotations
@@ -73,3 +75,57 @@ def same_conv2d(in_channels: int, out_channels: int, kernel_size: int, stride: i
     if align.tensorflow_same_padding(alignment):
         return Conv2dSame(in_channels, out_channels, kernel_size, stride)
     return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2)
+
+
+class CausalConv1d(nn.Conv1d):
+    """Conv1d with Keras' padding='causal': left-pad by dilation * (kernel_size - 1), then a 'valid' convolution.
+
+    Output step t sees input steps <= t only. Input and output are NCW, like nn.Conv1d.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 dilation: int = 1) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0, dilation=dilation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, (self.dilation[0] * (self.kernel_size[0] - 1), 0)))
+
+
+def keras_conv1d(in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: str) -> nn.Conv1d:
+    """The torch side of Keras Conv1D(filters, kernel_size, strides, padding) on NCW input."""
+    if padding == "causal":
+        return CausalConv1d(in_channels, out_channels, kernel_size, stride)
+    if padding == "same" and stride != 1:
+        raise ValueError("Conv1D padding='same' with strides > 1 has no torch equivalent here; use strides=1, "
+                         "or 'causal' / 'valid' padding")
+    return nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride, padding=padding)
+
+
+def recurrent_output(layer: nn.RNNBase, x: torch.Tensor, return_sequences: bool) -> torch.Tensor:
+    """What the Keras twin of `layer` (batch_first, one layer) returns for x of shape (N, T, features).
+
+    return_sequences: the whole output sequence (N, T, directions * H). Otherwise the final
+    hidden state of each direction, concatenated forward first like Keras' Bidirectional
+    merge_mode='concat': (N, directions * H). For a bidirectional layer this is h_n, not
+    output[:, -1], whose backward half is the backward direction's state after one step.
+    """
+    output, state = layer(x)
+    if return_sequences:
+        return output
+    final = state[0] if isinstance(layer, nn.LSTM) else state  # LSTM state is (h_n, c_n)
+    directions = 2 if layer.bidirectional else 1
+    return torch.cat(list(final[-directions:]), dim=-1)
+
+
+class Scale(nn.Module):
+    """Multiplies its input by a constant `factor`: the twin of tf_models.layers.Scale."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = float(factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor}"

@@ -111,6 +111,10 @@ class _ScheduledRegressor(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def keras_layers(self) -> dict[str, nn.Module]:
+        """The Keras probe's layer names (tf_models.probes.lr_schedule) -> the Linear that mirrors each."""
+        return {"hidden": self.net[0], "output": self.net[2]}
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         return F.mse_loss(self(x), y)

@@ -7,27 +7,73 @@ from torch import nn
 
 from parity import align
 from parity.catalog import ModelSpec
-from torch_models.base import REGISTRY, CourseModule, output_units
+from torch_models.base import REGISTRY, CourseModule, numbered, output_units
+from torch_models.layers import Scale, keras_conv1d, recurrent_output
+
+
+def _dense_stack(width: int, units: tuple[int, ...]) -> nn.ModuleList:
+    """The Linear layers dense_1, dense_2, ... of the given widths on inputs of `width` features."""
+    widths = (width, *units)
+    return nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in zip(widths, widths[1:]))
 
 
 class WindowDnn(CourseModule):
-    """(Linear + ReLU) x N -> Linear(1) on a window of the series."""
+    """(dense_i Linear + ReLU) x N -> output Linear(1) on a window of the series."""
 
     def __init__(self, model_id: str, alignment: align.Alignment) -> None:
         super().__init__(model_id, alignment)
-        layers: list[nn.Module] = []
+        units = self.spec.layers.hidden_units
         width = self.spec.input_shape[0]
-        for units in self.spec.layers.hidden_units:
-            layers += [nn.Linear(width, units), nn.ReLU()]
-            width = units
-        layers.append(nn.Linear(width, output_units(self.spec)))
-        self.net = nn.Sequential(*layers)
+        self.denses = _dense_stack(width, units)
+        self.output = nn.Linear((width, *units)[-1], output_units(self.spec))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        for dense in self.denses:
+            x = torch.relu(dense(x))
+        return self.output(x)
+
+    def keras_layers(self) -> dict[str, nn.Module]:
+        return {**numbered("dense", self.denses), "output": self.output}
+
+
+class WindowConvLstm(CourseModule):
+    """conv1d Conv1d + ReLU -> lstm_i LSTM x N -> (dense_i Linear + ReLU) x M -> output Linear(1) -> scale."""
+
+    def __init__(self, model_id: str, alignment: align.Alignment) -> None:
+        super().__init__(model_id, alignment)
+        h = self.spec.layers
+        channels = self.spec.input_shape[-1]
+        self.conv1d = keras_conv1d(channels, h.conv_filters, h.kernel_size, h.conv_strides, h.conv_padding)
+        self.lstms = nn.ModuleList()
+        features = h.conv_filters
+        for units in h.lstm_units:
+            self.lstms.append(nn.LSTM(features, units, batch_first=True))
+            features = units
+        self.denses = _dense_stack(features, h.dense_units)
+        self.output = nn.Linear((features, *h.dense_units)[-1], output_units(self.spec))
+        self.scale = Scale(h.output_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # align.tensor_layout: windows are (N, steps, channels) like Keras' Conv1D input; torch's Conv1d wants NCW.
+        x = torch.relu(self.conv1d(x.permute(0, 2, 1))).permute(0, 2, 1)
+        for lstm, sequences in zip(self.lstms, self.spec.layers.return_sequences):
+            x = recurrent_output(lstm, x, sequences)
+        for dense in self.denses:
+            x = torch.relu(dense(x))
+        return self.scale(self.output(x))
+
+    def keras_layers(self) -> dict[str, nn.Module]:
+        return {"conv1d": self.conv1d, **numbered("lstm", self.lstms), **numbered("dense", self.denses),
+                "output": self.output}
 
 
 @REGISTRY.register
 def window_dnn(spec: ModelSpec, alignment: align.Alignment) -> CourseModule:
-    """c4w2_ts_dnn."""
+    """c4w2_ts_linear, c4w2_ts_dnn, c4w4_sunspots_dnn."""
     return WindowDnn(spec.id, alignment)
+
+
+@REGISTRY.register
+def window_conv_lstm(spec: ModelSpec, alignment: align.Alignment) -> CourseModule:
+    """c4w4_daily_min_temp, c4w4_ts_conv_lstm, c4w4_sunspots_conv_lstm_dnn."""
+    return WindowConvLstm(spec.id, alignment)

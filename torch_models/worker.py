@@ -1,6 +1,8 @@
-"""Lightning worker: runs one job (describe, forward, batches, train) in its own process.
+"""Lightning worker: the process that runs the torch side of every job (describe, forward, batches, train, ...).
 
-Usage: python -m torch_models.worker JOB.json (written by parity.jobs.run_worker).
+This module supplies what is torch's own: `configure`, `versions` and the handler table; the
+job loop is parity.worker_runtime, started by parity.jobs (`python -m torch_models.worker`, fed
+job files on stdin; `python -m torch_models.worker JOB.json` runs one by hand).
 Mirror: tf_models/worker.py. The torch side reads the Keras initial weights that the Keras
 worker saved, so for `forward` and `train` it runs after the Keras worker.
 """
@@ -8,40 +10,51 @@ worker saved, so for `forward` and `train` it runs after the Keras worker.
 from __future__ import annotations
 
 import logging
-import platform
+import os
 import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from parity.datasets.store import Sources
 
-def _configure(job: dict[str, Any]) -> str:
-    """Threads, device and TF32 for this process; returns the device in words."""
+
+def configure(job: dict[str, Any]) -> str:
+    """Threads, device, TF32 and deterministic algorithms for this job; returns the device in words.
+
+    The worker may have served other jobs before: every setting is made both ways.
+    """
+    from parity import align, jobs
+    from parity.worker_runtime import cpu_words
+
+    alignment = align.Alignment.from_job(job.get("native", ()))
+    deterministic = align.deterministic_ops(alignment)
+    if deterministic:  # before torch touches CUDA: cuBLAS reads it when it starts (parity.jobs sets it too)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", jobs.CUBLAS_WORKSPACE_CONFIG)
     import torch
 
-    from parity import align
-
     torch.set_num_threads(job["threads"])
-    torch.set_num_interop_threads(1)
+    if torch.get_num_interop_threads() != 1:  # settable once, before the first parallel work
+        torch.set_num_interop_threads(1)
     if job["device"] == "gpu" and not torch.cuda.is_available():
         raise RuntimeError("--device gpu: torch sees no GPU")
-    alignment = align.Alignment.from_job(job.get("native", ()))
-    if torch.cuda.is_available() and align.tf32_allowed(alignment) is False:
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-    if align.deterministic_ops(alignment):
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
+    if torch.cuda.is_available():
+        tf32 = align.tf32_allowed(alignment)  # None: torch's defaults, matmul off and cuDNN convolutions on
+        torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
+        torch.backends.cudnn.allow_tf32 = True if tf32 is None else tf32
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.benchmark = False
     # Lightning's info lines (GPU available, model summary) and its num_workers hint add noise, not facts.
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
     if torch.cuda.is_available():
         return f"gpu ({torch.cuda.get_device_name(0)})"
-    return f"cpu ({platform.processor() or platform.machine()}, {job['threads']} threads)"
+    return cpu_words(job["threads"])
 
 
 def _accelerator() -> str:
@@ -60,27 +73,22 @@ def _describe(job: dict[str, Any]) -> dict[str, Any]:
     return {"architectures": list(REGISTRY), "params": params}
 
 
-def _save_probe_outputs(model_id: str, workdir: Path, seed: int) -> None:
-    """Forward parity: the fully transferred model's outputs on the probe inputs (always aligned)."""
-    import torch
-
+def _save_probe_outputs(model_id: str, workdir: Path, seed: int, training_mode: bool = False) -> None:
+    """Forward parity: the fully transferred (always aligned) model's outputs on the probe inputs; with
+    `training_mode` also in training mode for BatchNorm/dropout models (torch_models.weights.save_forward_outputs)."""
     from parity import align, jobs
-    from torch_models.weights import initial_model
+    from torch_models.weights import initial_model, save_forward_outputs
 
     model = initial_model(model_id, align.ALIGNED, workdir, seed)
-    model.eval()
-    with torch.no_grad():
-        x = torch.from_numpy(np.load(jobs.probe_inputs_path(workdir, model_id)))
-        outputs = model.predict_outputs(model(x)).numpy()
-    np.save(jobs.outputs_path(workdir, "lightning", jobs.run_tag(model_id, seed)), outputs)
+    save_forward_outputs(model, np.load(jobs.probe_inputs_path(workdir, model_id)), workdir,
+                         jobs.run_tag(model_id, seed), training_mode)
 
 
 def _forward(job: dict[str, Any]) -> dict[str, Any]:
-    """Load each model's Keras weights and save the outputs on the same inputs."""
-
+    """The torch half of the forward check: each model with the Keras weights, outputs on the same inputs."""
     workdir = Path(job["workdir"])
     for model_id in job["models"]:
-        _save_probe_outputs(model_id, workdir, job["seed"])
+        _save_probe_outputs(model_id, workdir, job["seed"], training_mode=True)
     return {}
 
 
@@ -91,17 +99,17 @@ def _batches(job: dict[str, Any]) -> dict[str, Any]:
     from torch_models.data import plan_loader
 
     data = jobs.load_data(Path(job["data"]))
-    loader = plan_loader(BatchPlan(len(data["x_train"]), job["batch_size"], job["seed"]), data["x_train"], data["y_train"])
+    loader = plan_loader(BatchPlan(len(data.train), job["batch_size"], job["seed"]), data.train)
     train = []
     for epoch in range(job["epochs"]):
         loader.sampler.set_epoch(epoch)
         train += [(x.numpy(), y.numpy()) for x, y in loader]
-    val_loader = plan_loader(eval_plan(len(data["x_val"]), job["batch_size"]), data["x_val"], data["y_val"])
-    val = [(x.numpy(), y.numpy()) for x, y in val_loader]
+    val = [] if data.val is None else [
+        (x.numpy(), y.numpy()) for x, y in plan_loader(eval_plan(len(data.val), job["batch_size"]), data.val)]
     return jobs.save_batches(job["out"], train, val)
 
 
-def _train_one(job: dict[str, Any], seed: int, data: dict[str, np.ndarray]) -> tuple[int, dict[str, Any]]:
+def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict[str, Any]]:
     """Train one seed; returns the model's parameter count and the run's record."""
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
@@ -121,7 +129,7 @@ def _train_one(job: dict[str, Any], seed: int, data: dict[str, np.ndarray]) -> t
     model = initial_model(spec.id, alignment, workdir, seed)
     model.train()
 
-    plan = BatchPlan(len(data["x_train"]), spec.batch_size, seed)
+    plan = BatchPlan(len(data.train), spec.batch_size, seed)
     recorder = Recorder(spec.metric)
     callbacks: list = [recorder]
     stopper = StopAtThreshold(spec.stop) if spec.stop else None
@@ -143,8 +151,8 @@ def _train_one(job: dict[str, Any], seed: int, data: dict[str, np.ndarray]) -> t
     start = time.perf_counter()
     trainer.fit(
         model,
-        train_dataloaders=plan_loader(plan, data["x_train"], data["y_train"]),
-        val_dataloaders=plan_loader(eval_plan(len(data["x_val"]), spec.batch_size), data["x_val"], data["y_val"]),
+        train_dataloaders=plan_loader(plan, data.train),
+        val_dataloaders=None if data.val is None else plan_loader(eval_plan(len(data.val), spec.batch_size), data.val),
     )
     wall = time.perf_counter() - start
     return sum(p.numel() for p in model.parameters()), {
@@ -186,18 +194,18 @@ HANDLERS = {
 }
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
     import lightning
     import torch
 
-    return {"torch": torch.__version__, "lightning": lightning.__version__, "python": platform.python_version()}
+    return {"torch": torch.__version__, "lightning": lightning.__version__}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the job file named on the command line and write its result file."""
-    from parity import jobs
+    """Serve jobs (parity.worker_runtime.serve)."""
+    from parity import worker_runtime
 
-    return jobs.serve(argv or sys.argv[1:], "lightning", _configure, HANDLERS, _versions)
+    return worker_runtime.serve(worker_runtime.Worker("lightning", configure, versions, HANDLERS), argv)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 `load_dataset(spec)` reads the real data from `data_dir` (one data set's files), else from
 $PARITY_DATA_DIR/<id>, else from the download cache (~/.cache/parity/<id>, filled with pooch);
-`synthetic=True` gives small generated stand-ins of the same shapes and dtypes.
+`synthetic=True` gives small generated stand-ins of the same shapes and dtypes. The result holds
+index-addressable sources (`parity.datasets.store`), which `parity.jobs.save_data` hands to the
+workers as a data directory and `parity.plan.collate` turns into batches.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Callable
 from parity.catalog import ModelSpec
 from parity.datasets import inline
 from parity.datasets import synthetic as stand_ins
+from parity.datasets.csv_series import load_csv_series
+from parity.datasets.image_folder import load_image_folders
 from parity.datasets.sarcasm import load_sarcasm
 from parity.datasets.series import load_series
 from parity.datasets.split import DataSplit
@@ -31,6 +35,9 @@ _REAL: dict[str, Callable[[ModelSpec, str | os.PathLike | None], DataSplit]] = {
     "mnist": load_idx_images,
     "sarcasm": load_sarcasm,
     "synthetic-series": lambda spec, _: load_series(spec),
+    "happy-or-sad": load_image_folders,
+    "cats-and-dogs-filtered": load_image_folders,
+    "daily-min-temperatures": load_csv_series,
 }
 
 _SYNTHETIC: dict[str, Callable[[ModelSpec], DataSplit]] = {
@@ -40,6 +47,9 @@ _SYNTHETIC: dict[str, Callable[[ModelSpec], DataSplit]] = {
     "mnist": stand_ins.images,
     "sarcasm": stand_ins.headlines,
     "synthetic-series": stand_ins.series,
+    "happy-or-sad": stand_ins.images,
+    "cats-and-dogs-filtered": stand_ins.images,
+    "daily-min-temperatures": stand_ins.file_series,
 }
 
 

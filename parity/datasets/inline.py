@@ -21,4 +21,5 @@ def house_prices(spec: ModelSpec) -> DataSplit:
 
 
 def _split(spec: ModelSpec, xs: np.ndarray, ys: np.ndarray) -> DataSplit:
-    return make_split(spec, "real", (xs, ys), (xs.copy(), ys.copy()), "inline")
+    points = (xs, ys)
+    return make_split(spec, "real", points, points, "inline")

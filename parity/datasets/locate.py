@@ -30,18 +30,26 @@ def locate(
     Local files (`data_dir`, or the data set's folder under PARITY_DATA_DIR) are used as they
     are, so users can bring their own data in the same format; only downloads are checksummed.
     """
+    local, looked = local_directory(source, data_dir)
+    if local is not None:
+        return _local_files(source, local), str(local)
+    cache = cache_dir(source.dataset_id)
+    return download.fetch(source, cache, looked, validate), str(cache)
+
+
+def local_directory(source: Source, data_dir: str | os.PathLike | None = None) -> tuple[Path | None, list[str]]:
+    """`data_dir`, else the data set's existing folder under PARITY_DATA_DIR, else None; plus the places looked in."""
     if data_dir is not None:
-        directory = Path(data_dir).expanduser()
-        return _local_files(source, directory), str(directory)
+        return Path(data_dir).expanduser(), []
     looked = []
     root = os.environ.get(DATA_DIR_ENV)
     if root:
-        directory = Path(root).expanduser() / source.dataset_id
-        if directory.is_dir():
-            return _local_files(source, directory), str(directory)
-        looked.append(f"{directory} (from {DATA_DIR_ENV})")
-    cache = cache_dir(source.dataset_id)
-    return download.fetch(source, cache, looked, validate), str(cache)
+        for folder in source.folders:
+            directory = Path(root).expanduser() / folder
+            if directory.is_dir():
+                return directory, looked
+            looked.append(f"{directory} (from {DATA_DIR_ENV})")
+    return None, looked
 
 
 def _local_files(source: Source, directory: Path) -> dict[str, Path]:

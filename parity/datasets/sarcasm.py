@@ -1,37 +1,58 @@
-"""News-headline sarcasm (C3): the course's sarcasm.json, tokenized once with the Keras 2 semantics."""
+"""News-headline sarcasm (C3): the course's sarcasm.json, tokenized once as the spec's lab does.
+
+`spec.data.tokenizer` picks the recipe: "keras2_tokenizer" (v1 labs, c3w2_sarcasm_embed_gap:
+Keras 2 `Tokenizer` with an OOV token) or "text_vectorization" (v2 labs, c3w3_*: Keras 3
+`TextVectorization`). Either is fitted on the training headlines only. The token ids stay
+ragged; each batch is padded and truncated as `spec.data` says (`make_split`, `plan.collate`).
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from parity.catalog import ModelSpec
 from parity.datasets.locate import locate
 from parity.datasets.sources import SOURCES
-from parity.datasets.split import DataSplit, make_split
+from parity.datasets.split import DataSplit, course_count_split, make_split
+from parity.datasets.store import ragged_array
 from parity.errors import DataError
-from parity.text import Tokenizer, pad_sequences
+from parity.spec_types import TextData
+from parity.text import TextVectorization, Tokenizer
 
 FILE = "sarcasm.json"
 COURSE_RECORDS = 26_709
+TOKENIZERS = ("keras2_tokenizer", "text_vectorization")
 
 
 def load_sarcasm(spec: ModelSpec, data_dir: str | os.PathLike | None) -> DataSplit:
-    """The first `training_size` headlines train, the rest validate, in file order (as the course)."""
+    """The first `training_size` headlines train, the rest validate, in file order (as the course).
+
+    A file smaller than the course's keeps the course's proportion instead of its count
+    (`course_count_split`); the split's info and a printed line say so.
+    """
     files, _ = locate(SOURCES["sarcasm"], data_dir, validate=_check_download)
     path = files[FILE]
     headlines, labels = read_headlines(path)
-    size = spec.data.training_size
-    if len(headlines) <= size:
-        raise DataError(
-            f"{path}: {len(headlines)} records, but {spec.id} trains on the first {size} "
-            "and validates on the rest, so it needs more"
-        )
-    return encode_split(spec, "real", (headlines[:size], labels[:size]), (headlines[size:], labels[size:]), str(path))
+    split = course_count_split(len(headlines), spec.data.training_size, COURSE_RECORDS, str(path))
+    if split.note:
+        print(f"parity: note: {split.note}", file=sys.stderr, flush=True)
+    size = split.train
+    return encode_split(
+        spec,
+        "real",
+        (headlines[:size], labels[:size]),
+        (headlines[size:], labels[size:]),
+        str(path),
+        {"split_note": split.note} if split.note else None,
+    )
 
 
 def read_headlines(path: Path) -> tuple[list[str], np.ndarray]:
@@ -61,33 +82,59 @@ def read_headlines(path: Path) -> tuple[list[str], np.ndarray]:
     return headlines, np.array(labels, dtype=np.float32)
 
 
+@dataclass(frozen=True)
+class TokenIds:
+    """Each training and validation text as token ids, unpadded, from one tokenizer fitted on the training texts."""
+
+    train: list[list[int]]
+    val: list[list[int]]
+    info: Mapping[str, Any]  # the tokenizer and its vocabulary's size, for DataSplit.info
+
+
+def tokenize(data: TextData, train_texts: Sequence[str], val_texts: Sequence[str]) -> TokenIds:
+    """Fit `data.tokenizer` on `train_texts` only, then encode both lists of texts."""
+    encode: Callable[[Sequence[str]], list[list[int]]]
+    if data.tokenizer == "keras2_tokenizer":
+        tokenizer = Tokenizer(num_words=data.vocab_size, oov_token=data.oov_token)
+        tokenizer.fit_on_texts(train_texts)
+        encode, info = tokenizer.texts_to_sequences, {"vocab_words": len(tokenizer.word_index)}
+    elif data.tokenizer == "text_vectorization":
+        vectorizer = TextVectorization(max_tokens=data.vocab_size)
+        vectorizer.adapt(train_texts)
+        encode, info = vectorizer, {"vocabulary_size": vectorizer.vocabulary_size()}
+    else:
+        raise DataError(
+            f"tokenizer {data.tokenizer!r} does not apply to word-level headline data; "
+            f"the spec's data.tokenizer must be one of {TOKENIZERS}"
+        )
+    return TokenIds(encode(train_texts), encode(val_texts), {"tokenizer": data.tokenizer, **info})
+
+
 def encode_split(
     spec: ModelSpec,
     source: str,
     train: tuple[Sequence[str], np.ndarray],
     val: tuple[Sequence[str], np.ndarray],
     location: str,
+    info: Mapping[str, Any] | None = None,
 ) -> DataSplit:
-    """Fit the tokenizer on the training texts only, then encode and pad both splits as `spec.data` says."""
-    data = spec.data
-    tokenizer = Tokenizer(num_words=data.vocab_size, oov_token=data.oov_token)
-    tokenizer.fit_on_texts(train[0])
+    """Tokenize as `spec.data` says (fitted on the training texts only), add `info`.
 
-    def encode(texts: Sequence[str]) -> np.ndarray:
-        sequences = tokenizer.texts_to_sequences(texts)
-        return pad_sequences(sequences, data.max_length, data.padding, data.truncating)
-
+    The token ids stay ragged; each batch is padded and truncated as `spec.data` says (`make_split`).
+    """
+    ids = tokenize(spec.data, train[0], val[0])
     return make_split(
         spec,
         source,
-        (encode(train[0]), train[1]),
-        (encode(val[0]), val[1]),
+        (ragged_array(ids.train), train[1]),
+        (ragged_array(ids.val), val[1]),
         location,
-        {"vocab_words": len(tokenizer.word_index)},
+        {**ids.info, **(info or {})},
     )
 
 
 def _check_download(path: Path) -> None:
+    """A fresh download has no checksum to match (see sources.py): its structure and record count are the check."""
     headlines, _ = read_headlines(path)
     if len(headlines) != COURSE_RECORDS:
         raise DataError(f"{path}: {len(headlines)} records, the course file has {COURSE_RECORDS}")

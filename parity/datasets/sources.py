@@ -1,19 +1,35 @@
-"""Where each downloadable course data set lives upstream: file names, mirror URLs, checksums."""
+"""Where each downloadable course data set lives upstream: file names, mirror URLs, checksums.
+
+`SOURCES` lists the data sets with known mirrors and checksums; `spec_source` builds the source
+of a data set from the course URLs in its spec (`spec.data.urls`), with no checksum known.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Mapping
+from urllib.parse import urlparse
+
+from parity.catalog import ModelSpec
 
 
 @dataclass(frozen=True)
 class Source:
-    """One data set's files, the base URLs to try in order, and each file's pooch `known_hash`."""
+    """One data set's files, the base URLs to try in order, and each file's pooch `known_hash`.
+
+    `local_names` are the folder names the data set may have under PARITY_DATA_DIR (default: its id).
+    """
 
     dataset_id: str
     mirrors: tuple[str, ...]
     hashes: Mapping[str, str | None]
+    local_names: tuple[str, ...] = ()
+
+    @property
+    def folders(self) -> tuple[str, ...]:
+        """Folder names to look for under PARITY_DATA_DIR, in order: the id, then `local_names`."""
+        return (self.dataset_id, *self.local_names)
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -75,3 +91,26 @@ SOURCES: Mapping[str, Source] = MappingProxyType(
         ),
     }
 )
+
+
+# Folder names that ../shared/data (and the course's own archive root) give some data sets.
+LOCAL_NAMES: Mapping[str, tuple[str, ...]] = MappingProxyType({"cats-and-dogs-filtered": ("cats_and_dogs_filtered",)})
+
+
+def spec_source(spec: ModelSpec, roles: tuple[str, ...]) -> Source:
+    """The source of `spec.dataset` from the course URLs of `roles` in `spec.data.urls` (e.g. "train", "data").
+
+    The course files' sha256 are not known (course zips and CSVs are re-packed between course
+    versions), so `known_hash` is None: each loader checks the structure of a download instead,
+    as the sarcasm loader does. All URLs of one source must share a base URL.
+    """
+    urls = spec.data.urls or {}
+    chosen = [urls[role] for role in roles if role in urls]
+    if not chosen:
+        raise ValueError(f"{spec.id}: spec.data.urls has none of the roles {roles}")
+    bases = {url.rsplit("/", 1)[0] + "/" for url in chosen}
+    if len(bases) != 1:
+        raise ValueError(f"{spec.id}: the course URLs of {roles} do not share one base URL: {sorted(bases)}")
+    names = [urlparse(url).path.rsplit("/", 1)[-1] for url in chosen]
+    return Source(spec.dataset, mirrors=tuple(bases), hashes={name: None for name in names},
+                  local_names=LOCAL_NAMES.get(spec.dataset, ()))

@@ -1,4 +1,4 @@
-"""`DataSplit`, the arrays both frameworks consume, and the one place that fixes their layout."""
+"""`DataSplit`, the training and validation samples both frameworks consume, and the one place that fixes their layout."""
 
 from __future__ import annotations
 
@@ -10,25 +10,28 @@ from typing import Any, Mapping
 import numpy as np
 
 from parity.catalog import ModelSpec
+from parity.datasets.store import Padding, PixelScale, Ragged, SampleSource
 from parity.errors import DataError
+from parity.plan import collate
+from parity.spec_types import TextData
 
 SOURCES = ("real", "synthetic")
 
 
 @dataclass(frozen=True)
 class DataSplit:
-    """Training and validation arrays of one data set, exactly as both frameworks consume them.
+    """One data set's training source and validation source, exactly as both frameworks consume them.
 
-    x: (N, *spec.input_shape), C-contiguous; y: int64 (N,) for multiclass, float32 (N, 1) for
-    binary and regression. `location` is the file or directory read, or "inline"/"generated".
+    `val` is None when the course validates on nothing (spec.validation "none") and is the very
+    `train` object when it validates on the training data ("train"). Inputs are
+    (N, *spec.input_shape) or ragged token ids; labels follow spec.label_mode (see `make_split`).
+    `source` is "real" or "synthetic"; `location` the file or directory read, or "inline"/"generated".
     """
 
     dataset_id: str
     source: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
+    train: SampleSource
+    val: SampleSource | None
     location: str
     info: Mapping[str, Any] = field(default_factory=dict)
 
@@ -37,42 +40,125 @@ class DataSplit:
             raise ValueError(f"source {self.source!r} is not one of {SOURCES}")
         object.__setattr__(self, "info", MappingProxyType(dict(self.info)))
 
+    @property
+    def val_size(self) -> int:
+        """The number of validation samples (0 without validation)."""
+        return 0 if self.val is None else len(self.val)
+
+    def head(self, train: int, val: int) -> DataSplit:
+        """The first `train` training and `val` validation samples (views of the same arrays)."""
+        val_head = None if self.val is None else self.val.head(val)
+        return DataSplit(self.dataset_id, self.source, self.train.head(train), val_head, self.location, self.info)
+
+    def probe_inputs(self, count: int) -> np.ndarray:
+        """Model inputs of the first `count` validation samples (training samples without validation)."""
+        source = self.train if self.val is None else self.val
+        return collate(source, np.arange(min(count, len(source))))[0]
+
 
 def make_split(
     spec: ModelSpec,
     source: str,
-    train: tuple[np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray],
+    train: tuple[np.ndarray | Ragged, np.ndarray],
+    val: tuple[np.ndarray | Ragged, np.ndarray] | None,
     location: str,
     info: Mapping[str, Any] | None = None,
+    scale: PixelScale | None = None,
 ) -> DataSplit:
-    """A DataSplit with inputs shaped to `spec.input_shape` and labels typed for `spec.task`."""
-    (x_train, y_train), (x_val, y_val) = train, val
-    return DataSplit(
-        dataset_id=spec.dataset,
-        source=source,
-        x_train=_inputs(spec, x_train),
-        y_train=_labels(spec, y_train, len(x_train)),
-        x_val=_inputs(spec, x_val),
-        y_val=_labels(spec, y_val, len(x_val)),
-        location=location,
-        info=info or {},
-    )
+    """A DataSplit of (x, y) pairs; `val` None for no validation, `val is train` to validate on the training data.
+
+    Dense x is shaped to `spec.input_shape` (left as it is, memory map included, when it already
+    has that shape); integer pixels keep their dtype and are scaled per batch by `scale`. Ragged x
+    is padded per batch as the spec's text settings say. Labels by `spec.label_mode`: "int" int64
+    (N,), "binary" float32 (N, 1), "categorical" float32 one-hot (N, classes) (class ids are
+    expanded), "none" (regression targets) float32 (N, k).
+    """
+    train_source = _source(spec, *train, scale)
+    val_source = None if val is None else train_source if val is train else _source(spec, *val, scale)
+    return DataSplit(spec.dataset, source, train_source, val_source, location, info or {})
+
+
+def _source(spec: ModelSpec, x: np.ndarray | Ragged, y: np.ndarray, scale: PixelScale | None) -> SampleSource:
+    labels = _labels(spec, np.asarray(y), len(x))
+    if isinstance(x, Ragged):
+        data = spec.data
+        padding = Padding(data.max_length, data.padding, data.truncating) if isinstance(data, TextData) else Padding()
+        return SampleSource(x, labels, padding=padding)
+    return SampleSource(_inputs(spec, x), labels, scale=scale)
 
 
 def _inputs(spec: ModelSpec, x: np.ndarray) -> np.ndarray:
-    per_sample = math.prod(x.shape[1:])
-    if per_sample != math.prod(spec.input_shape):
+    shape = tuple(x.shape[1:])
+    if len(shape) == len(spec.input_shape) and all(want in (None, got) for want, got in zip(spec.input_shape, shape)):
+        return x
+    if None in spec.input_shape or math.prod(x.shape[1:]) != math.prod(spec.input_shape):
         raise DataError(
             f"{spec.id}: samples of {spec.dataset} have shape {x.shape[1:]}, "
             f"which does not fit the model's input shape {spec.input_shape}"
         )
-    return np.ascontiguousarray(x.reshape((len(x), *spec.input_shape)))
+    return np.ascontiguousarray(x).reshape((len(x), *spec.input_shape))
 
 
 def _labels(spec: ModelSpec, y: np.ndarray, count: int) -> np.ndarray:
     if len(y) != count:
         raise DataError(f"{spec.id}: {len(y)} labels for {count} samples of {spec.dataset}")
-    if spec.task == "multiclass":
+    if spec.label_mode == "int":
         return np.ascontiguousarray(y, dtype=np.int64).reshape(count)
-    return np.ascontiguousarray(y, dtype=np.float32).reshape(count, 1)
+    if spec.label_mode == "binary":
+        return np.ascontiguousarray(y, dtype=np.float32).reshape(count, 1)
+    if spec.label_mode == "categorical":
+        return _one_hot(spec, y)
+    return np.ascontiguousarray(y, dtype=np.float32).reshape(count, -1)
+
+
+def _one_hot(spec: ModelSpec, y: np.ndarray) -> np.ndarray:
+    classes = spec.classes
+    if y.ndim == 2:
+        if y.shape[1] != classes:
+            raise DataError(f"{spec.id}: one-hot labels have {y.shape[1]} columns, the model has {classes} classes")
+        return np.ascontiguousarray(y, dtype=np.float32)
+    ids = np.asarray(y, dtype=np.int64).reshape(-1)
+    if ids.size and (ids.min() < 0 or ids.max() >= classes):
+        raise DataError(f"{spec.id}: class id {ids.max() if ids.max() >= classes else ids.min()} is out of range "
+                        f"for {classes} classes (ids 0..{classes - 1})")
+    return np.eye(classes, dtype=np.float32)[ids]
+
+
+@dataclass(frozen=True)
+class CountSplit:
+    """The course's "first N train, the rest validate" placed in a data set of `total` items.
+
+    Items [0, train) train and [train, total) validate. `note` is set (for `DataSplit.info` and
+    a printed line) when the data is smaller than the course's and the course's proportion was used.
+    """
+
+    train: int
+    total: int
+    note: str | None = None
+
+
+def course_count_split(
+    total: int, course_count: int, course_total: int, location: str, unit: str = "records"
+) -> CountSplit:
+    """Where the course's split by count falls in data of `total` items.
+
+    Data at least as large as the course's (`course_total` items) keeps the course's count, as
+    the course's code would. Smaller data (a user's own file) keeps the course's proportion,
+    course_count / course_total, rounded half up and held so both parts get at least one item;
+    data of fewer than 2 items is a DataError naming `location`.
+    """
+    if total < 2:
+        raise DataError(
+            f"{location}: too few {unit} ({total}) to give training and validation one each (the course "
+            f"trains on the first {course_count} of {course_total}); supply at least 2 {unit}"
+        )
+    if total >= course_total:
+        return CountSplit(course_count, total)
+    train = (2 * total * course_count + course_total) // (2 * course_total)
+    train = min(max(train, 1), total - 1)
+    note = (
+        f"{location}: {total} {unit}, fewer than the course's {course_total}, so its split (the first "
+        f"{course_count} train, the rest validate) is kept as a proportion: the first {train} train, "
+        f"the other {total - train} validate"
+    )
+    return CountSplit(train, total, note)

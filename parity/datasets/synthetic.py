@@ -11,9 +11,10 @@ import numpy as np
 
 from parity.catalog import ModelSpec
 from parity.datasets.sarcasm import encode_split
-from parity.datasets.series import series_split
+from parity.datasets.series import lab_series, series_split, windows
 from parity.datasets.split import DataSplit, make_split
-from parity.datasets.vision import scale_pixels
+from parity.datasets.store import PixelScale
+from parity.datasets.vision import COURSE_SCALE
 
 SEED = 20_240_501
 TRAIN_SIZE, VAL_SIZE = 1200, 300
@@ -21,6 +22,8 @@ LABEL_NOISE = 0.1  # fraction of labels redrawn uniformly at random
 SERIES_STEPS, SERIES_SPLIT = 500, 400
 COARSE = 7  # each class's template is a random 7x7 pattern scaled up to the image size
 TEMPLATE_WEIGHT = 0.3  # pixel = 0.3 * class template + 0.7 * uniform noise: learnt in 2-3 epochs
+LARGE_IMAGE, LARGE_IMAGE_SIZES = 32 * 32 * 3, (240, 60)  # values per image above which fewer images are made
+CHUNK = 100
 
 NEUTRAL_WORDS = (
     "area man woman local report city new study finds year old says state family world nation "
@@ -31,20 +34,33 @@ HINTS_PER_HEADLINE = 5
 
 
 def images(spec: ModelSpec) -> DataSplit:
-    """Each class a fixed blocky pattern under uniform noise, as uint8 pixels scaled like the real ones."""
+    """Each class a fixed blocky pattern under uniform noise, as uint8 pixels scaled like the real ones.
+
+    Images larger than Fashion-MNIST's get LARGE_IMAGE_SIZES samples, so that quick runs stay quick.
+    """
     rng = np.random.default_rng(SEED)
-    classes = spec.layers.classes
+    classes = spec.classes if spec.label_mode != "binary" else 2
     rows, cols = spec.input_shape[:2]
+    channels = spec.input_shape[2] if len(spec.input_shape) == 3 else 1
     block = -(-max(rows, cols) // COARSE)
-    coarse = rng.random((classes, COARSE, COARSE))
+    coarse = rng.random((classes, COARSE, COARSE, channels))
     templates = coarse.repeat(block, axis=1).repeat(block, axis=2)[:, :rows, :cols]
 
     def sample(count: int) -> tuple[np.ndarray, np.ndarray]:
         drawn = rng.permutation(np.arange(count) % classes)
-        pixels = TEMPLATE_WEIGHT * templates[drawn] + (1 - TEMPLATE_WEIGHT) * rng.random((count, rows, cols))
-        return scale_pixels(np.round(pixels * 255).astype(np.uint8)), _noisy(rng, drawn, classes)
+        pixels = np.empty((count, rows, cols, channels), dtype=np.uint8)
+        for start in range(0, count, CHUNK):  # float64 noise for a chunk at a time, not for the whole set
+            part = drawn[start : start + CHUNK]
+            noise = rng.random((len(part), rows, cols, channels))
+            pixels[start : start + CHUNK] = np.round((TEMPLATE_WEIGHT * templates[part] + (1 - TEMPLATE_WEIGHT) * noise) * 255)
+        return pixels, _noisy(rng, drawn, classes)
 
-    return make_split(spec, "synthetic", sample(TRAIN_SIZE), sample(VAL_SIZE), "generated")
+    sizes = (TRAIN_SIZE, VAL_SIZE) if rows * cols * channels <= LARGE_IMAGE else LARGE_IMAGE_SIZES
+    train = sample(sizes[0])
+    val = train if spec.validation == "train" else sample(sizes[1])
+    rescale = getattr(spec.data, "rescale", None)
+    scale = COURSE_SCALE if rescale is None else PixelScale(rescale)
+    return make_split(spec, "synthetic", train, val, "generated", scale=scale)
 
 
 def headlines(spec: ModelSpec) -> DataSplit:
@@ -67,6 +83,14 @@ def headlines(spec: ModelSpec) -> DataSplit:
 def series(spec: ModelSpec) -> DataSplit:
     """The course's series formula over fewer steps, so that training stays quick."""
     return series_split(spec, "synthetic", SERIES_STEPS, SERIES_SPLIT)
+
+
+def file_series(spec: ModelSpec) -> DataSplit:
+    """A stand-in for a series read from a file: the lab formula with a yearly season, windowed as the spec says."""
+    series = lab_series(SERIES_STEPS, baseline=10.0, slope=0.0, amplitude=5.0, period=365, noise_level=2.0,
+                        noise_seed=SEED)
+    train, val = windows(series, SERIES_SPLIT, spec.data.window_size)
+    return make_split(spec, "synthetic", train, val, "generated", {"steps": SERIES_STEPS, "split_time": SERIES_SPLIT})
 
 
 def _noisy(rng: np.random.Generator, labels: np.ndarray, classes: int) -> np.ndarray:

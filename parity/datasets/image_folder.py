@@ -1,0 +1,244 @@
+"""Class-per-folder image sets (happy-or-sad, cats-and-dogs-filtered, a user's own), from a zip or a folder.
+
+The folder holding the class sub-folders is found wherever it is: at the top of the archive
+(the course's happy-or-sad.zip: happy/, sad/), nested (the shared copy: Files/data/happy),
+or once per split (cats_and_dogs_filtered.zip: cats_and_dogs_filtered/train/{cats,dogs} and
+validation/{cats,dogs}). Classes are the sorted sub-folder names (or `spec.data.class_names`);
+files are taken in sorted order. Hidden files and folders and macOS `__MACOSX` folders are
+ignored; other files beside the class folders (a README, a script) too. A zip is read in
+place, never extracted; a member with an absolute path, a `..` component or a symlink makes
+the whole archive refused. Pixels come from `parity.datasets.decode` (decoded once, cached).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from parity.catalog import ModelSpec
+from parity.datasets import download
+from parity.datasets.decode import ImageFile, decode_images
+from parity.datasets.locate import cache_dir, local_directory
+from parity.datasets.sources import Source, spec_source
+from parity.datasets.split import DataSplit, make_split
+from parity.datasets.store import PixelScale
+from parity.errors import DataError
+
+# The extensions Keras' image_dataset_from_directory reads; other files in a class folder are skipped with a warning.
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+SPLIT_ROLES = ("train", "validation", "test")
+VALIDATION_NAMES = {"validation": ("validation", "test"), "test": ("test", "validation")}
+
+
+@dataclass(frozen=True)
+class Tree:
+    """The files (relative posix path, file) and folders (relative posix paths) of a zip or a directory."""
+
+    origin: str
+    files: list[tuple[str, ImageFile]]
+    folders: list[str]
+
+
+@dataclass(frozen=True)
+class ClassFolders:
+    """One set of class folders: `root` (a path inside `origin`), sorted class names, each class's files."""
+
+    origin: str
+    root: str
+    classes: dict[str, list[ImageFile]]
+
+    def where(self, name: str = "") -> str:
+        """`origin:root/name`, for messages."""
+        return f"{self.origin}:{'/'.join(part for part in (self.root, name) if part) or '/'}"
+
+
+def load_image_folders(spec: ModelSpec, data_dir: str | os.PathLike | None) -> DataSplit:
+    """The spec's training (and validation) images, uint8 pixels scaled by spec.data.rescale per batch.
+
+    Reads `data_dir` (the course zip(s), or folders of class folders), else the data set's
+    folder under PARITY_DATA_DIR, else the download cache (filled from spec.data.urls).
+    """
+    source = spec_source(spec, SPLIT_ROLES)
+    sets, location = _find_sets(spec, source, data_dir)
+    train = _pick(sets, "train", spec, location)
+    classes = _class_names(spec, train)
+    train_arrays, train_files = _decode(spec, train, classes)
+    info = {"classes": classes, "train_files": train_files}
+    if spec.validation == "train":
+        val_arrays = train_arrays
+    elif spec.validation in VALIDATION_NAMES:
+        val = next((sets[name] for name in VALIDATION_NAMES[spec.validation] if name in sets), None)
+        if val is None:
+            raise DataError(
+                f"{location}: {spec.id} validates on a {spec.validation!r} set of class folders, found only "
+                f"{', '.join(sorted(sets))}; give a folder with train/ and {spec.validation}/ (each of class folders) "
+                "or the course's zip"
+            )
+        _same_classes(train, val, classes)
+        val_arrays, info["val_files"] = _decode(spec, val, classes)
+    elif spec.validation == "none":
+        val_arrays = None
+    else:
+        raise DataError(f"{spec.id}: validation {spec.validation!r} is not implemented yet for image folders "
+                        "(implemented: train, validation, test, none)")
+    return make_split(spec, "real", train_arrays, val_arrays, location, info, scale=PixelScale(spec.data.rescale))
+
+
+def _find_sets(spec: ModelSpec, source: Source, data_dir: str | os.PathLike | None) -> tuple[dict[str, ClassFolders], str]:
+    """The sets of class folders by split role, and the location they were read from."""
+    local, looked = local_directory(source, data_dir)
+    if local is not None and local.is_file():
+        return _sets_by_role(_read_zip(local), "train"), str(local)
+    if local is not None:
+        if not local.is_dir():
+            raise DataError(f"{spec.dataset}: data directory {local} does not exist; it should hold "
+                            f"{', '.join(source.files)} or folders of class folders")
+        archives = {name: local / name for name in source.files if (local / name).is_file()}
+        if not archives:
+            return _sets_by_role(_read_folder(local), "train"), str(local)
+    else:
+        archives = download.fetch(source, cache_dir(source.dataset_id), looked, _check_download)
+        local = cache_dir(source.dataset_id)
+    roles = {Path(url).name: role for role, url in (spec.data.urls or {}).items()}
+    sets: dict[str, ClassFolders] = {}
+    for name, path in archives.items():
+        sets.update(_sets_by_role(_read_zip(path), roles.get(name, "train")))
+    return sets, str(local if len(archives) > 1 else next(iter(archives.values())))
+
+
+def _sets_by_role(tree: Tree, role: str) -> dict[str, ClassFolders]:
+    """One set is the file's `role`; several (train/, validation/) are named by their folder."""
+    sets = class_folders(tree)
+    if len(sets) == 1:
+        return {role: sets[0]}
+    by_name = {PurePosixPath(folders.root).name: folders for folders in sets}
+    unknown = sorted(set(by_name) - set(SPLIT_ROLES))
+    if unknown or len(by_name) != len(sets):
+        raise DataError(
+            f"{tree.origin}: class folders under several folders ({', '.join(folders.root or '/' for folders in sets)}); "
+            f"several sets must be named {', '.join(SPLIT_ROLES)}"
+        )
+    return by_name
+
+
+def class_folders(tree: Tree) -> list[ClassFolders]:
+    """The sets of class folders in `tree`: the folders whose sub-folders hold image files directly,
+    each with all its sub-folders as classes (sorted; an empty one too) and their files (sorted)."""
+    origin = tree.origin
+    kept = sorted(((PurePosixPath(path), image) for path, image in tree.files if not _ignored(PurePosixPath(path))),
+                  key=lambda item: item[0])
+    class_dirs = {path.parent for path, _ in kept if path.suffix.lower() in IMAGE_EXTENSIONS and len(path.parts) >= 2}
+    roots = sorted({directory.parent for directory in class_dirs})
+    if not roots:
+        raise DataError(f"{origin}: no class folders of images found (expected e.g. happy/*.png, sad/*.png; "
+                        f"image files: {', '.join(IMAGE_EXTENSIONS)})")
+    nested = [(a, b) for a in roots for b in roots if a != b and a in b.parents]
+    if nested:
+        outer, inner = nested[0]
+        raise DataError(f"{origin}: images at different depths under {outer or '/'} and {inner}; put each class's "
+                        "images directly in its class folder")
+    folders = {PurePosixPath(folder) for folder in tree.folders} | {path.parent for path, _ in kept}
+    sets = []
+    for root in roots:
+        classes: dict[str, list[ImageFile]] = {folder.name: [] for folder in folders
+                                               if folder.parent == root and not _ignored(folder)}
+        for path, image in kept:
+            if path.parent.parent == root:
+                classes[path.parent.name].append(image)
+        sets.append(ClassFolders(origin, "" if str(root) == "." else str(root), dict(sorted(classes.items()))))
+    return sets
+
+
+def _ignored(path: PurePosixPath) -> bool:
+    return any(part.startswith(".") or part == "__MACOSX" for part in path.parts)
+
+
+def _read_zip(path: Path) -> Tree:
+    """The files of a zip archive, read in place; an unsafe member name makes the archive refused."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as error:
+        raise DataError(f"{path}: not a readable zip archive ({error}); replace it with a complete copy") from None
+    files, folders = [], []
+    for member in archive.infolist():
+        name = member.filename.replace("\\", "/")
+        unsafe = (name.startswith("/") or (len(name) > 1 and name[1] == ":") or ".." in name.split("/")
+                  or stat.S_ISLNK(member.external_attr >> 16))
+        if unsafe:
+            raise DataError(f"{path}: unsafe archive member {member.filename!r} (absolute path, '..' or symlink); "
+                            "refusing the archive")
+        if member.is_dir():
+            folders.append(name.rstrip("/"))
+        else:
+            files.append((name, ImageFile(f"{path}:{name}", _zip_reader(archive, member))))
+    return Tree(str(path), files, folders)
+
+
+def _zip_reader(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> Callable[[], bytes]:
+    return lambda: archive.read(member)
+
+
+def _read_folder(directory: Path) -> Tree:
+    files, folders = [], []
+    for folder, subfolders, names in os.walk(directory):
+        folders += [(Path(folder) / name).relative_to(directory).as_posix() for name in subfolders]
+        for name in names:
+            path = Path(folder) / name
+            files.append((path.relative_to(directory).as_posix(), ImageFile(str(path), path.read_bytes)))
+    return Tree(str(directory), files, folders)
+
+
+def _pick(sets: dict[str, ClassFolders], role: str, spec: ModelSpec, location: str) -> ClassFolders:
+    if role not in sets:
+        raise DataError(f"{location}: no {role!r} set of class folders for {spec.id} (found {', '.join(sorted(sets))})")
+    return sets[role]
+
+
+def _class_names(spec: ModelSpec, folders: ClassFolders) -> list[str]:
+    """The classes in label order: spec.data.class_names, else the sorted folder names; checked against the model."""
+    names = list(spec.data.class_names or folders.classes)
+    missing = [name for name in names if name not in folders.classes]
+    if missing:
+        raise DataError(f"{folders.where()}: no class folder {', '.join(missing)} (found {', '.join(folders.classes)})")
+    wanted = 2 if spec.label_mode == "binary" else spec.classes
+    if len(names) != wanted:
+        raise DataError(f"{folders.where()}: {len(names)} class folders ({', '.join(names)}), but {spec.id} "
+                        f"has {wanted} classes ({spec.label_mode} labels)")
+    return names
+
+
+def _same_classes(train: ClassFolders, val: ClassFolders, classes: list[str]) -> None:
+    missing = [name for name in classes if name not in val.classes]
+    extra = [name for name in val.classes if name not in train.classes]
+    if missing or extra:
+        raise DataError(f"{val.where()}: class folders {', '.join(val.classes)}, the training set {train.where()} has "
+                        f"{', '.join(train.classes)}; both need the same classes")
+
+
+def _decode(spec: ModelSpec, folders: ClassFolders, classes: list[str]) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+    """(pixels, class ids) of one set, and its number of files; an empty class folder is a DataError."""
+    files, labels = [], []
+    for label, name in enumerate(classes):
+        images = folders.classes[name]
+        if not any(Path(image.name).suffix.lower() in IMAGE_EXTENSIONS for image in images):
+            raise DataError(f"{folders.where(name)}: empty class folder (no {'/'.join(IMAGE_EXTENSIONS)} files); "
+                            "add its images or remove the folder")
+        files += images
+        labels += [label] * len(images)
+    decoded = decode_images(files, tuple(spec.data.image_size), spec.data.color_mode)
+    ids = np.array(labels, dtype=np.int64)[decoded.kept]
+    empty = [name for label, name in enumerate(classes) if not (ids == label).any()]
+    if empty:
+        raise DataError(f"{folders.where(empty[0])}: no readable image in this class folder; add images or remove it")
+    return (decoded.pixels, ids), len(files)
+
+
+def _check_download(path: Path) -> None:
+    """A fresh download has no checksum to match (see sources.py): a safe zip of class folders is the check."""
+    class_folders(_read_zip(path))

@@ -1,0 +1,113 @@
+"""The job loop inside a framework worker process, written once for every framework.
+
+A framework's worker module (tf_models/worker.py, torch_models/worker.py) supplies a `Worker`:
+`configure(job)` (threads, device, determinism and TF32 for this job; returns the device in
+words), `versions()` (its framework versions) and its handler table. `serve` does the rest: it
+reads job files, configures the process, runs the handler, writes the result file (or the
+error) and reports on the control pipe. The parent side is parity.jobs.
+
+Protocol: the parent writes the path of a job file (JSON) on the worker's stdin, one per line,
+and the worker answers each with one line `done PATH` or `failed PATH` on its control pipe
+(`--control-fd N`) once the job's result file is written; EOF on stdin ends the worker. Its
+stdout and stderr carry only what the frameworks print (progress bars, warnings, tracebacks),
+which the parent relays and logs. By hand: `python -m tf_models.worker JOB.json...` runs those
+jobs and exits (status 1 if any failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import platform
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from parity import jobs
+
+Job = dict[str, Any]
+Handler = Callable[[Job], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Worker:
+    """What a framework contributes to its worker process.
+
+    A handler is a function, or "module:function" imported only when a job of its kind first
+    runs (so a `describe` job never imports the bench code).
+    """
+
+    framework: str
+    configure: Callable[[Job], str]
+    versions: Callable[[], dict[str, str]]
+    handlers: Mapping[str, Handler | str]
+
+    def handler(self, kind: str) -> Handler:
+        """The function that runs jobs of `kind`."""
+        if kind not in self.handlers:
+            raise ValueError(f"the {self.framework} worker has no {kind!r} job; it runs {', '.join(self.handlers)}")
+        handler = self.handlers[kind]
+        if isinstance(handler, str):
+            module, name = handler.split(":")
+            handler = getattr(importlib.import_module(module), name)
+        return handler
+
+
+def cpu_words(threads: int) -> str:
+    """The CPU device in words, as both workers report it."""
+    return f"cpu ({platform.processor() or platform.machine()}, {threads} threads)"
+
+
+def error_line(error: BaseException) -> str:
+    """The last line of the error's traceback: 'RuntimeError: --device gpu: TensorFlow sees no GPU'."""
+    lines = [line.strip() for line in traceback.format_exception_only(type(error), error) if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+def run_job(worker: Worker, job_path: Path) -> bool:
+    """Run one job file and write its result file; an exception is printed (to the log) and written as the result."""
+    job = jobs.read_job(job_path)
+    try:
+        device = worker.configure(job)
+        result = worker.handler(job["kind"])(job)
+        answer = {**result, "framework": worker.framework, "device": device,
+                  "versions": {**worker.versions(), "python": platform.python_version()}}
+        succeeded = True
+    except Exception as error:  # the parent raises it as a WorkerError; this process serves the next job
+        traceback.print_exc()
+        answer = {"framework": worker.framework,
+                  "error": {"kind": job.get("kind"), "type": type(error).__name__, "line": error_line(error)}}
+        succeeded = False
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    jobs.write_result(job["result"], answer)
+    return succeeded
+
+
+def _job_paths(paths: Sequence[str], stdin: TextIO) -> Iterable[str]:
+    if paths:
+        yield from paths
+        return
+    for line in stdin:
+        if line.strip():
+            yield line.strip()
+
+
+def serve(worker: Worker, argv: Sequence[str] | None = None) -> int:
+    """A worker's main: run the job files named in argv, or those named on stdin until EOF."""
+    parser = argparse.ArgumentParser(prog=f"{worker.framework} worker")
+    parser.add_argument("--control-fd", type=int, help="pipe on which to answer 'done PATH' / 'failed PATH'")
+    parser.add_argument("jobs", nargs="*", help="job files to run (default: paths read from stdin, one per line)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    control = open(args.control_fd, "w", buffering=1, closefd=True) if args.control_fd is not None else None
+    failures = 0
+    for path in _job_paths(args.jobs, sys.stdin):
+        succeeded = run_job(worker, Path(path))
+        failures += not succeeded
+        if control is not None:
+            control.write(f"{jobs.DONE if succeeded else jobs.FAILED} {path}\n")
+    return 1 if failures and args.jobs else 0
