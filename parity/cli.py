@@ -185,7 +185,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     else:
         for row in results:
             verdict = "ok  " if row["passed"] else "FAIL"
-            print(f"{verdict} {row['model']:30} max abs diff {row['max_abs_diff']:.2e} "
+            print(f"{verdict} {row['model']:30} {row['mode']:9} max abs diff {row['max_abs_diff']:.2e} "
                   f"(tolerance {row['tolerance']:.1e})")
     return 0 if all(row["passed"] for row in results) else 1
 

@@ -89,6 +89,7 @@ def build_report(results: Mapping[str, Any]) -> dict:
         "frameworks": frameworks,
         "comparison": {
             "forward_max_abs_diff": results.get("forward_max_abs_diff"),
+            "forward_check": list(results.get("forward_check", [])),
             "metric": metric,
             "final_val": final_val,
             "throughput_ratio": compare.throughput_ratio(rates["keras"], rates["lightning"]),
@@ -171,9 +172,13 @@ def _comparison_lines(report: Mapping[str, Any]) -> list[str]:
         interval = f"95% CI [{formatting.metric(lo, '+')}, {formatting.metric(hi, '+')}] (Welch t-interval)"
     counts = f"n = {final['keras'].get('n')} keras + {final['lightning'].get('n')} lightning"
     forward = formatting.significant(comparison["forward_max_abs_diff"], 3)
+    checks = comparison.get("forward_check", [])
+    check = (f"; {sum(row['passed'] for row in checks)} of {len(checks)} checks passed "
+             f"({', '.join(sorted({row['mode'] for row in checks}))} mode), each within its tolerance (largest "
+             f"{formatting.significant(max(row['tolerance'] for row in checks), 2)})" if checks else "")
     diff = formatting.metric(final.get("diff_mean"), "+")
     return [
-        f"- Forward max abs diff (same weights, same input): {forward}",
+        f"- Forward check, random weights in every variable, same input: max abs diff {forward}{check}",
         f"- Final val {comparison['metric']}, lightning - keras: {diff}, {interval}, {counts}",
         f"- Welch t-test p-value: {formatting.significant(final.get('welch_p'), 3)}",
         f"- Throughput ratio lightning / keras (median train samples/s): "

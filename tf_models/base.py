@@ -30,6 +30,7 @@ def output_layer(spec: ModelSpec) -> keras.layers.Layer:
     return keras.layers.Dense(spec.classes, name="output")
 
 
+@keras.saving.register_keras_serializable(package="parity")
 class StepLoss(keras.metrics.Metric):
     """The loss of the latest batch (Keras logs only the epoch's running mean), for per-step curves.
 
@@ -39,6 +40,7 @@ class StepLoss(keras.metrics.Metric):
 
     def __init__(self, loss: str, name: str = "step_loss") -> None:
         super().__init__(name=name)
+        self._loss = loss
         self._loss_fn = keras.losses.get(loss)
         self.value = self.add_variable(shape=(), initializer="zeros", name="value")
 
@@ -47,6 +49,9 @@ class StepLoss(keras.metrics.Metric):
 
     def result(self):
         return self.value
+
+    def get_config(self) -> dict:
+        return {"loss": self._loss, "name": self.name}
 
 
 def compile_model(model: keras.Model, spec: ModelSpec) -> keras.Model:

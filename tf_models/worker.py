@@ -110,9 +110,6 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
     keras.utils.set_random_seed(seed)
     model = build(spec.id)
     save_keras_layers(jobs.init_weights_path(workdir, tag), export_layers(model))
-    probe_x = np.load(jobs.probe_inputs_path(workdir, spec.id))
-    np.save(jobs.outputs_path(workdir, "keras", tag), model(probe_x, training=False).numpy())
-
     compile_model(model, spec)
     plan = BatchPlan(len(data.train), spec.batch_size, seed)
     recorder = Recorder(spec.metric)
@@ -163,7 +160,8 @@ def _train(job: dict[str, Any]) -> dict[str, Any]:
 
 HANDLERS = {
     "describe": _describe, "forward": _forward, "batches": _batches, "train": _train,
-    "lockstep": "tf_models.lockstep:run_lockstep", "probe": "tf_models.probes:run_job", "bench": "tf_models.bench:run_bench",
+    "lockstep": "tf_models.lockstep:run_lockstep", "probe": "tf_models.probes:run_job",
+    "bench": "tf_models.bench:run_bench", "roundtrip": "tf_models.saving:run_roundtrip",
 }
 
 

@@ -81,6 +81,26 @@ def load_keras_layers_into(model: nn.Module, layers: list[KerasLayer],
     return plan
 
 
+def transfer_summary(model: nn.Module, layers: list[KerasLayer], plan: TransferPlan) -> dict[str, int]:
+    """Counts that show a transfer complete: every Keras variable read, every torch tensor assigned.
+
+    `keras_variables_read` counts the Keras variables some assignment names as its source (a GRU
+    bias feeds two torch tensors, as `bias[0]` and `bias[1]`); the rest of the assignments are the
+    stated constants (a zero second recurrent bias, `num_batches_tracked`).
+    """
+    variables = {f"{layer.name}/{key}" for layer in layers for key in layer.arrays}
+    sources = {assignment.source.split("[")[0] for assignment in plan.assignments.values()}
+    return {
+        "keras_layers": len(layers),
+        "keras_variables": len(variables),
+        "keras_variables_read": len(variables & sources),
+        "torch_tensors": len(_tensors(model)),
+        "torch_tensors_assigned": len(plan.assignments),
+        "constants": sum(assignment.source not in variables and assignment.source.split("[")[0] not in variables
+                         for assignment in plan.assignments.values()),
+    }
+
+
 def initial_model(model_id: str, alignment: align.Alignment, workdir: Path, seed: int,
                   tag: str | None = None) -> nn.Module:
     """The torch model of `model_id` with the Keras initial weights of `seed` (or `tag`) that `alignment` copies."""

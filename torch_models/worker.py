@@ -73,23 +73,23 @@ def _describe(job: dict[str, Any]) -> dict[str, Any]:
     return {"architectures": list(REGISTRY), "params": params}
 
 
-def _save_probe_outputs(model_id: str, workdir: Path, seed: int, training_mode: bool = False) -> None:
-    """Forward parity: the fully transferred (always aligned) model's outputs on the probe inputs; with
-    `training_mode` also in training mode for BatchNorm/dropout models (torch_models.weights.save_forward_outputs)."""
-    from parity import align, jobs
-    from torch_models.weights import initial_model, save_forward_outputs
-
-    model = initial_model(model_id, align.ALIGNED, workdir, seed)
-    save_forward_outputs(model, np.load(jobs.probe_inputs_path(workdir, model_id)), workdir,
-                         jobs.run_tag(model_id, seed), training_mode)
-
-
 def _forward(job: dict[str, Any]) -> dict[str, Any]:
-    """The torch half of the forward check: each model with the Keras weights, outputs on the same inputs."""
+    """The torch half of the forward check: each model with the Keras weights (always aligned), its outputs on the
+    same inputs, in training mode too for BatchNorm/dropout models; the transfer's counts per model."""
+    from parity import align, jobs
+    from parity.weights import load_keras_layers
+    from torch_models import build
+    from torch_models.weights import load_keras_layers_into, save_forward_outputs, transfer_summary
+
     workdir = Path(job["workdir"])
+    transfers = {}
     for model_id in job["models"]:
-        _save_probe_outputs(model_id, workdir, job["seed"], training_mode=True)
-    return {}
+        tag = jobs.run_tag(model_id, job["seed"])
+        layers = load_keras_layers(jobs.init_weights_path(workdir, tag))
+        model = build(model_id, align.ALIGNED)
+        transfers[model_id] = transfer_summary(model, layers, load_keras_layers_into(model, layers, align.ALIGNED))
+        save_forward_outputs(model, np.load(jobs.probe_inputs_path(workdir, model_id)), workdir, tag, True)
+    return {"transfers": transfers}
 
 
 def _batches(job: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +125,6 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
     alignment = align.Alignment.from_job(job["native"])
     workdir = Path(job["workdir"])
     L.seed_everything(seed, workers=True, verbose=False)
-    _save_probe_outputs(spec.id, workdir, seed)
     model = initial_model(spec.id, alignment, workdir, seed)
     model.train()
 
@@ -190,7 +189,8 @@ def _train(job: dict[str, Any]) -> dict[str, Any]:
 
 HANDLERS = {
     "describe": _describe, "forward": _forward, "batches": _batches, "train": _train,
-    "lockstep": "torch_models.lockstep:run_lockstep", "probe": "torch_models.probes:run_job", "bench": "torch_models.bench:run_bench",
+    "lockstep": "torch_models.lockstep:run_lockstep", "probe": "torch_models.probes:run_job",
+    "bench": "torch_models.bench:run_bench", "roundtrip": "torch_models.saving:run_roundtrip",
 }
 
 

@@ -1,0 +1,129 @@
+"""One conformance suite over the registry: every model that both frameworks build is held to the same bar.
+
+For each implemented model (the live answer of `parity list`, so a model added later is covered
+without a new test): the parameter count of the course, a complete transfer, randomised forward
+parity within the model's tolerance, 3 lockstep steps within the lockstep tolerance, and a safe
+save/load round trip in each framework. One pool of workers (one process per framework) serves
+the whole suite; the inputs are each model's synthetic stand-in (no download).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from parity import align, jobs, lockstep
+from parity.catalog import get_spec
+from parity.datasets import load_dataset
+from parity.runner import CHECK_SEED, PROBE_SIZE, describe_models, forward_check
+
+LOCKSTEP_STEPS = 3
+ROUNDTRIP_INPUTS = 32
+
+
+@pytest.fixture(scope="module")
+def conformance(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Everything the suite checks, measured once: descriptions, forward rows, lockstep runs, round trips."""
+    workdir = tmp_path_factory.mktemp("conformance")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PARITY_OFFLINE", "1")
+    mp.setenv("PARITY_CACHE_DIR", str(tmp_path_factory.mktemp("conformance-cache")))
+    try:
+        with jobs.worker_pool(threads=1, quiet=True) as workers:
+            rows = {row["id"]: row for row in describe_models(workers=workers)}
+            models = [model_id for model_id, row in rows.items() if all(row["implemented"].values())]
+            for model_id in models:
+                np.save(jobs.probe_inputs_path(workdir, model_id),
+                        load_dataset(get_spec(model_id), synthetic=True).probe_inputs(PROBE_SIZE))
+            forward = forward_check(models, [CHECK_SEED], workers, workdir)
+            options = lockstep.LockstepOptions(steps=LOCKSTEP_STEPS, rounding_control=False, synthetic=True)
+            steps = {model_id: lockstep.measure(model_id, options, workers) for model_id in models}
+            for model_id in models:  # fewer inputs: the round trip compares predictions, not statistics
+                np.save(jobs.probe_inputs_path(workdir, model_id),
+                        np.load(jobs.probe_inputs_path(workdir, model_id))[:ROUNDTRIP_INPUTS])
+            roundtrip = {framework: workers.run(framework, {"kind": "roundtrip", "models": models, "seed": 3}, workdir)
+                         ["models"] for framework in jobs.FRAMEWORKS}
+    finally:
+        mp.undo()
+    return {"models": models, "describe": rows, "forward": forward, "lockstep": steps, "roundtrip": roundtrip,
+            "workdir": Path(workdir)}
+
+
+def implemented(conformance: dict[str, Any]) -> list[str]:
+    return conformance["models"]
+
+
+def test_the_suite_covers_every_model_that_both_frameworks_build(conformance):
+    # The floor: the 13 models the core v2 issue names; more may join, none may silently drop out.
+    required = {"c1w1_hello_linear", "c1w1_house_price", "c1w2_fmnist_dnn", "c1w2_fmnist_dnn_callback",
+                "c1w2_mnist_dnn_callback", "c1w3_fmnist_cnn", "c1w3_mnist_cnn_callback", "c3w2_sarcasm_embed_gap",
+                "c4w2_ts_linear", "c4w2_ts_dnn", "c1w4_happy_sad", "c3w3_sarcasm_bilstm", "c4w4_daily_min_temp"}
+    assert required <= set(conformance["models"])
+
+
+def _each_model(check):
+    """Run `check(conformance, model_id)` for every implemented model, reporting every failure at once."""
+    def test(conformance):
+        failures = []
+        for model_id in conformance["models"]:
+            try:
+                check(conformance, model_id)
+            except AssertionError as error:
+                failures.append(f"{model_id}: {error}")
+        assert not failures, "\n".join(failures)
+    test.__name__ = check.__name__
+    test.__doc__ = check.__doc__
+    return test
+
+
+def _parameter_count_is_the_course_s(conformance, model_id):
+    """Keras builds the course's parameter count; torch adds exactly the documented extra (second LSTM biases)."""
+    spec = get_spec(model_id)
+    params = conformance["describe"][model_id]["params"]
+    assert spec.course_params is not None, "the spec states no course parameter count"
+    assert params["keras"] == spec.course_params, params
+    assert params["lightning"] == spec.course_params + align.torch_extra_parameters(spec), params
+
+
+def _transfer_is_complete(conformance, model_id):
+    """Every Keras variable is read and every torch parameter and buffer assigned (parity.weights refuses less)."""
+    transfer = next(row["transfer"] for row in conformance["forward"] if row["model"] == model_id)
+    assert transfer["keras_variables_read"] == transfer["keras_variables"] > 0, transfer
+    assert transfer["torch_tensors_assigned"] == transfer["torch_tensors"] > 0, transfer
+
+
+def _forward_parity_on_random_weights(conformance, model_id):
+    """Every variable random (biases and statistics too), outputs within the model's tolerance in every mode."""
+    rows = [row for row in conformance["forward"] if row["model"] == model_id]
+    assert rows and rows[0]["mode"] == "inference"
+    for row in rows:
+        assert row["passed"] and row["max_abs_diff"] <= row["tolerance"], row
+
+
+def _three_lockstep_steps_agree(conformance, model_id):
+    """Same weights, same batches, aligned: 3 training steps' losses and gradient norms within the tolerance."""
+    result = conformance["lockstep"][model_id]
+    (comparison,) = result["comparisons"]
+    assert result["steps"] == LOCKSTEP_STEPS and len(result["keras"]["loss"]) == LOCKSTEP_STEPS
+    assert comparison["first_divergence_step"] is None, comparison["rel_loss_diff"]
+    assert comparison["first_grad_norm_divergence_step"] is None, comparison["rel_grad_norm_diff"]
+    assert comparison["max_rel_loss_diff"] <= comparison["tolerance"] == lockstep.TOLERANCE
+
+
+def _save_and_load_round_trip(conformance, model_id):
+    """Keras .keras loaded with safe_mode=True and torch state_dict with weights_only=True predict exactly as saved."""
+    for framework in jobs.FRAMEWORKS:
+        trip = conformance["roundtrip"][framework][model_id]
+        assert trip["max_abs_diff"] == 0.0, (framework, trip)  # same weights, same kernels, same process
+        assert trip["loaded_params"] == trip["params"] == conformance["describe"][model_id]["params"][framework]
+        assert (conformance["workdir"] / trip["file"]).stat().st_size == trip["bytes"] > 0
+
+
+test_parameter_count_is_the_course_s = _each_model(_parameter_count_is_the_course_s)
+test_transfer_is_complete = _each_model(_transfer_is_complete)
+test_forward_parity_on_random_weights = _each_model(_forward_parity_on_random_weights)
+test_three_lockstep_steps_agree = _each_model(_three_lockstep_steps_agree)
+test_save_and_load_round_trip = _each_model(_save_and_load_round_trip)
