@@ -111,6 +111,17 @@ def forward_check_rows(workdir: Path, model_id: str, seed: int) -> list[dict]:
     return [{"model": model_id, **row} for row in rows]
 
 
+def roundtrip_row(params: int, loaded_params: int, before: np.ndarray, after: np.ndarray, path: Path) -> dict:
+    """One model's save/load round trip: parameter counts, largest prediction change, the file and its size."""
+    return {
+        "params": int(params),
+        "loaded_params": int(loaded_params),
+        "max_abs_diff": max_abs_diff(before, after),
+        "bytes": Path(path).stat().st_size,
+        "file": Path(path).name,
+    }
+
+
 def summarize(values: Sequence[float]) -> dict:
     """Mean and sample standard deviation (ddof=1; None for fewer than two values)."""
     x = np.asarray(values, dtype=np.float64)

@@ -124,7 +124,9 @@ def check_models(model_ids: list[str], device: str = "cpu", threads: int = 1,
         return forward_check([spec.id for spec in specs], [CHECK_SEED], workers, workdir)
 
 
-def _refuse_failed_check(spec: ModelSpec, rows: list[dict[str, Any]], workdir: Path) -> None:
+def require_forward_parity(spec: ModelSpec, rows: list[dict[str, Any]], workdir: Path) -> None:
+    """Raise (before any training) unless every forward-check row of `spec` passed: a comparison of two
+    models that do not compute the same function would be reported as a framework difference."""
     failed = [row for row in rows if not row["passed"]]
     if failed:
         worst = max(failed, key=lambda row: row["max_abs_diff"])
@@ -189,7 +191,7 @@ def run_model(model_id: str, options: RunOptions) -> Path:
         np.save(jobs.probe_inputs_path(workdir, spec.id), split.probe_inputs(PROBE_SIZE))
         with jobs.worker_pool(device=options.device, threads=options.threads, quiet=True) as workers:
             check = forward_check([spec.id], seeds, workers, workdir)
-        _refuse_failed_check(spec, check, workdir)
+        require_forward_parity(spec, check, workdir)
         print(f"forward check: {len(check)} of {len(check)} passed (largest max abs diff "
               f"{max(row['max_abs_diff'] for row in check):.2g}, random weights)", flush=True)
         job = {"kind": "train", "model": spec.id, "native": options.alignment.to_job(), "seeds": seeds, "epochs": epochs,

@@ -17,7 +17,9 @@ from parity.datasets.image_folder import load_image_folders
 from parity.datasets.split import make_split
 from parity.datasets.store import Ragged, SampleSource, ragged_array
 from parity.plan import BatchPlan, eval_plan
+from parity.errors import ParityError
 from parity.report import validate_report
+from parity.runner import require_forward_parity
 from parity.text import pad_sequences
 
 PROBABILITY_MODELS = (
@@ -157,6 +159,12 @@ def test_run_writes_a_valid_report_with_seed_statistics_and_aligned_first_step(t
     report = _report(tmp_path, "c1w3_fmnist_cnn")
     assert report["dataset"]["source"] == "synthetic" and report["seeds"] == [0, 1]
     assert report["comparison"]["forward_max_abs_diff"] <= 1e-5
+    # The forward check ran on random weights for each seed before training, and every row passed.
+    checks = report["comparison"]["forward_check"]
+    assert [(row["seed"], row["mode"]) for row in checks] == [(0, "inference"), (1, "inference")]
+    assert all(row["passed"] and row["max_abs_diff"] <= row["tolerance"] == 1e-5 for row in checks)
+    # Two Conv2D and two Dense layers, a weight and a bias each: 8 tensors, all assigned.
+    assert all(row["transfer"]["torch_tensors_assigned"] == row["transfer"]["torch_tensors"] == 8 for row in checks)
     lo, hi = report["comparison"]["final_val"]["diff_ci95"]
     assert lo is not None and lo <= report["comparison"]["final_val"]["diff_mean"] <= hi
     steps = -(-report["dataset"]["train_size"] // 32)
@@ -257,3 +265,13 @@ def test_list_json_reports_every_course_model_and_honest_implementation_status()
         assert row["params"]["lightning"] == spec.course_params + align.torch_extra_parameters(spec)
     not_yet = next(row for row in rows if row["id"] == "c2w3_inception_cats_dogs")
     assert not_yet["implemented"] == {"keras": False, "lightning": False} and not_yet["params"]["keras"] is None
+
+
+def test_a_run_whose_forward_check_failed_is_refused_before_training(tmp_path):
+    spec = get_spec("c1w3_fmnist_cnn")
+    passing = {"model": spec.id, "seed": 0, "mode": "inference", "max_abs_diff": 7e-8, "tolerance": 1e-5, "passed": True}
+    failing = {**passing, "seed": 1, "max_abs_diff": 0.14, "passed": False}
+    require_forward_parity(spec, [passing], tmp_path)  # nothing to refuse
+    with pytest.raises(ParityError, match=r"forward check failed \(1 of 2 checks; worst: seed 1, inference mode, "
+                                          r"max abs diff 0\.14 > tolerance 1e-05\)"):
+        require_forward_parity(spec, [passing, failing], tmp_path)

@@ -16,6 +16,7 @@ def save_and_reload(model_id: str, seed: int, inputs: np.ndarray, directory: Pat
     """Build and compile `model_id`, save it as .keras, reload it with safe_mode=True; compare predictions."""
     import keras
 
+    from parity import compare
     from parity.catalog import get_spec
     from tf_models import build
     from tf_models.base import compile_model
@@ -28,13 +29,7 @@ def save_and_reload(model_id: str, seed: int, inputs: np.ndarray, directory: Pat
     loaded = keras.models.load_model(path, safe_mode=True)
     before = np.asarray(model(inputs, training=False))
     after = np.asarray(loaded(inputs, training=False))
-    return {
-        "params": int(model.count_params()),
-        "loaded_params": int(loaded.count_params()),
-        "max_abs_diff": float(np.max(np.abs(before.astype(np.float64) - after))),
-        "bytes": path.stat().st_size,
-        "file": path.name,
-    }
+    return compare.roundtrip_row(model.count_params(), loaded.count_params(), before, after, path)
 
 
 def run_roundtrip(job: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ def save_and_reload(model_id: str, seed: int, inputs: np.ndarray, directory: Pat
     """Build `model_id`, save its state_dict, load it into a second build (another seed); compare predictions."""
     import torch
 
+    from parity import compare
     from torch_models import build
 
     torch.manual_seed(seed)
@@ -30,13 +31,8 @@ def save_and_reload(model_id: str, seed: int, inputs: np.ndarray, directory: Pat
     with torch.no_grad():
         before = model.predict_outputs(model(x)).numpy()
         after = loaded.predict_outputs(loaded(x)).numpy()
-    return {
-        "params": sum(p.numel() for p in model.parameters()),
-        "loaded_params": sum(p.numel() for p in loaded.parameters()),
-        "max_abs_diff": float(np.max(np.abs(before.astype(np.float64) - after))),
-        "bytes": path.stat().st_size,
-        "file": path.name,
-    }
+    return compare.roundtrip_row(sum(p.numel() for p in model.parameters()),
+                                 sum(p.numel() for p in loaded.parameters()), before, after, path)
 
 
 def run_roundtrip(job: dict[str, Any]) -> dict[str, Any]:
