@@ -2,14 +2,19 @@
 
 The timing loops run inside the workers (tf_models.bench, torch_models.bench); both use the
 `Clock` and the batch helpers below, so both measure the same windows over the same batches.
-Protocol, per framework, case (model, variant, scope) and trainer (the framework's own
-trainer, Keras `fit` / Lightning `Trainer`, or a plain loop over the same training step):
-one warm-up window (tracing, XLA or torch.compile compilation, autotuning), timed apart,
-then `windows` timed windows of `steps` steps each; the device is synchronised at window
-boundaries only. With `repeats` > 1 each pair of measurements runs again in the other order
-(framework trainer first, then plain loop first), so that load which drifts on a shared
-machine weighs on both alike; the windows are pooled. A row reports the median, min and max
-over the windows.
+Protocol, per case (model, variant, scope, input pipeline setting) and trainer (the
+framework's own trainer, Keras `fit` / Lightning `Trainer`, or a plain loop over the same
+training step): one warm-up window (tracing, XLA or torch.compile compilation, autotuning),
+timed apart, then `windows` timed windows of `steps` steps each; the device is synchronised
+at window boundaries only. Both workers run the measurement at once and take turns window by
+window (parity.interleave): one framework runs a window while the other waits, in an order
+drawn per window from a recorded seed (`draw_leaders`), so load that drifts on a shared
+machine weighs on both alike and the two frameworks' windows at one position form a pair.
+With `repeats` > 1 each pair of measurements runs again with the trainers in the other order
+(framework trainer first, then plain loop first); the windows are pooled. A row reports the
+median, min and max over the windows per framework, and the speed ratio Lightning / Keras as
+the median of the paired windows' ratios with a percentile-bootstrap 95% interval
+(`ratio_interval`).
 """
 
 from __future__ import annotations
@@ -26,13 +31,13 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from parity import align, jobs
+from parity import align, interleave, jobs, provenance
 from parity.catalog import get_spec
 from parity.errors import ParityError
 from parity.datasets import store
@@ -42,9 +47,23 @@ from parity.plan import BatchPlan, collate
 
 SCOPES = ("compute", "end_to_end")
 TRAINERS = ("framework", "plain")
+# The end-to-end scope's input pipelines, measured both ways (the compute scope has none: STAGED).
+# single_threaded: tf.data map without parallel calls, no prefetch, tf.data's automatic map parallelisation
+#   and injected prefetch off / DataLoader num_workers=0: each framework collates in its training thread.
+# recommended: tf.data map(num_parallel_calls=AUTOTUNE) + prefetch(AUTOTUNE) / DataLoader with one worker
+#   process per CPU the worker may use, persistent_workers=True, pin_memory=True on a GPU.
+INPUTS = ("single_threaded", "recommended")
+STAGED = "staged"
 DEFAULT_STEPS = 100  # steps per timed window (the Keras 3 benchmarks time 100 steps)
-DEFAULT_WINDOWS = 5
+DEFAULT_WINDOWS = 8
 MIN_WINDOWS = 3
+# The speed ratio's interval: percentile bootstrap over the paired windows (pairs resampled with replacement).
+CI_LEVEL = 0.95
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+RATIO_INTERVAL = {"statistic": "median over paired windows of lightning / keras samples/s",
+                  "method": "percentile bootstrap", "resampling": "pairs of windows, with replacement",
+                  "resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED, "level": CI_LEVEL}
 STAGED_BATCHES = 32  # distinct batches the compute scope cycles through, already on the device
 SEED = 0  # the batch plan's seed and the models' initial weights
 # Set by the bench itself, equally in both frameworks, whatever the mode: the workers' set-up leaves them alone.
@@ -105,6 +124,8 @@ class BenchOptions:
     malloc: str = "tuned"
     data_dir: str | None = None
     synthetic: bool = False
+    inputs: tuple[str, ...] = INPUTS
+    order_seed: int | None = None  # the seed of the turn order; None: drawn at the start, and recorded
 
 
 def check_options(options: BenchOptions) -> None:
@@ -119,6 +140,10 @@ def check_options(options: BenchOptions) -> None:
         raise ParityError(f"unknown mode {options.mode!r}; known modes: {', '.join(align.MODES)}")
     if options.malloc not in MALLOC_SETTINGS:
         raise ParityError(f"unknown malloc setting {options.malloc!r}; known: {', '.join(MALLOC_SETTINGS)}")
+    bad_inputs = [setting for setting in options.inputs if setting not in INPUTS]
+    if bad_inputs or not options.inputs:
+        raise ParityError(f"unknown input setting {bad_inputs[0] if bad_inputs else None!r}; "
+                          f"known: {', '.join(INPUTS)}")
     if options.windows < MIN_WINDOWS:
         raise ParityError(f"--windows {options.windows}: a median needs at least {MIN_WINDOWS} timed windows")
     if options.device == "cpu":
@@ -155,31 +180,41 @@ def require_device(variant: str, on_gpu: bool) -> None:
 
 
 class Clock:
-    """Wall-clock marks at window boundaries: start, end of the warm-up window, end of every timed window.
+    """Wall-clock and CPU-time spans of the warm-up window and of every timed window, with the turns between them.
 
     A loop calls `start()` before its first step and `step()` after each step; when `step()`
     returns True the loop synchronises its device and calls `mark()`. A loop that only sees
     window boundaries (Keras fit, one epoch per window) calls `mark()` at each of them.
-    Each mark also reads the process's CPU time (all its threads): on a shared machine the
-    CPU seconds a window costs move far less with the other processes' load than its wall time.
+    `stop` (parity.interleave.turn) waits for this worker's turn: once before the warm-up and
+    once after every window, between the end of one window's span and the start of the next,
+    so the waiting is in no window. Each span also reads the process's CPU time (all its
+    threads): on a shared machine the CPU seconds a window costs move far less with the other
+    processes' load than its wall time.
     """
 
-    def __init__(self, steps: int, windows: int) -> None:
+    def __init__(self, steps: int, windows: int, stop: Callable[[], None] = lambda: None) -> None:
         self.steps = steps
         self.windows = windows
+        self.stop = stop
         self.done = 0
-        self.marks: list[float] = []
-        self.cpu_marks: list[float] = []
+        self.spans: list[tuple[tuple[float, float], tuple[float, float]]] = []
+        self._opened: tuple[float, float] | None = None
 
     @property
     def total_steps(self) -> int:
         """Warm-up window plus timed windows."""
         return self.steps * (self.windows + 1)
 
+    @staticmethod
+    def _now() -> tuple[float, float]:
+        return time.perf_counter(), time.process_time()
+
     def start(self) -> None:
+        """Wait for the first turn, then open the warm-up window."""
         self.done = 0
-        self.marks, self.cpu_marks = [], []
-        self.mark()
+        self.spans = []
+        self.stop()
+        self._opened = self._now()
 
     def step(self) -> bool:
         """Count one step; True at a window boundary."""
@@ -187,16 +222,23 @@ class Clock:
         return self.done % self.steps == 0
 
     def mark(self) -> None:
-        self.marks.append(time.perf_counter())
-        self.cpu_marks.append(time.process_time())
+        """Close the current window, wait for the next turn, and open the next window (if one is due)."""
+        if self._opened is None:
+            raise RuntimeError("Clock.mark() without an open window: call start() first, and mark once per window")
+        self.spans.append((self._opened, self._now()))
+        self._opened = None
+        self.stop()
+        if len(self.spans) <= self.windows:
+            self._opened = self._now()
 
     def result(self) -> dict[str, Any]:
         """Warm-up seconds, and the wall and CPU seconds of each timed window."""
-        if len(self.marks) != self.windows + 2:
-            raise RuntimeError(f"expected {self.windows + 2} clock marks (start, warm-up, {self.windows} windows), "
-                               f"got {len(self.marks)}")
-        return {"warmup_s": self.marks[1] - self.marks[0], "window_s": np.diff(self.marks[1:]).tolist(),
-                "window_cpu_s": np.diff(self.cpu_marks[1:]).tolist()}
+        if len(self.spans) != self.windows + 1:
+            raise RuntimeError(f"expected {self.windows + 1} closed windows (warm-up and {self.windows} timed), "
+                               f"got {len(self.spans)}")
+        wall = [end[0] - begin[0] for begin, end in self.spans]
+        cpu = [end[1] - begin[1] for begin, end in self.spans]
+        return {"warmup_s": wall[0], "window_s": wall[1:], "window_cpu_s": cpu[1:]}
 
 
 def trainer_order(repeat: int) -> tuple[str, ...]:
@@ -204,28 +246,39 @@ def trainer_order(repeat: int) -> tuple[str, ...]:
     return TRAINERS if repeat % 2 == 0 else TRAINERS[::-1]
 
 
-def run_cases(job: Mapping[str, Any], framework: str, gpu: bool,
-              measure: Callable[[Mapping[str, Any], str, dict[str, np.ndarray]], dict[str, Any]]) -> list[dict[str, Any]]:
-    """A worker's part of the protocol: every case, every repeat, both trainers in `trainer_order`.
+def draw_leaders(rng: np.random.Generator, segments: int) -> list[str]:
+    """The framework that runs first in each segment (the warm-up, then each window) of one measurement pair.
 
-    `measure(case, trainer, data)` times one trainer on one case; a progress line follows each.
+    Balanced, then shuffled: each framework leads in half of the segments (a random one in the odd one out).
     """
-    for case in job["cases"]:
-        require_device(case["variant"], gpu)
-    measurements = []
-    data: dict[str, dict[str, np.ndarray]] = {}
-    for case in job["cases"]:
-        if case["model"] not in data:
-            data[case["model"]] = load_case_data(job["workdir"], case["model"])
-        for repeat in range(job["repeats"]):
-            for trainer in trainer_order(repeat):
-                measurements.append({**measure(case, trainer, data[case["model"]]), "repeat": repeat})
-                print(progress_line(framework, measurements[-1], job["steps"]), flush=True)
-    return measurements
+    balanced = np.resize(rng.permutation(jobs.FRAMEWORKS), segments)
+    return [str(name) for name in rng.permutation(balanced)]
+
+
+def loader_workers() -> int:
+    """DataLoader worker processes in the recommended input setting: one per CPU this process may use,
+    the parallelism tf.data's AUTOTUNE may reach."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def run_measurement(job: Mapping[str, Any], framework: str, gpu: bool,
+                    measure: Callable[[dict[str, Any], Callable[[], None]], dict[str, Any]]) -> dict[str, Any]:
+    """A worker's part of one measurement (job "case", "trainer", "repeat"), taking turns with the other worker.
+
+    `measure(data, stop)` times the job's trainer on its case, calling `stop` through its Clock;
+    a progress line follows.
+    """
+    require_device(job["case"]["variant"], gpu)
+    data = load_case_data(job["workdir"], job["case"]["model"])
+    with interleave.turn(job.get("turns"), framework) as stop:
+        measured = {**measure(data, stop), "repeat": job["repeat"]}
+    print(progress_line(framework, measured, job["steps"]), flush=True)
+    return measured
 
 
 def merge_repeats(measurements: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The repeats of one case and trainer as one measurement: windows pooled, warm-up of the first (cold) repeat."""
+    """The repeats of one case and trainer as one measurement: windows pooled in repeat order, warm-up of the
+    first (cold) repeat."""
     ordered = sorted(measurements, key=lambda measured: measured["repeat"])
     gpu_peaks = [measured["gpu_peak_mb"] for measured in ordered if measured["gpu_peak_mb"] is not None]
     return {
@@ -237,6 +290,7 @@ def merge_repeats(measurements: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "host_rss_mb": max(measured["host_rss_mb"] for measured in ordered),
         "host_rss_start_mb": ordered[0]["host_rss_start_mb"],
         "load_average": [ordered[0]["load_average"][0], ordered[-1]["load_average"][-1]],
+        "leaders": [measured["leaders"] for measured in ordered],
         "repeats": len(ordered),
     }
 
@@ -365,6 +419,9 @@ def framework_entry(measured: Mapping[str, Any], samples: Sequence[int], steps: 
         "host_rss_start_mb": measured["host_rss_start_mb"],
         "warmup_s": measured["warmup_s"],
         "cpu_ms_per_step": summarize([1000 * seconds / steps for seconds in measured["window_cpu_s"]]),
+        # CPU seconds of the worker per wall second of its windows: about `--threads` on an idle machine for a
+        # compute-bound step; well below it, the worker waited for a CPU (other processes' load).
+        "cpu_share": float(np.median(np.divide(measured["window_cpu_s"], measured["window_s"]))),
         "windows": per_window["samples_per_s"],
         "window_s": list(measured["window_s"]),
         "window_cpu_s": list(measured["window_cpu_s"]),
@@ -376,6 +433,34 @@ def framework_entry(measured: Mapping[str, Any], samples: Sequence[int], steps: 
 def ratio(numerator: float, denominator: float) -> float:
     """numerator / denominator of two positive rates."""
     return numerator / denominator
+
+
+def _paired(keras: Sequence[float], lightning: Sequence[float]) -> np.ndarray:
+    """lightning / keras of each pair of windows (same position in the turns)."""
+    keras_rates, lightning_rates = np.asarray(keras, dtype=float), np.asarray(lightning, dtype=float)
+    if keras_rates.shape != lightning_rates.shape or keras_rates.ndim != 1 or len(keras_rates) < 2:
+        raise ValueError(f"paired windows needed: {len(keras_rates)} keras and {len(lightning_rates)} lightning rates")
+    return lightning_rates / keras_rates
+
+
+def paired_ratio(keras: Sequence[float], lightning: Sequence[float]) -> float:
+    """The speed ratio: the median over pairs of windows of lightning samples/s / keras samples/s."""
+    return float(np.median(_paired(keras, lightning)))
+
+
+def ratio_interval(keras: Sequence[float], lightning: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES,
+                   seed: int = BOOTSTRAP_SEED, level: float = CI_LEVEL) -> list[float]:
+    """Percentile-bootstrap interval of `paired_ratio`: the pairs resampled with replacement, `resamples` times.
+
+    Resampling whole pairs keeps what the turns share (the load of the moment) inside each ratio.
+    Simulated coverage of the 95% interval (lognormal window noise, load shared by a pair, independent or
+    drifting from pair to pair): 93 to 96% with 5 to 20 pairs (tests/test_bench.py checks 10 pairs).
+    """
+    ratios = _paired(keras, lightning)
+    picks = np.random.default_rng(seed).integers(0, len(ratios), size=(resamples, len(ratios)))
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(np.median(ratios[picks], axis=1), [tail, 100 - tail])
+    return [float(low), float(high)]
 
 
 def _device_kind(device: str) -> str:
@@ -395,7 +480,7 @@ def build_rows(cases: Sequence[Mapping[str, Any]], answers: Mapping[str, Mapping
     measured: dict[str, dict[tuple, list]] = {fw: {} for fw in jobs.FRAMEWORKS}
     for fw in jobs.FRAMEWORKS:
         for m in answers[fw]["measurements"]:
-            measured[fw].setdefault((m["model"], m["variant"], m["scope"], m["trainer"]), []).append(m)
+            measured[fw].setdefault((m["model"], m["variant"], m["scope"], m["input"], m["trainer"]), []).append(m)
     environment = {
         "python": platform.python_version(),
         "tensorflow": answers["keras"]["versions"]["tensorflow"],
@@ -413,22 +498,30 @@ def build_rows(cases: Sequence[Mapping[str, Any]], answers: Mapping[str, Mapping
         samples = np.tile(window_samples(case["scope"], plan, options.steps, options.windows), options.repeats)
         pair = {}
         for trainer in TRAINERS:
-            key = (case["model"], case["variant"], case["scope"], trainer)
-            frameworks = {fw: framework_entry(merge_repeats(measured[fw][key]), samples, options.steps)
-                          for fw in jobs.FRAMEWORKS}
+            key = (case["model"], case["variant"], case["scope"], case["input"], trainer)
+            merged = {fw: merge_repeats(measured[fw][key]) for fw in jobs.FRAMEWORKS}
+            frameworks = {fw: framework_entry(merged[fw], samples, options.steps) for fw in jobs.FRAMEWORKS}
             pair[trainer] = frameworks
+            keras_windows, lightning_windows = (frameworks[fw]["windows"] for fw in jobs.FRAMEWORKS)
+            settings = _row_settings(case, options, data, context, answers)
+            settings["interleaving"] = {"unit": "window", "seed": context["order_seed"],
+                                        "first": merged["keras"]["leaders"]}
+            settings["input_pipeline"] = {fw: frameworks[fw]["settings"]["input"] for fw in jobs.FRAMEWORKS}
+            settings["ratio_interval"] = {**RATIO_INTERVAL, "pairs": len(keras_windows)}
             rows.append({
                 "model": case["model"],
                 "device": devices["keras"],
                 "variant": case["variant"],
                 "batch_size": case["batch_size"],
                 "scope": case["scope"],
+                "input": case["input"],
                 "trainer": trainer,
                 "frameworks": frameworks,
-                "throughput_ratio": ratio(frameworks["lightning"]["samples_per_s"]["median"],
-                                          frameworks["keras"]["samples_per_s"]["median"]),
-                "settings": _row_settings(case, options, data, context, answers),
+                "throughput_ratio": paired_ratio(keras_windows, lightning_windows),
+                "throughput_ratio_ci95": ratio_interval(keras_windows, lightning_windows),
+                "settings": settings,
                 "environment": environment,
+                "provenance": _provenance(case, options, data, answers),
             })
         overhead = {fw: ratio(pair["framework"][fw]["samples_per_s"]["median"], pair["plain"][fw]["samples_per_s"]["median"])
                     for fw in jobs.FRAMEWORKS}
@@ -440,13 +533,23 @@ def build_rows(cases: Sequence[Mapping[str, Any]], answers: Mapping[str, Mapping
     return rows
 
 
+def _provenance(case: Mapping[str, Any], options: BenchOptions, data: Mapping[str, Any],
+                answers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The row's provenance. Its mode is `--mode` (the torch optimizer implementation timed); TF32 and
+    determinism, which the bench sets itself in both modes, are in `settings`. No epochs, no forward check."""
+    return provenance.build_provenance(data["provenance"], align.Alignment.from_mode(options.mode), answers,
+                                       options.threads, get_spec(case["model"]).epochs)
+
+
 def _row_settings(case: Mapping[str, Any], options: BenchOptions, data: Mapping[str, Any],
                   context: Mapping[str, Any], answers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     variant = VARIANTS[case["variant"]]
     process = {fw: answers[fw]["settings"] for fw in jobs.FRAMEWORKS}
     return {
         "mode": options.mode,
-        "tf32": {"requested": options.tf32, **{fw: process[fw]["tf32"] for fw in jobs.FRAMEWORKS}},
+        # Set and read back on every device; TF32 only changes arithmetic on NVIDIA GPUs (Ampere and later).
+        "tf32": {"requested": options.tf32, **{fw: process[fw]["tf32"] for fw in jobs.FRAMEWORKS},
+                 "applicable": _device_kind(answers["keras"]["device"]) == "gpu"},
         "determinism": {fw: process[fw]["determinism"] for fw in jobs.FRAMEWORKS},
         "threads": {"requested": options.threads, **{fw: process[fw]["threads"] for fw in jobs.FRAMEWORKS}},
         "precision": {"keras": variant.keras_policy, "lightning": variant.lightning_precision},
@@ -486,17 +589,27 @@ TRAINER_LABELS = {"keras": {"framework": "fit", "plain": "plain tf.function loop
 def progress_line(framework: str, measured: Mapping[str, Any], steps: int) -> str:
     """A worker's line after each measurement (a bench can take minutes)."""
     per_window = summarize([steps / seconds for seconds in measured["window_s"]])
-    return (f"[{framework}] {measured['model']} {measured['variant']} {measured['scope']} "
+    return (f"[{framework}] {measured['model']} {measured['variant']} {_scope_text(measured)} "
             f"{TRAINER_LABELS[framework][measured['trainer']]} (repeat {measured['repeat'] + 1}): "
             f"warm-up {measured['warmup_s']:.1f} s, {_spread(per_window)} steps/s")
+
+
+def _scope_text(entry: Mapping[str, Any]) -> str:
+    """The scope, with the input setting of an end-to-end measurement: `end_to_end/recommended`."""
+    return entry["scope"] if entry["input"] == STAGED else f"{entry['scope']}/{entry['input']}"
+
+
+def _ratio_text(row: Mapping[str, Any]) -> str:
+    low, high = row["throughput_ratio_ci95"]
+    return f"{row['throughput_ratio']:.3f} [{low:.3f}, {high:.3f}]"
 
 
 def row_line(row: Mapping[str, Any]) -> str:
     """One human-readable line per row."""
     keras, lightning = (row["frameworks"][fw]["samples_per_s"] for fw in jobs.FRAMEWORKS)
-    line = (f"{row['model']} {row['device']} {row['scope']} {TRAINER_NAMES[row['trainer']]} {row['variant']} "
+    line = (f"{row['model']} {row['device']} {_scope_text(row)} {TRAINER_NAMES[row['trainer']]} {row['variant']} "
             f"batch {row['batch_size']}: keras {_spread(keras)} samples/s, lightning {_spread(lightning)} samples/s, "
-            f"lightning/keras {row['throughput_ratio']:.2f}")
+            f"lightning/keras {_ratio_text(row)} (95% CI)")
     if row["trainer"] == "framework":
         wall, cpu = row["trainer_vs_plain"], row["trainer_vs_plain_cpu"]
         line += (f" (fit/plain {wall['keras']:.2f}, CPU {cpu['keras']:.2f}; "
@@ -526,6 +639,12 @@ def _load_text(load: Sequence[float]) -> str:
     return " / ".join(f"{value:.2f}" for value in load)
 
 
+def _input_rows(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One settings-table line per input setting measured: what each framework's pipeline ran with."""
+    pipelines = {row["input"]: row["settings"]["input_pipeline"] for row in rows}
+    return [f"| input: {setting} | {_per_framework(pipeline)} |" for setting, pipeline in pipelines.items()]
+
+
 def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     """The readable table of a bench: command, environment, settings, throughput, overhead, warm-up and memory."""
     if not rows:
@@ -547,7 +666,8 @@ def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         "|---|---|",
         f"| mode | {settings['mode']} (the torch optimizer implementation; see `parity bench --help`) |",
         f"| threads per framework | {settings['threads']['requested']} ({_per_framework(settings['threads'])}) |",
-        f"| TF32 | requested {_setting_text(settings['tf32']['requested'])} ({_per_framework(settings['tf32'])}) |",
+        (f"| TF32 | requested {_setting_text(settings['tf32']['requested'])} ({_per_framework(settings['tf32'])})"
+         f"{'' if settings['tf32']['applicable'] else '; no effect on CPU (a GPU tensor-core mode)'} |"),
         f"| deterministic ops | {_per_framework(settings['determinism'])} |",
         f"| malloc | {settings['malloc']['setting']} (GLIBC_TUNABLES {settings['malloc']['GLIBC_TUNABLES'] or 'unset'}) |",
         (f"| data | {settings['data']['source']} ({settings['data']['location']}), "
@@ -555,19 +675,33 @@ def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         (f"| windows | warm-up {settings['warmup_steps']} steps (timed apart), then {settings['windows']} x "
          f"{settings['steps_per_window']} steps; {settings['repeats']} repeat(s), fit/Trainer and plain loop in "
          "alternating order |"),
+        (f"| interleaving | Keras and Lightning take turns window by window (warm-up included), one running while "
+         f"the other waits; who goes first is drawn per window, balanced (seed {settings['interleaving']['seed']}; "
+         "each row's order in bench.json) |"),
+        *_input_rows(rows),
+        (f"| ratio interval | {settings['ratio_interval']['level']:.0%} {settings['ratio_interval']['method']} of the "
+         f"{settings['ratio_interval']['statistic']}, {settings['ratio_interval']['resampling']}, "
+         f"{settings['ratio_interval']['resamples']:,} resamples, seed {settings['ratio_interval']['seed']} |"),
         (f"| load average (1/5/15 min) | start {_load_text(settings['load_average']['start'])}; "
          f"end {_load_text(settings['load_average']['end'])} |"),
         "",
         f"### Throughput: samples/s, median [min-max] over {windows} windows",
         "",
-        "| model | device | scope | trainer | variant | batch | Keras | Lightning | Lightning / Keras |",
-        "|---|---|---|---|---|---|---|---|---|",
+        ("Lightning / Keras: the median over the paired windows of the two frameworks' samples/s ratio, "
+         "[95% bootstrap interval]. Scope `end_to_end/<input setting>`: see the input rows above. CPU share: "
+         "the worker's CPU seconds per wall second in its windows (median), about the threads per framework "
+         "on an idle machine; lower, the worker waited for a CPU, and the interval holds for this run's load only."),
+        "",
+        ("| model | device | scope | trainer | variant | batch | Keras | Lightning | Lightning / Keras [95% CI] | "
+         "CPU share (Keras / Lightning) |"),
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         keras, lightning = (row["frameworks"][fw]["samples_per_s"] for fw in jobs.FRAMEWORKS)
-        lines.append(f"| {row['model']} | {row['device']} | {row['scope']} | {TRAINER_NAMES[row['trainer']]} | "
+        shares = " / ".join(f"{row['frameworks'][fw]['cpu_share']:.2f}" for fw in jobs.FRAMEWORKS)
+        lines.append(f"| {row['model']} | {row['device']} | {_scope_text(row)} | {TRAINER_NAMES[row['trainer']]} | "
                      f"{row['variant']} | {row['batch_size']} | {_spread(keras)} | {_spread(lightning)} | "
-                     f"{row['throughput_ratio']:.2f} |")
+                     f"{_ratio_text(row)} | {shares} |")
     lines += [
         "",
         "### Trainer overhead: framework trainer / plain loop",
@@ -579,15 +713,15 @@ def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
          "Lightning Trainer / torch loop (wall, CPU) | CPU ms per step: fit, plain; Trainer, plain |"),
         "|---|---|---|---|---|---|---|",
     ]
-    plain_rows = {(row["model"], row["scope"], row["variant"], row["batch_size"]): row
+    plain_rows = {(row["model"], row["scope"], row["input"], row["variant"], row["batch_size"]): row
                   for row in rows if row["trainer"] == "plain"}
     for row in rows:
         if row["trainer"] == "framework":
             wall, cpu = row["trainer_vs_plain"], row["trainer_vs_plain_cpu"]
-            plain = plain_rows[(row["model"], row["scope"], row["variant"], row["batch_size"])]
+            plain = plain_rows[(row["model"], row["scope"], row["input"], row["variant"], row["batch_size"])]
             per_step = "; ".join(f"{row['frameworks'][fw]['cpu_ms_per_step']['median']:.2f}, "
                                  f"{plain['frameworks'][fw]['cpu_ms_per_step']['median']:.2f}" for fw in jobs.FRAMEWORKS)
-            lines.append(f"| {row['model']} | {row['scope']} | {row['variant']} | {row['batch_size']} | "
+            lines.append(f"| {row['model']} | {_scope_text(row)} | {row['variant']} | {row['batch_size']} | "
                          f"{wall['keras']:.3f}, {cpu['keras']:.3f} | {wall['lightning']:.3f}, {cpu['lightning']:.3f} | "
                          f"{per_step} |")
     lines += [
@@ -600,7 +734,7 @@ def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     ]
     for row in rows:
         keras, lightning = (row["frameworks"][fw] for fw in jobs.FRAMEWORKS)
-        lines.append(f"| {row['model']} | {row['scope']} | {TRAINER_NAMES[row['trainer']]} | {row['variant']} | "
+        lines.append(f"| {row['model']} | {_scope_text(row)} | {TRAINER_NAMES[row['trainer']]} | {row['variant']} | "
                      f"{keras['warmup_s']:.2f} / {lightning['warmup_s']:.2f} | "
                      f"{keras['peak_mem_mb']:.0f} / {lightning['peak_mem_mb']:.0f} ({keras['peak_mem_kind']}) | "
                      f"{_rss_text(keras)} / {_rss_text(lightning)} | "
@@ -645,7 +779,9 @@ def command_line(model_ids: Sequence[str], options: BenchOptions, markdown: Path
     args += ["--steps", str(options.steps), "--windows", str(options.windows), "--repeats", str(options.repeats),
              "--variant", *options.variants,
              "--scope", "both" if tuple(options.scopes) == SCOPES else options.scopes[0],
-             "--tf32", "on" if options.tf32 else "off", "--malloc", options.malloc]
+             "--input", *options.inputs, "--tf32", "on" if options.tf32 else "off", "--malloc", options.malloc]
+    if options.order_seed is not None:
+        args += ["--order-seed", str(options.order_seed)]
     if options.synthetic:
         args.append("--synthetic")
     elif options.data_dir:
@@ -680,29 +816,65 @@ def _prepare(model_ids: Iterable[str], options: BenchOptions, workdir: Path) -> 
         save_case_data(workdir, spec.id, split.train, batch_size)
         staged = len(staged_indices(bench_plan(len(split.train), batch_size)))
         prepared.data[spec.id] = {"source": split.source, "location": split.location,
-                                  "train_size": len(split.train), "staged_batches": staged}
-        prepared.cases += [{"model": spec.id, "variant": variant, "scope": scope, "batch_size": batch_size}
-                           for variant in options.variants for scope in options.scopes]
+                                  "train_size": len(split.train), "staged_batches": staged,
+                                  "provenance": provenance.data_provenance(split)}
+        prepared.cases += [{"model": spec.id, "variant": variant, "scope": scope, "input": setting,
+                            "batch_size": batch_size}
+                           for variant in options.variants for scope in options.scopes
+                           for setting in ((STAGED,) if scope == "compute" else options.inputs)]
     return prepared
+
+
+def with_order_seed(options: BenchOptions) -> BenchOptions:
+    """The options with a turn-order seed: theirs, else one drawn now (recorded, so the order can be replayed)."""
+    if options.order_seed is not None:
+        return options
+    return replace(options, order_seed=int(np.random.SeedSequence().generate_state(1)[0]))
+
+
+def _measure_pairs(prepared: _Prepared, options: BenchOptions, workdir: Path, turns: interleave.Turns,
+                   workers: jobs.WorkerPool, progress: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    """Every case, repeat and trainer as one measurement pair: both workers at once, taking turns.
+
+    Returns each framework's answer: its device, versions and settings, and all its measurements
+    (each with the order of turns it ran in, "leaders").
+    """
+    rng = np.random.default_rng(options.order_seed)
+    answers: dict[str, dict[str, Any]] = {}
+    base = {"kind": "bench", "steps": options.steps, "windows": options.windows, "tf32": options.tf32,
+            "native": bench_alignment(options.mode).to_job(), "loader_workers": loader_workers()}
+    for number, case in enumerate(prepared.cases, start=1):
+        progress(f"bench: case {number}/{len(prepared.cases)}: {case['model']} {case['variant']} "
+                 f"{_scope_text(case)}: {len(TRAINERS)} trainers x {options.repeats} repeat(s), warm-up + "
+                 f"{options.windows} x {options.steps} steps each, Keras and Lightning taking turns")
+        for repeat in range(options.repeats):
+            for trainer in trainer_order(repeat):
+                leaders = draw_leaders(rng, options.windows + 1)
+                job = {**base, "case": case, "trainer": trainer, "repeat": repeat}
+                pair = turns.run_pair(lambda fw, fw_job: workers.run(fw, fw_job, workdir), jobs.FRAMEWORKS,
+                                      job, leaders)
+                for fw, answer in pair.items():
+                    if fw not in answers:
+                        answers[fw] = {key: answer[key] for key in ("device", "versions", "settings")}
+                        answers[fw]["measurements"] = []
+                    answers[fw]["measurements"].append({**answer["measurement"], "leaders": leaders})
+    return answers
 
 
 def run_bench(model_ids: Sequence[str], options: BenchOptions, command: str,
               progress: Callable[[str], None] = print, quiet: bool = False) -> list[dict[str, Any]]:
-    """Measure every model, variant and scope in both frameworks, one worker process per framework."""
+    """Measure every model, variant, scope and input setting in both frameworks: two workers, taking turns."""
     check_options(options)
+    options = with_order_seed(options)
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     load_start = os.getloadavg()
-    with jobs.work_directory("parity-bench-") as workdir:
+    env = worker_environment(options.malloc)
+    # Turns opens before the pool: its threads start the workers, which must outlive none of them.
+    with jobs.work_directory("parity-bench-") as workdir, interleave.Turns(workdir) as turns, \
+            jobs.worker_pool(device=options.device, threads=options.threads, quiet=quiet, env=env) as workers:
         prepared = _prepare(model_ids, options, workdir)
-        job = {"kind": "bench", "cases": prepared.cases, "steps": options.steps, "windows": options.windows,
-               "repeats": options.repeats, "tf32": options.tf32, "native": bench_alignment(options.mode).to_job()}
-        answers = {}
-        env = worker_environment(options.malloc)
-        for framework in jobs.FRAMEWORKS:
-            progress(f"bench: {framework}: {len(prepared.cases)} case(s) x {len(TRAINERS)} trainers x "
-                     f"{options.repeats} repeat(s), warm-up + {options.windows} x {options.steps} steps each")
-            answers[framework] = jobs.run_worker(framework, job, workdir, device=options.device,
-                                                 threads=options.threads, quiet=quiet, env=env)
+        answers = _measure_pairs(prepared, options, workdir, turns, workers, progress)
     context = {"options": options, "data": prepared.data, "started": started, "command": command, "env": env,
+               "order_seed": options.order_seed,
                "load_average": {"start": list(load_start), "end": list(os.getloadavg())}}
     return build_rows(prepared.cases, answers, context)

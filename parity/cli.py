@@ -125,6 +125,14 @@ def _parser() -> argparse.ArgumentParser:
     bench_parser.add_argument("--scope", choices=(*bench.SCOPES, "both"), default="both",
                               help="compute: batches staged on the device; end_to_end: the real input pipelines "
                                    "(default: both)")
+    bench_parser.add_argument("--input", nargs="+", choices=bench.INPUTS, default=list(bench.INPUTS),
+                              help="input pipeline settings of the end_to_end scope: single_threaded (tf.data without "
+                                   "parallel map or prefetch / DataLoader num_workers=0), recommended (tf.data AUTOTUNE "
+                                   "map and prefetch / DataLoader with one worker process per CPU, persistent; "
+                                   "default: both)")
+    bench_parser.add_argument("--order-seed", type=int, metavar="N",
+                              help="seed of the order in which the frameworks take turns (default: drawn; recorded "
+                                   "in bench.json and in the command it records)")
     bench_parser.add_argument("--tf32", choices=("on", "off"), default="off",
                               help="TensorFloat-32 on GPU, set equally in both (default: off)")
     bench_parser.add_argument("--malloc", choices=bench.MALLOC_SETTINGS, default="tuned",
@@ -146,7 +154,26 @@ def _parser() -> argparse.ArgumentParser:
                          help="directories searched for report.json, bench.json and lockstep.json")
     summary.add_argument("--out", type=Path, help="write to this file (atomically) instead of stdout")
     summary.add_argument("--json", action="store_true", help="machine-readable rows instead of Markdown")
+    summary.add_argument("--margin", type=_margin, action="append", default=[], metavar="[METRIC=]VALUE[%]",
+                         help="equivalence margin of lightning - keras (repeatable): VALUE in the metric's own units "
+                              "(accuracy as a fraction: 0.01 = 1 accuracy point; mae in the data's units), or VALUE%% "
+                              "of the keras mean; METRIC= (accuracy or mae) sets it for that metric only, else for "
+                              "both (default: accuracy=0.01, mae=5%%)")
     return parser
+
+
+REPORT_METRICS = ("accuracy", "mae")
+
+
+def _margin(text: str) -> tuple[str | None, float, bool]:
+    """'[METRIC=]VALUE[%]' as (metric or None for every metric, value in metric units or as a fraction, relative)."""
+    metric, _, value = text.rpartition("=")
+    if metric and metric not in REPORT_METRICS:
+        raise argparse.ArgumentTypeError(f"unknown metric {metric!r}; use one of {', '.join(REPORT_METRICS)}, "
+                                         "e.g. accuracy=0.02 or mae=10%")
+    relative = value.endswith("%")
+    number = _positive_float(value.removesuffix("%"))
+    return metric or None, number / 100 if relative else number, relative
 
 
 def _known_ids(model_ids: list[str]) -> list[str]:
@@ -247,8 +274,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from parity import summary
 
-    rows = summary.summarize(args.dirs, warn=lambda message: print(f"parity: warning: {message}", file=sys.stderr))
-    text = json.dumps(rows, indent=2) + "\n" if args.json else summary.render_markdown(rows)
+    from parity.compare import Margin
+
+    margins = {metric: Margin(value, relative) for given, value, relative in args.margin
+               for metric in ((given,) if given else REPORT_METRICS)}
+    rows = summary.summarize(args.dirs, warn=lambda message: print(f"parity: warning: {message}", file=sys.stderr),
+                             margins=margins)
+    text = json.dumps(rows, indent=2) + "\n" if args.json else summary.render_markdown(rows, margins)
     if args.out is None:
         print(text, end="")
     else:
@@ -262,7 +294,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         variants=tuple(args.variant), mode=args.mode, scopes=bench.SCOPES if args.scope == "both" else (args.scope,),
         device=args.device, threads=args.threads, batch_size=args.batch_size, steps=args.steps, windows=args.windows,
         repeats=args.repeats,
-        tf32=args.tf32 == "on", malloc=args.malloc, data_dir=args.data_dir, synthetic=args.synthetic)
+        tf32=args.tf32 == "on", malloc=args.malloc, data_dir=args.data_dir, synthetic=args.synthetic,
+        inputs=tuple(dict.fromkeys(args.input)), order_seed=args.order_seed)
+    options = bench.with_order_seed(options)
     model_ids = list(dict.fromkeys(_known_ids(args.models)))
     progress_stream = sys.stderr if args.json else sys.stdout
     rows = bench.run_bench(model_ids, options, bench.command_line(model_ids, options, args.markdown, args.out),

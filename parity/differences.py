@@ -24,7 +24,14 @@ from parity.fileio import write_text_atomic
 
 STEPS = 100
 # Differences that configure both processes (TensorFlow too), so their native run needs its own Keras run.
-BOTH_PROCESSES = frozenset({"determinism", "tf32"})
+BOTH_PROCESSES = frozenset({"determinism"})
+# Differences that no CPU run can show; the catalog is measured on CPU (its workers run with device cpu).
+NOT_MEASURABLE_ON_CPU = {
+    "tf32": ("TensorFloat-32 is a tensor-core mode of NVIDIA GPUs (Ampere and later); on a CPU both frameworks "
+             "compute float32 matmuls and convolutions in float32 whatever the flag, so no effect can occur and "
+             "none is reported. `parity bench --tf32 on|off` sets the flag in both frameworks and records the "
+             "state each one reports"),
+}
 
 
 @dataclass(frozen=True)
@@ -38,8 +45,7 @@ class LockstepGroup:
 
 LOCKSTEP_GROUPS = (
     LockstepGroup("c1w2_fmnist_dnn", "spec", ("kernel_init", "adam_epsilon_value", "adam_epsilon_placement",
-                                              "crossentropy_on_probabilities", "accuracy_average", "determinism",
-                                              "tf32")),
+                                              "crossentropy_on_probabilities", "accuracy_average", "determinism")),
     LockstepGroup("c1w2_fmnist_dnn", "rmsprop", ("rmsprop_rho", "rmsprop_epsilon")),
     LockstepGroup("c1w3_fmnist_cnn", "spec", ("flatten_order",)),
     LockstepGroup("c3w2_sarcasm_embed_gap", "spec", ("embedding_init", "embedding_sparse_gradient")),
@@ -62,6 +68,11 @@ def _data_source(model_id: str, data_root: Path | None) -> tuple[str | None, boo
     if directory is not None and directory.is_dir():
         return str(directory), False
     return None, True
+
+
+def not_measurable_on_cpu(key: str) -> dict[str, Any]:
+    """The catalog entry of a difference that a CPU cannot show (NOT_MEASURABLE_ON_CPU): no measured effect."""
+    return {"kind": "not_measurable", "device": "cpu", "summary": f"not measurable on CPU: {NOT_MEASURABLE_ON_CPU[key]}"}
 
 
 def _lockstep_effects(comparison: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,8 +110,9 @@ def _lockstep_summary(key: str, result: Mapping[str, Any], aligned: Mapping[str,
 def measure_lockstep_differences(data_root: Path | None = None, steps: int = STEPS, threads: int = 1,
                                  groups: tuple[LockstepGroup, ...] = LOCKSTEP_GROUPS,
                                  progress: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
-    """Each group's differences switched to native one at a time, against the group's aligned run."""
-    measured: dict[str, dict[str, Any]] = {}
+    """Each group's differences switched to native one at a time, against the group's aligned run; the
+    differences a CPU cannot show are entered as not measurable (`not_measurable_on_cpu`)."""
+    measured: dict[str, dict[str, Any]] = {key: not_measurable_on_cpu(key) for key in NOT_MEASURABLE_ON_CPU}
     with jobs.worker_pool(threads=threads, quiet=True) as workers:  # each framework started once
         for group in (*groups, SUMMATION_ORDER_GROUP):
             if group is SUMMATION_ORDER_GROUP and "float32_summation_order" in measured:

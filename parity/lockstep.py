@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from parity import align, jobs
+from parity import align, jobs, provenance
 from parity.catalog import OPTIMIZERS, Optimizer, get_spec
 from parity.datasets import load_dataset
 from parity.errors import ParityError
@@ -153,6 +153,7 @@ def measure(model_id: str, options: LockstepOptions, workers: jobs.WorkerPool | 
         raise ParityError(f"{spec.id} trains no network in the course; nothing to run in lockstep")
     optimizer = choose_optimizer(spec.id, options.optimizer, options.learning_rate, options.momentum)
     split = load_dataset(spec, options.data_dir, options.synthetic)
+    data = provenance.data_provenance(split)
     needed = options.steps * spec.batch_size
     with jobs.worker_pool(device=options.device, threads=options.threads, quiet=True, reuse=workers) as workers, \
             jobs.work_directory(f"parity-lockstep-{spec.id}-") as workdir:
@@ -175,7 +176,12 @@ def measure(model_id: str, options: LockstepOptions, workers: jobs.WorkerPool | 
         "keras": {key: keras[key] for key in ("loss", "grad_norm", "deterministic", "dropout_layers", "val_metric",
                                               "tensor_device")},
         "metric": spec.metric,
-        "comparisons": [compare_runs(keras, run, options.tolerance) for run in lightning["runs"]],
+        # Each alignment's record has its own provenance: the data as loaded (the steps take its first batches).
+        "comparisons": [{**compare_runs(keras, run, options.tolerance),
+                         "provenance": provenance.build_provenance(
+                             data, align.Alignment.from_job(run["native"]), {"keras": keras, "lightning": lightning},
+                             options.threads, spec.epochs)}
+                        for run in lightning["runs"]],
         "rounding_control": _control(lightning, options.tolerance),
         "environment": {"python": platform.python_version(), **keras["versions"], **lightning["versions"],
                         "device": f"keras: {keras['device']}, tensors on {keras['tensor_device']}; "
@@ -253,6 +259,7 @@ def render_markdown(result: Mapping[str, Any], comparison: Mapping[str, Any]) ->
         f"- Steps: {steps}, batch size {result['batch_size']}, seed {result['seed']}, "
         f"data {result['dataset']['id']} ({result['dataset']['source']})",
         f"- Device: {result['environment']['device']}",
+        f"- Provenance: {provenance.describe_provenance(comparison)}",
         f"- Dropout layers switched off: {result['keras']['dropout_layers']}; deterministic ops: "
         f"keras {result['keras']['deterministic']}, torch {comparison['lightning']['deterministic']}",
         "", "## Result", "", explain(comparison, steps, optimizer, result.get("rounding_control")), "",

@@ -27,6 +27,7 @@ import jsonschema
 import numpy as np
 
 from parity import compare, formatting
+from parity.provenance import describe_provenance, provenance_key
 from parity.fileio import staging_dir, swap_in
 
 FRAMEWORKS = ("keras", "lightning")
@@ -66,19 +67,27 @@ def _final_value(framework: str, run: Mapping[str, Any], key: str) -> float:
     return _last(run["history"][key])
 
 
+def final_values_by_seed(framework: str, runs: Sequence[Mapping[str, Any]], metric: str) -> dict[int, float]:
+    """seed -> the last epoch's val_<metric> of each run, in run order; two runs with one seed are an error."""
+    finals: dict[int, float] = {}
+    for run in runs:
+        if run["seed"] in finals:
+            raise ValueError(f"{framework}: two runs with seed {run['seed']}; runs are paired by seed, "
+                             "so each seed may run once per framework")
+        finals[run["seed"]] = _final_value(framework, run, f"val_{metric}")
+    return finals
+
+
 def build_report(results: Mapping[str, Any]) -> dict:
     """The report.json dict (contract keys, comparison, `spec`, `created`) of one run's results."""
     metric = results["spec"]["metric"]
     if metric not in METRICS:
         raise ValueError(f"metric {metric!r} is not one of {METRICS}")
     frameworks = {fw: results["frameworks"][fw] for fw in FRAMEWORKS}
-    finals = {
-        fw: [_final_value(fw, run, f"val_{metric}") for run in frameworks[fw]["runs"]]
-        for fw in FRAMEWORKS
-    }
-    final_val = compare.final_val_comparison(finals["keras"], finals["lightning"])
+    finals = {fw: final_values_by_seed(fw, frameworks[fw]["runs"], metric) for fw in FRAMEWORKS}
+    final_val = compare.final_val_comparison(finals["keras"], finals["lightning"], metric)
     for fw in FRAMEWORKS:
-        final_val[fw]["values"] = finals[fw]
+        final_val[fw]["values"] = list(finals[fw].values())
     rates = {fw: [run["train_samples_per_s"] for run in frameworks[fw]["runs"]] for fw in FRAMEWORKS}
     report = {
         "model": results["model"],
@@ -97,6 +106,7 @@ def build_report(results: Mapping[str, Any]) -> dict:
         "environment": results["environment"],
         "spec": results["spec"],
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **({"provenance": results["provenance"]} if "provenance" in results else {}),
     }
     return to_jsonable(report)
 
@@ -161,26 +171,52 @@ def _results_table(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _interval_text(interval: Sequence[float | None], level: str = "95%") -> str:
+    lo, hi = interval
+    return f"{level} CI n/a" if lo is None or hi is None else \
+        f"{level} CI [{formatting.metric(lo, '+')}, {formatting.metric(hi, '+')}]"
+
+
+def _paired_lines(final: Mapping[str, Any]) -> list[str]:
+    """The paired comparison (primary) and the per-seed differences."""
+    paired = final["paired"]
+    diff = formatting.metric(paired["mean"], "+")
+    if paired["status"] != "tested":
+        return [f"  - Paired by seed (primary): {diff}; {paired['status']}: {paired['note']}: no significance verdict"]
+    correlation = ("n/a (needs 3 pairs, both varying)" if paired["correlation"] is None
+                   else formatting.significant(paired["correlation"], 3))
+    per_seed = ", ".join(f"seed {seed} {formatting.metric(d, '+')}" for seed, d in zip(paired["seeds"], paired["diffs"]))
+    return [f"  - Paired by seed (primary): {diff}, {_interval_text(paired['ci95'])} (paired t, n = {paired['n']} pairs), "
+            f"p = {formatting.significant(paired['p'], 3)}; per-seed correlation of the frameworks r = {correlation}",
+            f"  - Per-seed differences: {per_seed}"]
+
+
 def _comparison_lines(report: Mapping[str, Any]) -> list[str]:
-    """Forward parity, difference of final val metric (95% CI, Welch p), throughput ratio."""
+    """Forward parity; final val metric: paired (primary), Welch (secondary), TOST equivalence; throughput ratio."""
     comparison = report["comparison"]
     final = comparison["final_val"]
-    lo, hi = final["diff_ci95"]
-    if lo is None or hi is None:
-        interval = "95% CI n/a (needs at least 2 seeds per framework)"
-    else:
-        interval = f"95% CI [{formatting.metric(lo, '+')}, {formatting.metric(hi, '+')}] (Welch t-interval)"
+    welch = final["welch"]
+    welch_interval = _interval_text(final["diff_ci95"])
+    if welch["status"] != "tested":
+        welch_interval += f" ({welch['note']})"
     counts = f"n = {final['keras'].get('n')} keras + {final['lightning'].get('n')} lightning"
     forward = formatting.significant(comparison["forward_max_abs_diff"], 3)
     checks = comparison.get("forward_check", [])
     check = (f"; {sum(row['passed'] for row in checks)} of {len(checks)} checks passed "
              f"({', '.join(sorted({row['mode'] for row in checks}))} mode), each within its tolerance (largest "
              f"{formatting.significant(max(row['tolerance'] for row in checks), 2)})" if checks else "")
-    diff = formatting.metric(final.get("diff_mean"), "+")
+    equivalence = final["equivalence"]
+    tost = (f"p lower {formatting.significant(equivalence['p_lower'], 3)}, "
+            f"p upper {formatting.significant(equivalence['p_upper'], 3)}, {_interval_text(equivalence['ci90'], '90%')}; "
+            if equivalence["p"] is not None else "")
     return [
         f"- Forward check, random weights in every variable, same input: max abs diff {forward}{check}",
-        f"- Final val {comparison['metric']}, lightning - keras: {diff}, {interval}, {counts}",
-        f"- Welch t-test p-value: {formatting.significant(final.get('welch_p'), 3)}",
+        f"- Final val {comparison['metric']}, lightning - keras:",
+        *_paired_lines(final),
+        f"  - Welch (unpaired, secondary): {formatting.metric(final.get('diff_mean'), '+')}, {welch_interval}, {counts}; "
+        f"Welch t-test p-value: {formatting.significant(final.get('welch_p'), 3)}",
+        f"  - Equivalence (TOST, alpha {equivalence['alpha']}, margin ±{formatting.metric(equivalence['margin'])}: "
+        f"{equivalence['margin_rule']}): {tost}**{equivalence['verdict']}**: {equivalence['detail']}",
         f"- Throughput ratio lightning / keras (median train samples/s): "
         f"{formatting.significant(comparison['throughput_ratio'], 3)}",
     ]
@@ -203,6 +239,31 @@ def _probe_lines(report: Mapping[str, Any]) -> list[str]:
                 for fw in FRAMEWORKS
             )
             lines.append(f"- seed {seed}: predict({_array_text(x)}): {predictions}")
+    return lines
+
+
+def _provenance_lines(report: Mapping[str, Any]) -> list[str]:
+    """What was measured and how (parity.provenance), and the key under which `parity report` groups the run."""
+    if "provenance" not in report:
+        return ["- Not recorded (written before provenance existed): `parity report` keys it as legacy"]
+    provenance = report["provenance"]
+    data, epochs, check = provenance["data"], provenance["epochs"], provenance["forward_check"]
+    what = "the files read" if data["hashed"] == "files" else "the generating parameters"
+    lines = [f"- {describe_provenance(report)}",
+             f"- Key `{provenance_key(report)}`: `parity report` merges or compares only runs with the same key",
+             f"- Data: {data['source']} {data['id']} from {data['location']}, sha256 `{data['sha256']}` of {what}"]
+    lines += [f"  - `{file['path']}`: {file['bytes']:,} bytes, sha256 `{file['sha256']}`" for file in data.get("files", [])]
+    if data["hashed"] == "files" and "files" not in data:
+        lines.append(f"  - {data['file_count']:,} files, {data['bytes']:,} bytes")
+    native = ", ".join(provenance["native_differences"]) or "none"
+    largest = formatting.significant(check["max_abs_diff"], 2)
+    lines += [f"- Epochs: {epochs['run']} (course {epochs['course']})",
+              f"- Mode: {provenance['mode']} (differences left native: {native})",
+              f"- Device: keras {provenance['device']['keras']}; lightning {provenance['device']['lightning']}; "
+              f"{provenance['threads']} thread(s) per framework",
+              "- Versions: " + ", ".join(f"{name} {version}" for name, version in provenance["versions"].items()),
+              f"- Forward check: {check['status']} ({check['checks']} check{'' if check['checks'] == 1 else 's'}, "
+              f"largest max abs diff {largest})"]
     return lines
 
 
@@ -236,6 +297,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     probe = _probe_lines(report)
     if probe:
         lines += ["", "## Probe predictions", "", *probe]
+    lines += ["", "## Provenance", "", *_provenance_lines(report)]
     lines += ["", "## Environment", ""]
     lines += [
         f"- {key}: {'n/a' if value is None else value}" for key, value in report["environment"].items()

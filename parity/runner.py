@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from parity import align, compare, jobs
+from parity import align, compare, jobs, provenance
 from parity.catalog import CATALOG, ModelSpec, get_spec
 from parity.datasets import DataSplit, load_dataset, supported_datasets
 from parity.errors import ParityError
@@ -155,8 +155,10 @@ def _summary_line(framework: str, spec: ModelSpec, answer: dict[str, Any]) -> st
 
 
 def _dataset_info(spec: ModelSpec, split: DataSplit) -> dict[str, Any]:
+    """The data set's sizes and the loader's notes; the files read and generating parameters go to the provenance."""
+    notes = {key: value for key, value in split.info.items() if key not in ("files", "generator")}
     return {"id": spec.dataset, "source": split.source, "train_size": len(split.train), "val_size": split.val_size,
-            "location": split.location, **dict(split.info)}
+            "location": split.location, **notes}
 
 
 def _spec_info(spec: ModelSpec, epochs: int) -> dict[str, Any]:
@@ -182,6 +184,7 @@ def run_model(model_id: str, options: RunOptions) -> Path:
     _require_implemented(spec)
     epochs = options.epochs or spec.epochs
     split = load_dataset(spec, options.data_dir, options.synthetic)
+    data = provenance.data_provenance(split)  # hashed once per run, whatever the number of seeds
     out_dir = Path(options.out_dir)
     seeds = list(range(options.seeds))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -219,6 +222,8 @@ def run_model(model_id: str, options: RunOptions) -> Path:
             "forward_max_abs_diff": max(row["max_abs_diff"] for row in check if row["mode"] == "inference"),
             "environment": _environment(answers, options),
             "spec": _spec_info(spec, epochs),
+            "provenance": provenance.build_provenance(data, options.alignment, answers, options.threads,
+                                                      spec.epochs, epochs, check),
         }
         return write_report(build_report(results), out_dir, staging=staging)
 

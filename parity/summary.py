@@ -2,32 +2,41 @@
 
 Sources, found by file name under each directory (hidden directories, such as abandoned
 staging directories, are skipped):
-- report.json (`parity run`): final validation metric per seed, its Welch 95% interval of
-  lightning - keras, and the throughput ratio of the training runs;
-- bench.json (`parity bench --out`): samples/s windows (median, min, max) and peak memory;
+- report.json (`parity run`): final validation metric per seed;
+- bench.json (`parity bench --out`): samples/s windows (median, min, max), the bootstrap 95%
+  interval of the speed ratio where the bench records one, and peak memory;
 - lockstep.json (lockstep parity): the first training step where the two losses diverge.
 A file that is not valid JSON, or lacks the keys read here, is skipped with a warning.
 
-One row per (model, mode, device): mode is aligned, native or 'aligned except ...' (the
-differences left native), device the class `cpu` or `gpu`. A bench row names no training
-mode unless its settings do; it goes to the rows of that mode, or, where its model has no
-run of that mode, to the model's other rows on its device (the speed of the model).
-Throughput comes from the bench's framework-trainer, end-to-end, eager row (at the course
-batch size when there are several) when there is one, else from the run report. A lockstep
-report goes to the rows of its model, alignment and device; with several, the one trained
-with the course's optimizer. Of two sources for the same row and kind, the later (run
-reports: newer `created`) supersedes the earlier, with a warning.
+Rows are keyed by (model, provenance key) (`parity.provenance.provenance_key`: data source and
+hash, epochs, mode and alignment, device, threads, versions, forward check): records whose key
+differs are never merged, so a synthetic 2-epoch run and a real run of one model are two rows.
+A bench row or lockstep report goes to the run rows of its model whose settings key
+(`provenance.SETTING_FIELDS`: the same without epochs and forward check) equals its own;
+with none, a bench makes a row of its own and a lockstep report is not shown (warning). Of
+two sources for the same row and kind, the later (run reports: newer `created`) supersedes
+the earlier, with a warning. The table names each row's provenance and lists it beneath.
+
+Accuracy, per row, from the run report's per-seed final values (docs/methodology.md):
+paired t on the per-seed differences lightning - keras (primary), Welch (secondary), and
+TOST equivalence at the margin (default 0.01 absolute for accuracy, 5% of the keras mean for
+mae; `--margin`). Holm's step-down correction is applied across the table's tested rows, to
+the paired two-sided p-values (one family) and to the TOST p-values (another family). The
+verdict after Holm: `equivalent` (Holm-adjusted TOST p < 0.05), else `different`
+(Holm-adjusted paired p < 0.05), else `inconclusive` with the seeds needed at level 0.05/m;
+rows without a test say why: `too few seeds`, `degenerate` (no spread in the differences),
+`undefined`, `not measured`.
 
 Recommendation, per row, the first rule that applies:
-1. Accuracy: with >= 2 seeds per framework and a 95% interval of lightning - keras that
-   excludes 0 (Welch p < 0.05), the more accurate framework (higher accuracy; lower mae
-   for regression).
-2. Speed: if the throughput difference is material, the faster framework. Bench: the slower
-   framework's fastest window is below the faster one's slowest (the windows do not overlap).
-   Run report (one median, no spread): the ratio lies outside [0.95, 1/0.95].
-3. Either: no significant accuracy or speed difference.
-With fewer than 2 seeds the accuracy comparison is not statistical: rule 1 is skipped and
-the reason says so.
+1. `different`: the more accurate framework (higher accuracy; lower mae).
+2. Speed material: the faster framework, "at equal accuracy" only when `equivalent`, else
+   with the accuracy caveat (inconclusive and the seeds needed, degenerate, ...). Material:
+   the bench's bootstrap 95% interval of lightning/keras lies entirely outside
+   [0.95, 1/0.95]; for a bench without that interval, the slower framework's fastest window is
+   below the faster one's slowest; for a run report (one median, no spread), the ratio lies
+   outside [0.95, 1/0.95].
+3. Either: equal accuracy (when `equivalent`) or the accuracy caveat, and no material speed
+   difference (or speed not measured).
 """
 
 from __future__ import annotations
@@ -41,16 +50,18 @@ from typing import Any
 
 import jsonschema
 
-from parity import formatting
+from parity import compare, formatting, provenance
 from parity.catalog import CATALOG
 from parity.errors import ParityError
-from parity.report import FRAMEWORKS, to_jsonable, validate_report
+from parity.report import FRAMEWORKS, final_values_by_seed, to_jsonable, validate_report
 
 KINDS = {"report.json": "run", "bench.json": "bench", "lockstep.json": "lockstep"}
 BENCH_ROW = {"trainer": "framework", "scope": "end_to_end", "variant": "eager"}
-SPEED_BAND = 0.95  # a run-report ratio within [0.95, 1/0.95] counts as equal speed
+BENCH_INPUTS = ("recommended", "single_threaded")  # the end-to-end input pipeline a row's speed comes from, preferred first
+SPEED_BAND = 0.95  # a speed ratio within [0.95, 1/0.95] counts as equal speed
 LOWER_IS_BETTER = ("mae",)
 TASK_OF_METRIC = {"accuracy": "classification", "mae": "regression"}
+METRIC_WORDS = {"accuracy": "accuracy", "mae": "MAE"}
 MESSAGE_CHARS = 160
 
 _NUMBER = {"type": "number"}
@@ -76,7 +87,10 @@ BENCH_SCHEMA = {
             "frameworks": {"type": "object", "required": list(FRAMEWORKS),
                            "properties": {fw: _BENCH_FRAMEWORK for fw in FRAMEWORKS}},
             "throughput_ratio": _NUMBER_OR_NULL,
+            "throughput_ratio_ci95": {"type": ["array", "null"], "items": _NUMBER_OR_NULL,
+                                      "minItems": 2, "maxItems": 2},
             "settings": {"type": "object"},
+            "provenance": {"type": "object"},
         },
     },
 }
@@ -89,32 +103,51 @@ LOCKSTEP_SCHEMA = {
         "tolerance": _NUMBER,
         "first_divergence_step": {"type": ["integer", "null"]},
         "max_rel_loss_diff": _NUMBER_OR_NULL,
+        "provenance": {"type": "object"},
     },
 }
 
-LEGEND = [
-    ("- Keras, Lightning: final validation metric (accuracy; mae for regression, lower is better), "
-     "mean ± sample std over n seeds."),
-    ("- Diff: lightning - keras with its Welch 95% t-interval; p: Welch t-test p-value. Both need "
-     ">= 2 seeds per framework; with 1 seed the accuracy comparison is not statistical."),
-    ("- Speed L/K: median samples/s of lightning over keras. Source `bench`: `parity bench`, "
-     "framework trainer, end-to-end, eager (at the batch size shown); `run`: median train "
-     "samples/s over the run's seeds."),
-    "- Peak mem: GPU peak memory from the bench, keras / lightning; host RSS when not on a GPU.",
-    "- Lockstep: first training step where the per-step losses differ beyond the lockstep tolerance.",
-    ("- Recommendation, the first rule that applies: (1) accuracy differs significantly (>= 2 seeds "
-     "each, 95% interval excludes 0, i.e. Welch p < 0.05): the more accurate framework; "
-     "(2) throughput differs materially (bench: the slower framework's max window below the faster "
-     f"one's min; run report: ratio outside [{SPEED_BAND}, {1 / SPEED_BAND:.3f}]): the faster "
-     "framework; (3) either."),
-]
+
+def legend(margins: Mapping[str, compare.Margin]) -> list[str]:
+    """The legend beneath the table, with the equivalence margins in use."""
+    margin_text = ", ".join(f"{metric} ±{margin.describe()}" for metric, margin in sorted(margins.items()))
+    band = f"[{SPEED_BAND}, {1 / SPEED_BAND:.3f}]"
+    return [
+        ("- Keras, Lightning: final validation metric (accuracy; mae for regression, lower is better), "
+         "mean ± sample std over n seeds."),
+        ("- Paired L-K: mean of the per-seed differences lightning - keras (runs matched by seed: same batch "
+         "order and, aligned, same initial weights) with the paired t 95% interval; r: correlation of the two "
+         "frameworks' per-seed results. Welch L-K: the unpaired Welch 95% interval (secondary)."),
+        (f"- Verdict (margin {margin_text}; `--margin`): TOST equivalence and the paired two-sided test at "
+         "alpha 0.05, each with Holm's step-down correction across the table's tested rows (the paired p-values "
+         "form one family, the TOST p-values another); Holm p: the adjusted paired / TOST p. `equivalent`: "
+         "Holm TOST p < 0.05 (the difference lies within the margin); else `different`: Holm paired p < 0.05; "
+         "else `inconclusive`, with the seeds that would settle it (80% power at the observed mean and sd of "
+         "the differences, at level 0.05/m). No test (no significance verdict): `too few seeds` (< 2 pairs), "
+         "`degenerate` (the differences have no spread), `undefined`, `not measured`."),
+        ("- Speed L/K: median samples/s of lightning over keras, with the bench's bootstrap 95% interval where it "
+         "has one. Source `bench`: `parity bench`, framework trainer, end-to-end, eager (at the batch size "
+         "shown; with each framework's recommended input pipeline where the bench measured both); `run`: median "
+         "train samples/s over the run's seeds."),
+        "- Peak mem: GPU peak memory from the bench, keras / lightning; host RSS when not on a GPU.",
+        "- Lockstep: first training step where the per-step losses differ beyond the lockstep tolerance.",
+        ("- Recommendation, the first rule that applies: (1) `different`: the more accurate framework; "
+         f"(2) speed differs materially (the bench's 95% interval of the ratio entirely outside {band}; a bench "
+         "without that interval: the slower framework's max window below the faster one's min; run report: "
+         f"ratio outside {band}): the faster framework, \"at equal accuracy\" only when `equivalent`, else with "
+         "the accuracy caveat; (3) either."),
+        ("- Prov.: the provenance of the row (data source and hash, epochs, mode, device, threads, versions, "
+         "forward check), listed under Provenance; records whose provenance differs are never merged."),
+    ]
 
 
 @dataclass
 class _Row:
-    """What the sources say about one (model, mode, device); mode None: a bench that names no mode."""
+    """What the sources with one provenance say about one model; `settings` is the key a bench or lockstep must match."""
 
     model: str
+    key: str
+    settings: str
     mode: str | None
     device: str
     run: Mapping[str, Any] | None = None
@@ -212,10 +245,17 @@ def mode_label(mode: str | None, native: Sequence[str] = ()) -> str | None:
     return mode
 
 
-def _lockstep_mode(lockstep: Mapping[str, Any]) -> str | None:
-    """The mode label of a lockstep report: its `alignment`, without the trailing ' (native)'."""
-    alignment = lockstep.get("alignment", "aligned")
-    return alignment.removesuffix(" (native)") if isinstance(alignment, str) else None
+def _record_mode(record: Mapping[str, Any]) -> str | None:
+    """The mode label of a record, from its provenance (or what a legacy record says)."""
+    record_provenance = provenance.record_provenance(record)
+    return mode_label(record_provenance.get("mode"), record_provenance.get("native_differences") or ())
+
+
+def _record_device(record: Mapping[str, Any]) -> str:
+    """`cpu` or `gpu` from the devices in a record's provenance, else its `device` text."""
+    devices = provenance.record_provenance(record).get("device") or {}
+    text = "; ".join(f"{fw}: {devices[fw]}" for fw in FRAMEWORKS if devices.get(fw))
+    return device_class(text or str(record.get("device", "unknown")))
 
 
 def _course_optimizer(model: str, lockstep: Mapping[str, Any]) -> bool:
@@ -228,55 +268,59 @@ def _course_optimizer(model: str, lockstep: Mapping[str, Any]) -> bool:
 def _attach(row: _Row, kind: str, document: Mapping[str, Any], path: Path, warn: Warn) -> None:
     """Put one source's document on `row`; a later source of the same kind supersedes an earlier one."""
     if kind in row.sources and row.sources[kind] != path:
-        mode = row.mode or "any mode"
-        warn(f"{row.sources[kind]}: superseded by {path} ({kind} of {row.model}, {mode}, {row.device})")
+        warn(f"{row.sources[kind]}: superseded by {path} ({kind} of {row.model}, {row.mode or 'any mode'}, "
+             f"{row.device}, provenance {row.key})")
     setattr(row, kind, document)
     row.sources[kind] = path
 
 
 def _bench_choice(candidates: list[Mapping[str, Any]]) -> Mapping[str, Any]:
-    """The bench row at the course batch size when there is one, else the first."""
+    """The bench row at the course batch size when there is one, with each framework's recommended input pipeline
+    when the bench measured several; else the first."""
     spec = CATALOG.get(candidates[0]["model"])
-    course = [row for row in candidates if spec is not None and row["batch_size"] == spec.batch_size]
-    return (course or candidates)[0]
+    course = [row for row in candidates if spec is not None and row["batch_size"] == spec.batch_size] or candidates
+    return min(course, key=lambda row: BENCH_INPUTS.index(row.get("input")) if row.get("input") in BENCH_INPUTS
+               else len(BENCH_INPUTS))
 
 
-Key = tuple[str, str | None, str]
+Key = tuple[str, str]
+
+
+def _new_row(rows: dict[Key, _Row], record: Mapping[str, Any]) -> _Row:
+    key = (record["model"], provenance.provenance_key(record))
+    if key not in rows:
+        rows[key] = _Row(record["model"], key[1], provenance.provenance_key(record, provenance.SETTING_FIELDS),
+                         _record_mode(record), _record_device(record))
+    return rows[key]
 
 
 def _add_runs(rows: dict[Key, _Row], runs: list[tuple[Path, Any]], warn: Warn) -> None:
-    """One row per (model, mode, device); of two reports with the same key the newer one counts."""
+    """One row per (model, provenance key); of two reports with the same key the newer one counts."""
     for path, report in sorted(runs, key=lambda item: (item[1].get("created", ""), str(item[0]))):
-        mode = mode_label(report["mode"], report.get("native_differences", ()))
-        key = (report["model"], mode, device_class(report["environment"]["device"]))
-        _attach(rows.setdefault(key, _Row(*key)), "run", report, path, warn)
+        _attach(_new_row(rows, report), "run", report, path, warn)
 
 
 def _add_bench(rows: dict[Key, _Row], path: Path, bench: Sequence[Mapping[str, Any]], warn: Warn) -> None:
-    """The bench's framework-trainer end-to-end eager rows onto every matching row (a new row where none matches)."""
-    groups: dict[Key, list[Mapping[str, Any]]] = {}
+    """The bench's framework-trainer end-to-end eager rows onto the run rows of the same settings (else a row of their own)."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for entry in bench:
         if all(entry[key] == value for key, value in BENCH_ROW.items()):
-            mode = (entry.get("settings") or {}).get("mode")
-            groups.setdefault((entry["model"], mode, device_class(entry["device"])), []).append(entry)
-    for (model, mode, device), candidates in groups.items():
-        same_mode = [row for (m, md, dv), row in rows.items()
-                     if m == model and dv == device and (mode is None or md in (mode, None))]
-        # A bench's mode names the torch optimizer implementation it timed; without a run of that
-        # mode it still tells the model's speed, so it goes to the model's other rows.
-        any_mode = [row for (m, _, dv), row in rows.items() if m == model and dv == device and row.bench is None]
-        for row in same_mode or any_mode or [rows.setdefault((model, mode, device), _Row(model, mode, device))]:
-            _attach(row, "bench", _bench_choice(candidates), path, warn)
+            settings = provenance.provenance_key(entry, provenance.SETTING_FIELDS)
+            groups.setdefault((entry["model"], settings), []).append(entry)
+    for (model, settings), candidates in groups.items():
+        chosen = _bench_choice(candidates)
+        targets = [row for row in rows.values() if row.model == model and row.settings == settings and row.run]
+        for row in targets or [_new_row(rows, chosen)]:
+            _attach(row, "bench", chosen, path, warn)
 
 
 def _add_lockstep(rows: dict[Key, _Row], path: Path, lockstep: Mapping[str, Any], warn: Warn) -> None:
-    """A lockstep report onto the rows of its model, mode and device; the course optimizer's report wins."""
-    mode = _lockstep_mode(lockstep)
-    device = (lockstep.get("environment") or {}).get("device")
-    targets = [row for (m, md, dv), row in rows.items()
-               if m == lockstep["model"] and md in (mode, None) and (device is None or device_class(device) == dv)]
+    """A lockstep report onto the rows of its model and settings; the course optimizer's report wins."""
+    settings = provenance.provenance_key(lockstep, provenance.SETTING_FIELDS)
+    targets = [row for row in rows.values() if row.model == lockstep["model"] and row.settings == settings]
     if not targets:
-        warn(f"{path}: no run report or bench of {lockstep['model']} ({mode}) on its device; not shown")
+        warn(f"{path}: no run report or bench of {lockstep['model']} ({_record_mode(lockstep)}) with the same "
+             f"provenance (settings {settings}); not shown")
     preferred = _course_optimizer(lockstep["model"], lockstep)
     for row in targets:
         if row.lockstep is not None and _course_optimizer(row.model, row.lockstep) != preferred:
@@ -296,48 +340,115 @@ def merge(documents: Sequence[tuple[Path, str, Any]], warn: Warn) -> list[_Row]:
     for path, kind, document in documents:
         if kind == "lockstep":
             _add_lockstep(rows, path, document, warn)
-    return [rows[key] for key in sorted(rows, key=lambda k: (k[0], k[1] or "", k[2]))]
+    return sorted(rows.values(), key=lambda row: (row.model, row.mode or "", row.device, row.key))
+
+
+# ---------------------------------------------------------------------------- accuracy statistics
+
+
+def accuracy_comparison(report: Mapping[str, Any], margin: compare.Margin) -> dict[str, Any]:
+    """Paired, Welch and TOST (uncorrected) of one run report, recomputed from its per-seed final values."""
+    metric = report["comparison"]["metric"]
+    finals = {fw: final_values_by_seed(fw, report["frameworks"][fw]["runs"], metric) for fw in FRAMEWORKS}
+    return compare.final_val_comparison(finals["keras"], finals["lightning"], metric, margin)
+
+
+def apply_holm(rows: Sequence[dict[str, Any]]) -> None:
+    """Holm across the rows' tested comparisons (paired p one family, TOST p another); set each row's verdict.
+
+    Rows without a test keep the reason (`too few seeds`, `degenerate`, ...) as their verdict; an
+    `inconclusive` row gets the seeds needed at level ALPHA / m, the strictest Holm step.
+    """
+    tested = [row for row in rows if row["equivalence"] and row["equivalence"]["p"] is not None]
+    adjusted_difference = compare.holm([row["paired"]["p"] for row in tested])
+    adjusted_equivalence = compare.holm([row["equivalence"]["p"] for row in tested])
+    for row in rows:
+        row["holm"] = None
+        row["verdict"] = row["equivalence"]["verdict"] if row["equivalence"] else "not measured"
+        row["seeds_needed"] = None
+    for row, p_difference, p_equivalence in zip(tested, adjusted_difference, adjusted_equivalence):
+        row["holm"] = {"m": len(tested), "p_difference": p_difference, "p_equivalence": p_equivalence}
+        row["verdict"] = compare.decide(p_difference, p_equivalence)
+        if row["verdict"] == "inconclusive":
+            row["seeds_needed"], _ = compare.seeds_needed(row["paired"]["mean"], row["paired"]["sd"],
+                                                          row["equivalence"]["margin"], compare.ALPHA / len(tested))
 
 
 # ---------------------------------------------------------------------------- recommending
 
 
 def material_speed_difference(bench: Mapping[str, Any] | None, ratio: float | None) -> bool:
-    """Whether the throughput difference is material: bench windows that do not overlap, else ratio off [0.95, 1/0.95]."""
+    """Whether the speed difference is material (the rule in this module's docstring)."""
     if bench is not None:
+        lo, hi = bench.get("throughput_ratio_ci95") or (None, None)
+        if lo is not None and hi is not None:
+            return hi < SPEED_BAND or lo > 1 / SPEED_BAND
         windows = [bench["frameworks"][fw]["samples_per_s"] for fw in FRAMEWORKS]
         slow, fast = sorted(windows, key=lambda window: window["median"])
         return slow["max"] < fast["min"]
     return ratio is not None and not SPEED_BAND <= ratio <= 1 / SPEED_BAND
 
 
-def recommend(metric: str | None, final_val: Mapping[str, Any] | None, throughput_ratio: float | None,
-              speed_material: bool) -> dict[str, str]:
-    """{backend: keras|lightning|either, reason} by the rule in this module's docstring."""
-    seeds = min(final_val[fw].get("n", 0) for fw in FRAMEWORKS) if final_val else 0
-    lo, hi = final_val["diff_ci95"] if final_val else (None, None)
-    if seeds >= 2 and lo is not None and hi is not None and (lo > 0 or hi < 0):
-        lightning_higher = lo > 0
-        backend = "keras" if lightning_higher == (metric in LOWER_IS_BETTER) else "lightning"
-        note = f" ({metric}: lower is better)" if metric in LOWER_IS_BETTER else ""
+def _speed_text(ratio: float, ratio_ci95: Sequence[float | None] | None) -> str:
+    """'1.7x' or '1.7x [1.62, 1.79]': how many times faster the faster framework is."""
+    factor = formatting.significant(max(ratio, 1 / ratio), 3)
+    lo, hi = ratio_ci95 or (None, None)
+    if lo is None or hi is None or lo <= 0:
+        return f"{factor}x"
+    bounds = (lo, hi) if ratio >= 1 else (1 / hi, 1 / lo)
+    return f"{factor}x [{formatting.significant(bounds[0], 3)}, {formatting.significant(bounds[1], 3)}]"
+
+
+def _accuracy_caveat(metric: str | None, row: Mapping[str, Any]) -> str:
+    """Why accuracy does not decide: inconclusive (and the seeds needed), or why no test was made."""
+    name = metric or "accuracy"
+    verdict = row["verdict"]
+    if verdict == "not measured":
+        return f"{name} not measured (no run report)"
+    if verdict == "too few seeds":
+        seeds = row["paired"]["n"]
+        return f"{name} comparison not statistical ({seeds} seed{'s' if seeds != 1 else ''})"
+    if verdict in ("degenerate", "undefined"):
+        return f"{name} comparison {verdict} ({row['paired']['note']}): no significance verdict"
+    needed = row["seeds_needed"]
+    settle = (f"{needed} seeds would settle it" if needed is not None
+              else f"more than {compare.MAX_SEEDS:,} seeds would be needed")
+    return (f"{name} inconclusive ({formatting.metric(row['paired']['mean'], '+')} with "
+            f"{row['paired']['n']} seeds; {settle})")
+
+
+def recommend(metric: str | None, row: Mapping[str, Any], throughput_ratio: float | None, speed_material: bool,
+              ratio_ci95: Sequence[float | None] | None = None) -> dict[str, str]:
+    """{backend: keras|lightning|either, reason} by the rule in this module's docstring.
+
+    `row` holds the accuracy statistics after Holm: `verdict`, `paired`, `equivalence`, `holm`,
+    `seeds_needed` (as `summarize` makes them).
+    """
+    verdict = row["verdict"]
+    paired = row["paired"]
+    if verdict == "different":
+        lo, hi = paired["ci95"]
+        backend = "keras" if (paired["mean"] > 0) == (metric in LOWER_IS_BETTER) else "lightning"
+        note = f"; {metric}: lower is better" if metric in LOWER_IS_BETTER else ""
         return {"backend": backend,
-                "reason": f"{metric} differs significantly: {formatting.metric(final_val['diff_mean'], '+')} "
-                          f"[{formatting.metric(lo, '+')}, {formatting.metric(hi, '+')}]{note}"}
-    if final_val is None:
-        caveat = "accuracy not measured (no run report)"
-    elif seeds < 2:
-        caveat = f"accuracy comparison not statistical ({seeds} seed{'s' if seeds != 1 else ''})"
-    else:
-        caveat = None
+                "reason": f"{metric} differs: {formatting.metric(paired['mean'], '+')} "
+                          f"[{formatting.metric(lo, '+')}, {formatting.metric(hi, '+')}] "
+                          f"(paired, Holm p = {formatting.significant(row['holm']['p_difference'], 2)}{note})"}
+    if verdict == "equivalent":
+        margin = formatting.metric(row["equivalence"]["margin"])
+        equal = (f"equal {METRIC_WORDS.get(metric, metric)} (within ±{margin}, "
+                 f"Holm TOST p = {formatting.significant(row['holm']['p_equivalence'], 2)})")
+        if speed_material and throughput_ratio:
+            return {"backend": "lightning" if throughput_ratio > 1 else "keras",
+                    "reason": f"faster at {equal}: {_speed_text(throughput_ratio, ratio_ci95)}"}
+        speed = "speed not measured" if throughput_ratio is None else "no material speed difference"
+        return {"backend": "either", "reason": f"{equal}; {speed}"}
+    caveat = _accuracy_caveat(metric, row)
     if speed_material and throughput_ratio:
-        factor = formatting.significant(max(throughput_ratio, 1 / throughput_ratio), 3)
-        backend = "lightning" if throughput_ratio > 1 else "keras"
-        reason = f"faster at equal accuracy: {factor}x" if caveat is None else f"faster: {factor}x; {caveat}"
-        return {"backend": backend, "reason": reason}
-    if caveat is None and throughput_ratio is not None:
-        return {"backend": "either", "reason": "no significant accuracy or speed difference"}
+        return {"backend": "lightning" if throughput_ratio > 1 else "keras",
+                "reason": f"faster: {_speed_text(throughput_ratio, ratio_ci95)}; {caveat}"}
     speed = "speed not measured" if throughput_ratio is None else "no material speed difference"
-    return {"backend": "either", "reason": f"{caveat or 'no significant accuracy difference'}; {speed}"}
+    return {"backend": "either", "reason": f"{caveat}; {speed}"}
 
 
 def _accuracy(row: _Row) -> dict[str, dict[str, Any]]:
@@ -348,49 +459,64 @@ def _accuracy(row: _Row) -> dict[str, dict[str, Any]]:
                  "n": final[fw].get("n", len(row.run["frameworks"][fw]["runs"]))} for fw in FRAMEWORKS}
 
 
-def _summary_row(row: _Row) -> dict[str, Any]:
-    """The machine-readable summary of one row."""
-    spec = CATALOG.get(row.model)
-    metric = row.run["comparison"]["metric"] if row.run else (spec.metric if spec else None)
-    accuracy = _accuracy(row)
-    final = row.run["comparison"]["final_val"] if row.run else {}
+def _speed(row: _Row) -> dict[str, Any]:
+    """The throughput ratio, its interval and source: the bench when attached, else the run report."""
     if row.bench is not None:
         medians = [row.bench["frameworks"][fw]["samples_per_s"]["median"] for fw in FRAMEWORKS]
         ratio = row.bench.get("throughput_ratio")
         if ratio is None and medians[0] > 0:
             ratio = medians[1] / medians[0]
-        source = "bench"
-    else:
-        ratio = row.run["comparison"]["throughput_ratio"] if row.run else None
-        source = "run" if ratio is not None else None
+        return {"throughput_ratio": ratio, "throughput_ratio_ci95": row.bench.get("throughput_ratio_ci95"),
+                "throughput_source": "bench"}
+    ratio = row.run["comparison"]["throughput_ratio"] if row.run else None
+    return {"throughput_ratio": ratio, "throughput_ratio_ci95": None,
+            "throughput_source": "run" if ratio is not None else None}
+
+
+def _summary_row(row: _Row, margins: Mapping[str, compare.Margin]) -> dict[str, Any]:
+    """The machine-readable summary of one row, before Holm and the recommendation."""
+    spec = CATALOG.get(row.model)
+    metric = row.run["comparison"]["metric"] if row.run else (spec.metric if spec else None)
+    comparison = accuracy_comparison(row.run, margins[metric]) if row.run else {}
     bench_fw = row.bench["frameworks"] if row.bench else {}
-    final_val = {**final, **accuracy} if row.run else None
     lockstep = row.lockstep
-    return to_jsonable({
+    record = row.run or row.bench
+    return {
         "model": row.model,
         "mode": row.mode,
         "device": row.device,
+        "provenance_key": row.key,
+        "provenance": provenance.describe_provenance(record),
         "task": spec.task if spec else TASK_OF_METRIC.get(metric),
         "metric": metric,
-        "accuracy": accuracy,
-        "diff_mean": final.get("diff_mean"),
-        "diff_ci95": final.get("diff_ci95", [None, None]),
-        "welch_p": final.get("welch_p"),
-        "throughput_ratio": ratio,
-        "throughput_source": source,
+        "accuracy": _accuracy(row),
+        "diff_mean": comparison.get("diff_mean"),
+        "diff_ci95": comparison.get("diff_ci95", [None, None]),
+        "welch_p": comparison.get("welch_p"),
+        "paired": comparison.get("paired"),
+        "welch": comparison.get("welch"),
+        "equivalence": comparison.get("equivalence"),
+        **_speed(row),
         "bench_batch_size": row.bench["batch_size"] if row.bench else None,
+        "bench_input": row.bench.get("input") if row.bench else None,
         "peak_mem_mb": {fw: bench_fw.get(fw, {}).get("peak_mem_mb") for fw in FRAMEWORKS},
         "host_rss_mb": {fw: bench_fw.get(fw, {}).get("host_rss_mb") for fw in FRAMEWORKS},
         "lockstep": None if lockstep is None else {
             key: lockstep[key] for key in ("first_divergence_step", "steps", "tolerance", "max_rel_loss_diff")
         },
-        "recommendation": recommend(metric, final_val, ratio, material_speed_difference(row.bench, ratio)),
+        "speed_material": material_speed_difference(row.bench, _speed(row)["throughput_ratio"]),
         "sources": [str(path) for path in row.sources.values()],
-    })
+        "source_provenance": {kind: provenance.describe_provenance(getattr(row, kind)) for kind in row.sources},
+    }
 
 
-def summarize(paths: Sequence[Path], warn: Warn) -> list[dict[str, Any]]:
-    """The summary rows of every run report, bench result and lockstep report under `paths`."""
+def summarize(paths: Sequence[Path], warn: Warn,
+              margins: Mapping[str, compare.Margin] | None = None) -> list[dict[str, Any]]:
+    """The summary rows of every run report, bench result and lockstep report under `paths`.
+
+    `margins`: equivalence margin per metric, over compare.DEFAULT_MARGINS.
+    """
+    margins = {**compare.DEFAULT_MARGINS, **(margins or {})}
     documents = []
     for path in find_files(paths):
         loaded = load(path, warn)
@@ -400,7 +526,12 @@ def summarize(paths: Sequence[Path], warn: Warn) -> list[dict[str, Any]]:
         raise ParityError(f"no usable run report (report.json) or bench result (bench.json) under "
                           f"{', '.join(map(str, paths))}; write them with `parity run --out DIR` "
                           "or `parity bench --out DIR`")
-    return [_summary_row(row) for row in merge(documents, warn)]
+    rows = [_summary_row(row, margins) for row in merge(documents, warn)]
+    apply_holm(rows)
+    for row in rows:
+        row["recommendation"] = recommend(row["metric"], row, row["throughput_ratio"], row["speed_material"],
+                                          row["throughput_ratio_ci95"])
+    return [to_jsonable(row) for row in rows]
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -410,12 +541,57 @@ def _accuracy_cell(summary: Mapping[str, Any]) -> str:
     return "n/a" if not summary["n"] else f"{formatting.mean_std(summary)} (n={summary['n']})"
 
 
-def _diff_cell(row: Mapping[str, Any]) -> str:
-    lo, hi = row["diff_ci95"]
-    diff = formatting.metric(row["diff_mean"], "+")
-    if row["diff_mean"] is None or lo is None or hi is None:
-        return diff if row["diff_mean"] is None else f"{diff} (no CI: 1 seed)"
-    return f"{diff} [{formatting.metric(lo, '+')}, {formatting.metric(hi, '+')}]"
+def _interval_cell(mean: float | None, interval: Sequence[float | None] | None, note: str | None = None) -> str:
+    lo, hi = interval or (None, None)
+    if mean is None:
+        return "n/a"
+    if lo is None or hi is None:
+        return f"{formatting.metric(mean, '+')} ({note or 'no CI'})"
+    return f"{formatting.metric(mean, '+')} [{formatting.metric(lo, '+')}, {formatting.metric(hi, '+')}]"
+
+
+def _paired_cell(row: Mapping[str, Any]) -> str:
+    paired = row["paired"]
+    if paired is None:
+        return "n/a"
+    note = "no CI: 1 seed" if paired["status"] == "too few seeds" and paired["n"] == 1 else paired["status"]
+    return _interval_cell(paired["mean"], paired["ci95"], note)
+
+
+def _welch_cell(row: Mapping[str, Any]) -> str:
+    welch = row["welch"]
+    if welch is None:
+        return "n/a"
+    if welch["status"] == "degenerate":
+        return f"{formatting.metric(welch['mean'], '+')} (degenerate)"
+    return _interval_cell(welch["mean"], welch["ci95"], "no CI")
+
+
+def _verdict_cell(row: Mapping[str, Any]) -> str:
+    if row["equivalence"] is None:
+        return "n/a"
+    margin = f"±{formatting.metric(row['equivalence']['margin'])}"
+    if row["verdict"] == "inconclusive":
+        needed = row["seeds_needed"]
+        return f"inconclusive ({margin}; {needed if needed is not None else f'> {compare.MAX_SEEDS:,}'} seeds needed)"
+    if row["verdict"] in ("equivalent", "different"):
+        return f"{row['verdict']} ({margin})"
+    return row["verdict"]
+
+
+def _holm_cell(row: Mapping[str, Any]) -> str:
+    holm = row["holm"]
+    if holm is None:
+        return "n/a"
+    return f"{formatting.significant(holm['p_difference'], 2)} / {formatting.significant(holm['p_equivalence'], 2)}"
+
+
+def _speed_cell(row: Mapping[str, Any]) -> str:
+    ratio = formatting.significant(row["throughput_ratio"], 3)
+    lo, hi = row["throughput_ratio_ci95"] or (None, None)
+    if lo is None or hi is None:
+        return ratio
+    return f"{ratio} [{formatting.significant(lo, 3)}, {formatting.significant(hi, 3)}]"
 
 
 def _memory_cell(row: Mapping[str, Any]) -> str:
@@ -436,7 +612,8 @@ def _lockstep_cell(lockstep: Mapping[str, Any] | None) -> str:
 
 def _source_cell(row: Mapping[str, Any]) -> str:
     if row["throughput_source"] == "bench":
-        return f"bench (batch {row['bench_batch_size']})"
+        pipeline = f", {row['bench_input'].replace('_', '-')} input" if row["bench_input"] else ""
+        return f"bench (batch {row['bench_batch_size']}{pipeline})"
     return row["throughput_source"] or "n/a"
 
 
@@ -450,25 +627,51 @@ def _by_task(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             for task, backends in sorted(tasks.items())]
 
 
-def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The summary in Markdown: the table, recommendations by task, legend and source files."""
+def provenance_labels(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """P1, P2, ... for the rows' provenance keys, in row order."""
+    labels: dict[str, str] = {}
+    for row in rows:
+        labels.setdefault(row["provenance_key"], f"P{len(labels) + 1}")
+    return labels
+
+
+def _provenance_lines(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -> list[str]:
+    """One line per provenance: its key and what each source kind of its rows records."""
+    described: dict[str, dict[str, str]] = {}
+    for row in rows:
+        described.setdefault(row["provenance_key"], {}).update(row["source_provenance"])
+    lines = []
+    for key, label in labels.items():
+        kinds = described[key]
+        texts = list(dict.fromkeys(kinds.values()))
+        text = texts[0] if len(texts) == 1 else "; ".join(f"{kind}: {value}" for kind, value in kinds.items())
+        lines.append(f"- {label} (`{key}`): {text}")
+    return lines
+
+
+def render_markdown(rows: Sequence[Mapping[str, Any]], margins: Mapping[str, compare.Margin] | None = None) -> str:
+    """The summary in Markdown: the table, recommendations by task, provenance, legend and source files."""
+    labels = provenance_labels(rows)
     lines = [
         "# Parity summary", "",
-        ("| Model | Mode | Device | Task | Metric | Keras | Lightning | Diff L-K [95% CI] | p "
-         "| Speed L/K | Speed source | Peak mem MB K / L | Lockstep | Recommendation |"),
-        "|---|---|---|---|---|---:|---:|---:|---:|---:|---|---:|---|---|",
+        ("| Model | Mode | Device | Prov. | Task | Metric | Keras | Lightning | Paired L-K [95% CI] | r "
+         "| Welch L-K [95% CI] | Verdict (margin) | Holm p paired / TOST | Speed L/K [95% CI] | Speed source "
+         "| Peak mem MB K / L | Lockstep | Recommendation |"),
+        "|---|---|---|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---|---|",
     ]
     for row in rows:
         recommendation = row["recommendation"]
-        cells = [row["model"], row["mode"] or "-", row["device"], row["task"] or "n/a", row["metric"] or "n/a",
-                 _accuracy_cell(row["accuracy"]["keras"]), _accuracy_cell(row["accuracy"]["lightning"]),
-                 _diff_cell(row), formatting.significant(row["welch_p"], 3), formatting.significant(row["throughput_ratio"], 3), _source_cell(row),
-                 _memory_cell(row), _lockstep_cell(row["lockstep"]),
+        correlation = row["paired"]["correlation"] if row["paired"] else None
+        cells = [row["model"], row["mode"] or "-", row["device"], labels[row["provenance_key"]], row["task"] or "n/a",
+                 row["metric"] or "n/a", _accuracy_cell(row["accuracy"]["keras"]),
+                 _accuracy_cell(row["accuracy"]["lightning"]), _paired_cell(row),
+                 formatting.significant(correlation, 2), _welch_cell(row), _verdict_cell(row), _holm_cell(row),
+                 _speed_cell(row), _source_cell(row), _memory_cell(row), _lockstep_cell(row["lockstep"]),
                  f"**{recommendation['backend']}**: {recommendation['reason']}"]
         lines.append("| " + " | ".join(cells) + " |")
     sources = sorted({source for row in rows for source in row["sources"]})
     lines += ["", "## By task", "", *_by_task(rows)]
-    lines += ["", "## Legend", "", *LEGEND]
+    lines += ["", "## Provenance", "", *_provenance_lines(rows, labels)]
+    lines += ["", "## Legend", "", *legend({**compare.DEFAULT_MARGINS, **(margins or {})})]
     lines += ["", "## Sources", "", *(f"- {source}" for source in sources), ""]
     return "\n".join(lines)
-

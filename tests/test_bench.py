@@ -1,22 +1,27 @@
-"""`parity bench`: the window protocol and its statistics, the rows and tables, the CLI and its errors."""
+"""`parity bench`: the window protocol, the turns, its statistics, the rows and tables, the CLI and its errors."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from cli_helpers import run_cli
 
-from parity import bench
-from parity.errors import ParityError
+from parity import bench, interleave, jobs
+from parity.errors import ParityError, WorkerError
 from parity.plan import BatchPlan
 
-ROW_KEYS = {"model", "device", "variant", "batch_size", "scope", "trainer", "frameworks", "throughput_ratio",
-            "trainer_vs_plain", "trainer_vs_plain_cpu", "settings", "environment"}
+TESTS = Path(__file__).resolve().parent
+ROW_KEYS = {"model", "device", "variant", "batch_size", "scope", "input", "trainer", "frameworks", "throughput_ratio",
+            "throughput_ratio_ci95", "trainer_vs_plain", "trainer_vs_plain_cpu", "settings", "environment"}
 FRAMEWORK_KEYS = {"samples_per_s", "steps_per_s", "cpu_ms_per_step", "peak_mem_mb", "host_rss_mb", "warmup_s",
                   "windows"}
 SETTINGS_KEYS = {"mode", "tf32", "determinism", "threads", "precision", "compile", "data", "load_average",
-                 "malloc"}
+                 "malloc", "interleaving", "input_pipeline", "ratio_interval"}
 
 
 def test_summary_is_median_min_max_of_the_windows():
@@ -34,22 +39,43 @@ def test_rates_divide_samples_and_steps_by_window_seconds():
         bench.rates([0.5, 0.0, 0.4], [64, 64, 64], steps=2)
 
 
-def test_clock_marks_the_warmup_and_every_window_boundary():
-    clock = bench.Clock(steps=2, windows=3)
+class _FakeTime:
+    """perf_counter and process_time that move only when told: each step costs 1 s wall and 0.5 s CPU."""
+
+    def __init__(self):
+        self.wall, self.cpu = 100.0, 10.0
+
+    def work(self, wall, cpu):
+        self.wall += wall
+        self.cpu += cpu
+
+
+def test_clock_times_the_warmup_and_every_window_and_leaves_the_turns_out(monkeypatch):
+    fake = _FakeTime()
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: fake.wall)
+    monkeypatch.setattr(bench.time, "process_time", lambda: fake.cpu)
+    stops = []
+
+    def stop():  # waiting for the other framework's window: 7 s of wall time, a little CPU
+        stops.append(fake.wall)
+        fake.work(7.0, 0.01)
+
+    clock = bench.Clock(steps=2, windows=3, stop=stop)
     clock.start()
-    boundaries = [clock.step() for _ in range(clock.total_steps)]
-    assert clock.total_steps == 8
-    assert boundaries == [False, True] * 4
-    assert len(clock.cpu_marks) == 1
-    clock.marks = [10.0, 11.5, 12.0, 12.6, 13.0]
-    clock.cpu_marks = [1.0, 2.0, 2.4, 2.9, 3.2]
-    result = clock.result()
-    assert result["warmup_s"] == pytest.approx(1.5)
-    assert result["window_s"] == pytest.approx([0.5, 0.6, 0.4])
-    assert result["window_cpu_s"] == pytest.approx([0.4, 0.5, 0.3])
-    clock.marks = clock.marks[:-1]
-    with pytest.raises(RuntimeError, match="expected 5 clock marks"):
+    boundaries = []
+    for _ in range(clock.total_steps):
+        fake.work(1.0, 0.5)
+        boundaries.append(clock.step())
+        if boundaries[-1]:
+            clock.mark()
+    assert clock.total_steps == 8 and boundaries == [False, True] * 4
+    assert len(stops) == 5  # before the warm-up, after it, after each of the 3 windows
+    assert clock.result() == {"warmup_s": 2.0, "window_s": [2.0, 2.0, 2.0], "window_cpu_s": [1.0, 1.0, 1.0]}
+    clock.spans = clock.spans[:-1]
+    with pytest.raises(RuntimeError, match="expected 4 closed windows"):
         clock.result()
+    with pytest.raises(RuntimeError, match="without an open window"):
+        clock.mark()  # the last window is closed: a loop that marks once too often is caught
 
 
 def test_end_to_end_windows_count_the_short_last_batch_of_an_epoch():
@@ -71,10 +97,11 @@ def test_staged_batches_are_the_plans_first_full_batches():
 
 
 def _measured(model, scope, trainer, window_s, warmup_s=2.0):
-    return {"model": model, "variant": "eager", "scope": scope, "trainer": trainer, "batch_size": 10,
-            "warmup_s": warmup_s, "window_s": window_s, "window_cpu_s": [seconds / 2 for seconds in window_s],
-            "gpu_peak_mb": None, "host_rss_mb": 500.0, "host_rss_start_mb": 400.0,
-            "load_average": [0.5, 0.6], "settings": {}, "repeat": 0}
+    return {"model": model, "variant": "eager", "scope": scope, "input": bench.STAGED, "trainer": trainer,
+            "batch_size": 10, "warmup_s": warmup_s, "window_s": window_s,
+            "window_cpu_s": [seconds / 2 for seconds in window_s], "gpu_peak_mb": None, "host_rss_mb": 500.0,
+            "host_rss_start_mb": 400.0, "load_average": [0.5, 0.6], "settings": {"input": {"pipeline": "staged"}},
+            "repeat": 0, "leaders": ["keras", "lightning", "lightning", "keras"]}
 
 
 def _answer(framework, seconds):
@@ -89,23 +116,34 @@ def _answer(framework, seconds):
             "measurements": measurements}
 
 
-def test_rows_hold_ratios_of_medians_between_frameworks_and_trainers():
+def test_rows_hold_medians_per_framework_and_the_paired_ratio_with_its_interval():
     options = bench.BenchOptions(scopes=("compute",), steps=2, windows=3)
     keras = _answer("keras", {("compute", "framework"): [0.1, 0.2, 0.4], ("compute", "plain"): [0.1, 0.1, 0.1]})
     lightning = _answer("lightning", {("compute", "framework"): [0.4, 0.4, 0.5],
                                       ("compute", "plain"): [0.2, 0.25, 0.2]})
     context = {"options": options, "started": "now", "command": "parity bench c1w2_fmnist_dnn", "env": {},
+               "order_seed": 11,
                "load_average": {"start": [1.0, 1.0, 1.0], "end": [1.5, 1.0, 1.0]},
                "data": {"c1w2_fmnist_dnn": {"source": "synthetic", "location": "generated", "train_size": 100,
-                                            "staged_batches": 3}}}
-    case = {"model": "c1w2_fmnist_dnn", "variant": "eager", "scope": "compute", "batch_size": 10}
+                                            "staged_batches": 3,
+                                            "provenance": {"id": "fashion-mnist", "source": "synthetic",
+                                                           "location": "generated", "sha256": "0" * 64,
+                                                           "hashed": "parameters"}}}}
+    case = {"model": "c1w2_fmnist_dnn", "variant": "eager", "scope": "compute", "input": bench.STAGED,
+            "batch_size": 10}
     framework_row, plain_row = bench.build_rows([case], {"keras": keras, "lightning": lightning}, context)
     # 2 steps x 10 samples per window: keras fit 200, 100, 50 samples/s; lightning Trainer 50, 50, 40
     assert framework_row["frameworks"]["keras"]["samples_per_s"] == {"median": 100.0, "min": 50.0, "max": 200.0}
     assert framework_row["frameworks"]["keras"]["steps_per_s"] == {"median": 10.0, "min": 5.0, "max": 20.0}
     assert framework_row["frameworks"]["lightning"]["samples_per_s"]["median"] == pytest.approx(50.0)
+    # Paired windows: lightning/keras 50/200, 50/100, 40/50 -> median 0.5; the bootstrap draws from those three.
     assert framework_row["throughput_ratio"] == pytest.approx(0.5)
-    assert plain_row["throughput_ratio"] == pytest.approx(100.0 / 200.0)
+    low, high = framework_row["throughput_ratio_ci95"]
+    assert 0.25 <= low <= 0.5 <= high <= 0.8
+    assert plain_row["throughput_ratio"] == pytest.approx(100.0 / 200.0)  # 100/200, 80/200, 100/200
+    assert framework_row["settings"]["interleaving"] == {"unit": "window", "seed": 11,
+                                                         "first": [["keras", "lightning", "lightning", "keras"]]}
+    assert framework_row["settings"]["ratio_interval"]["pairs"] == 3 and framework_row["input"] == bench.STAGED
     assert framework_row["trainer_vs_plain"] == pytest.approx({"keras": 0.5, "lightning": 0.5})
     # CPU half the wall time per window: keras fit 50 ms per step (median of 25, 50, 100), plain 25 ms
     assert framework_row["frameworks"]["keras"]["cpu_ms_per_step"] == pytest.approx(
@@ -113,7 +151,118 @@ def test_rows_hold_ratios_of_medians_between_frameworks_and_trainers():
     assert framework_row["trainer_vs_plain_cpu"] == pytest.approx({"keras": 0.5, "lightning": 0.5})
     assert framework_row["frameworks"]["keras"]["peak_mem_mb"] == 500.0
     text = bench.render_markdown([framework_row, plain_row])
-    assert "| c1w2_fmnist_dnn | cpu | compute | fit / Trainer | eager | 10 | 100 [50-200] | 50 [40-50] | 0.50 |" in text
+    assert framework_row["frameworks"]["keras"]["cpu_share"] == 0.5  # CPU half the wall time in every window
+    assert (f"| c1w2_fmnist_dnn | cpu | compute | fit / Trainer | eager | 10 | 100 [50-200] | 50 [40-50] | "
+            f"0.500 [{low:.3f}, {high:.3f}] | 0.50 / 0.50 |") in text
+    assert "| interleaving | Keras and Lightning take turns window by window" in text and "(seed 11;" in text
+
+
+def test_the_ratio_interval_keeps_pairs_together():
+    # Load that swings the two frameworks' windows alike (x0.5 to x2) leaves each pair's ratio at 0.8: resampling
+    # whole pairs gives exactly [0.8, 0.8]; resampling the frameworks' windows apart would not.
+    load = np.array([1.0, 2.0, 0.5, 1.5, 0.7, 1.2, 1.9, 0.6, 1.1, 0.9])
+    keras = 1000 * load
+    assert bench.paired_ratio(keras, 0.8 * keras) == pytest.approx(0.8)
+    assert bench.ratio_interval(keras, 0.8 * keras) == pytest.approx([0.8, 0.8])
+    unpaired = bench.ratio_interval(keras, 0.8 * keras[::-1])  # planted: the pairs broken
+    assert unpaired[0] < 0.6 and unpaired[1] > 1.1
+    assert bench.ratio_interval(keras, 0.8 * keras, seed=1) == bench.ratio_interval(keras, 0.8 * keras, seed=1)
+    with pytest.raises(ValueError, match="paired windows needed"):
+        bench.ratio_interval(keras, keras[:-1])
+
+
+def test_the_95_percent_ratio_interval_covers_the_true_ratio_about_95_times_in_100():
+    # 300 simulated benches of 10 paired windows, true ratio 0.8: lognormal window noise (sd 4%) on load shared
+    # by each pair that drifts as a random walk (sd 5% per window). Measured coverage 0.933; the band is about
+    # three binomial standard errors (1.3% at 0.95) on each side of the nominal 0.95.
+    rng = np.random.default_rng(0)
+    covered = 0
+    for _ in range(300):
+        load = np.exp(np.cumsum(rng.normal(0, 0.05, 10)))
+        keras = 1000 / load * np.exp(rng.normal(0, 0.04, 10))
+        lightning = 800 / load * np.exp(rng.normal(0, 0.04, 10))
+        low, high = bench.ratio_interval(keras, lightning, resamples=2000)
+        covered += low <= 0.8 <= high
+    assert 0.91 <= covered / 300 <= 0.99
+
+
+def test_leaders_are_balanced_seeded_and_shuffled():
+    leaders = bench.draw_leaders(np.random.default_rng(5), 9)
+    assert sorted(leaders.count(fw) for fw in jobs.FRAMEWORKS) == [4, 5]
+    assert leaders == bench.draw_leaders(np.random.default_rng(5), 9)
+    orders = {tuple(bench.draw_leaders(np.random.default_rng(seed), 8)) for seed in range(20)}
+    assert len(orders) > 10  # not one fixed alternation
+
+
+@pytest.fixture
+def fake_pair(monkeypatch):
+    """Two framework-free workers that take turns (tests/fake_turns_worker.py), as sessions of one pool."""
+    for name in ("fake_a", "fake_b"):
+        monkeypatch.setitem(jobs.WORKER_MODULES, name, "fake_turns_worker")
+    return jobs.worker_pool(quiet=True, env={"PYTHONPATH": os.pathsep.join([str(TESTS), str(TESTS.parent)])})
+
+
+def test_two_workers_take_turns_one_segment_at_a_time_in_the_drawn_order(tmp_path, fake_pair):
+    leaders = ["fake_b", "fake_a", "fake_a", "fake_b", "fake_b", "fake_a"]
+    job = {"kind": "turns", "segments": len(leaders), "seconds": 0.02}
+    with interleave.Turns(tmp_path) as turns, fake_pair as pool:
+        answers = turns.run_pair(lambda name, job: pool.run(name, job, tmp_path), ("fake_a", "fake_b"), job, leaders)
+    spans = {name: answers[name]["spans"] for name in ("fake_a", "fake_b")}
+    # Every segment of one worker ends before the other's starts, in the order drawn (system-wide monotonic clock).
+    timeline = sorted((start, end, name) for name, own in spans.items() for start, end in own)
+    assert all(end <= next_start for (_, end, _), (next_start, _, _) in zip(timeline, timeline[1:]))
+    expected = [name for leader in leaders for name in (leader, "fake_b" if leader == "fake_a" else "fake_a")]
+    assert [name for _, _, name in timeline] == expected
+
+
+def test_a_worker_that_fails_mid_measurement_releases_the_other_and_its_error_is_raised(tmp_path, fake_pair):
+    job = {"kind": "turns", "segments": 4, "seconds": 0.0}
+    with interleave.Turns(tmp_path) as turns, fake_pair as pool:
+        run = lambda name, job: pool.run(name, job, tmp_path)  # noqa: E731
+        with pytest.raises(WorkerError, match="the fake_b worker failed .* planted failure in segment 2"):
+            turns.run_pair(run, ("fake_a", "fake_b"), {**job, "failing": "fake_b", "fail_at": 2}, ["fake_a"] * 4)
+        with pytest.raises(WorkerError, match="planted failure before the first turn"):  # fake_b connects and waits
+            turns.run_pair(run, ("fake_a", "fake_b"), {**job, "failing": "fake_a", "fail_at": "start"},
+                           ["fake_a"] * 4)
+        # The other worker was released (its job failed at its next stop) and both serve the next measurement.
+        answers = turns.run_pair(run, ("fake_a", "fake_b"), job, ["fake_b"] * 4)
+        assert pool.starts == {"fake_a": 1, "fake_b": 1}
+    assert all(len(answers[name]["spans"]) == 4 for name in ("fake_a", "fake_b"))
+
+
+SINGLE_THREADED_INPUT = """
+import json, time
+import parity.datasets
+from parity.catalog import get_spec
+from parity.datasets import load_dataset
+from parity.plan import BatchPlan
+import tf_models.data as data
+
+collated = []
+collate = data.collate
+data.collate = lambda source, rows: collated.append(len(rows)) or collate(source, rows)
+split = load_dataset(get_spec("c1w2_fmnist_dnn"), synthetic=True)
+dataset = data.train_dataset(BatchPlan(len(split.train), 32, 0), split.train, 1, parallel=False)
+batches = iter(dataset)
+counts = []
+for _ in range(6):
+    next(batches)
+    time.sleep(0.05)  # room for any background thread to collate ahead
+    counts.append(len(collated))
+options = dataset.options().experimental_optimization
+print(json.dumps({"counts": counts, "map_parallelization": options.map_parallelization,
+                  "inject_prefetch": options.inject_prefetch}))
+"""
+
+
+def test_single_threaded_tf_data_collates_each_batch_when_asked_and_none_ahead():
+    # tf.data parallelises a stateless map and injects a prefetch by itself unless told not to: either would
+    # collate batches ahead of the consumer (measured with the recommended pipeline: 3 ahead after the first).
+    result = subprocess.run([sys.executable, "-c", SINGLE_THREADED_INPUT], capture_output=True, text=True,
+                            timeout=300, cwd=TESTS.parent, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 0, result.stderr[-3000:]
+    read = json.loads(result.stdout.strip().splitlines()[-1])
+    assert read == {"counts": [1, 2, 3, 4, 5, 6], "map_parallelization": False, "inject_prefetch": False}
 
 
 def test_markdown_replaces_only_the_generated_block(tmp_path):
@@ -132,6 +281,7 @@ def test_markdown_replaces_only_the_generated_block(tmp_path):
     (bench.BenchOptions(windows=2), "at least 3 timed windows"),
     (bench.BenchOptions(variants=("mixed_float16",), device="cpu"), "mixed_float16 needs a GPU"),
     (bench.BenchOptions(mode="loose"), "unknown mode 'loose'"),
+    (bench.BenchOptions(inputs=("threaded",)), "unknown input setting 'threaded'"),
 ])
 def test_options_that_cannot_be_measured_are_refused(options, message):
     with pytest.raises(ParityError, match=message):
@@ -174,29 +324,44 @@ def test_bench_on_gpu_without_one_names_the_framework():
     assert result.stdout == ""
 
 
-def test_bench_cli_smoke_measures_both_frameworks_on_cpu(tmp_path):
+def test_bench_cli_smoke_measures_both_frameworks_on_cpu_taking_turns(tmp_path):
     result = run_cli("bench", "c1w2_fmnist_dnn", "c1w3_fmnist_cnn", "--device", "cpu", "--threads", "1",
-                     "--synthetic", "--steps", "2", "--windows", "3", "--json", "--out", str(tmp_path))
+                     "--synthetic", "--steps", "2", "--windows", "3", "--order-seed", "3", "--json",
+                     "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert rows == json.loads((tmp_path / "bench.json").read_text())
     assert bench.MARKDOWN_BEGIN in (tmp_path / "bench.md").read_text()
-    assert [(row["model"], row["scope"], row["trainer"]) for row in rows] == [
-        (model, scope, trainer) for model in ("c1w2_fmnist_dnn", "c1w3_fmnist_cnn")
-        for scope in ("compute", "end_to_end") for trainer in ("framework", "plain")]
+    assert [(row["model"], row["scope"], row["input"], row["trainer"]) for row in rows] == [
+        (model, scope, setting, trainer) for model in ("c1w2_fmnist_dnn", "c1w3_fmnist_cnn")
+        for scope, setting in (("compute", "staged"), ("end_to_end", "single_threaded"),
+                               ("end_to_end", "recommended"))
+        for trainer in ("framework", "plain")]
+    cpus = len(os.sched_getaffinity(0))
     for row in rows:
+        pipelines = row["settings"]["input_pipeline"]
+        if row["input"] == "single_threaded":
+            assert pipelines["lightning"]["num_workers"] == 0 and pipelines["keras"]["map_parallelization"] is False
+        if row["input"] == "recommended":
+            assert pipelines["lightning"] == {"num_workers": cpus, "pin_memory": False, "persistent_workers": True}
+            assert pipelines["keras"]["prefetch"] == "AUTOTUNE"
+        turns = row["settings"]["interleaving"]
+        assert turns["seed"] == 3 and len(turns["first"]) == 1 and len(turns["first"][0]) == 4  # warm-up + 3
+        low, high = row["throughput_ratio_ci95"]
+        assert 0 < low <= row["throughput_ratio"] <= high
+        assert row["settings"]["tf32"]["applicable"] is False
         assert ROW_KEYS <= row.keys() and SETTINGS_KEYS <= row["settings"].keys()
         assert (row["device"], row["variant"], row["batch_size"]) == ("cpu", "eager", 32)
         assert row["settings"]["threads"]["keras"]["intra_op"] == row["settings"]["threads"]["lightning"]["intra_op"] == 1
         assert row["settings"]["data"]["source"] == "synthetic"
-        medians = {}
+        windows = {}
         for framework, entry in row["frameworks"].items():
             assert FRAMEWORK_KEYS <= entry.keys()
             assert len(entry["windows"]) == 3 and all(value > 0 for value in entry["windows"])
             assert 0 < entry["samples_per_s"]["min"] <= entry["samples_per_s"]["median"] <= entry["samples_per_s"]["max"]
             assert entry["steps_per_s"]["median"] > 0 and entry["warmup_s"] > 0 and entry["host_rss_mb"] > 0
-            medians[framework] = entry["samples_per_s"]["median"]
-        assert row["throughput_ratio"] == pytest.approx(medians["lightning"] / medians["keras"])
+            windows[framework] = entry["windows"]
+        assert row["throughput_ratio"] == pytest.approx(np.median(np.divide(windows["lightning"], windows["keras"])))
 
 
 @pytest.mark.slow

@@ -33,7 +33,8 @@ def test_v2_recipe_on_the_real_file(shared_data):
     x_train, x_val = padded(split.train), padded(split.val)
     assert x_train.shape == (20000, 32) and x_val.shape == (6709, 32)
     assert x_train.dtype == np.int32 and split.val.y.shape == (6709, 1)
-    assert dict(split.info) == {"tokenizer": "text_vectorization", "vocabulary_size": 10_000}
+    assert dict(split.info) == {"tokenizer": "text_vectorization", "vocabulary_size": 10_000,
+                                "files": [str(shared_data / "sarcasm" / "sarcasm.json")]}
     assert "split_note" not in split.info  # the course's own file keeps the course's count
     # pad_sequences(maxlen=32, padding="pre", truncating="post") of the first headline's 12 ids:
     assert x_train[0].tolist() == [0] * 20 + [319, 1, 943, 4079, 2366, 47, 366, 94, 2026, 6, 2653, 9470]

@@ -28,7 +28,8 @@ def write_temperatures(path, values, header=("Date", "Temp"), quote=False):
 def test_course_file_gives_the_course_windows(shared_data):
     split = load_dataset(TEMPS, shared_data / "daily-min-temperatures")
     assert split.location == str(shared_data / "daily-min-temperatures" / "daily-min-temperatures.csv")
-    assert dict(split.info) == {"steps": 3650, "split_time": 2500}  # no note: the course's own split
+    assert dict(split.info) == {"steps": 3650, "split_time": 2500,  # no note: the course's own split
+                                "files": [split.location]}
     series = np.loadtxt(shared_data / "daily-min-temperatures" / "daily-min-temperatures.csv", delimiter=",",
                         skiprows=1, usecols=1, dtype=np.float64)
     assert series[:3].tolist() == [20.7, 17.9, 18.8]

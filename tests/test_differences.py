@@ -9,6 +9,9 @@ are measured in tests/test_probes.py.
 """
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,7 +34,7 @@ def _never_parts(effects):
 
 def test_every_switchable_training_difference_is_measured_against_an_aligned_run(measured):
     keys = {key for group in differences.LOCKSTEP_GROUPS for key in group.keys}
-    assert set(measured) == keys | {"float32_summation_order"}
+    assert set(measured) == keys | {"float32_summation_order"} | set(differences.NOT_MEASURABLE_ON_CPU)
     for key in keys:
         assert align.difference(key).switchable
         aligned = measured[key]["aligned"]
@@ -116,11 +119,56 @@ def test_determinism_switches_tensorflow_kernels_at_rounding_level_on_cpu(measur
     assert _never_parts(native)
 
 
-def test_tf32_has_no_effect_on_cpu(measured):
-    # TensorFloat-32 exists only on Ampere+ GPUs; on the CPU the switch changes nothing in either framework.
+def test_tf32_is_recorded_as_not_measurable_on_cpu_and_the_docs_show_no_effect(measured):
+    # TensorFloat-32 exists only on NVIDIA tensor cores (Ampere and later); the catalog runs on CPU, where the
+    # switch cannot change any number: no lockstep run is made for it, and no effect is presented.
     entry = measured["tf32"]
-    assert entry["native"]["keras_self_max_rel_loss_diff"] == 0.0
-    assert entry["native"]["max_rel_loss_diff"] == entry["aligned"]["max_rel_loss_diff"]
+    assert entry["kind"] == "not_measurable" and entry["device"] == "cpu"
+    assert entry["summary"].startswith("not measurable on CPU: ") and not {"aligned", "native", "setup"} & entry.keys()
+    assert json.loads((DOCS / "differences.json").read_text())["differences"]["tf32"] == entry
+    row = next(line for line in (DOCS / "differences.md").read_text().splitlines() if line.startswith("| `tf32` |"))
+    assert "not measurable on CPU" in row and "rel loss diff" not in row and "parts at step" not in row
+
+
+# The bench's own TF32 switch in each framework (tf_models.bench / torch_models.bench `apply_settings`), in a
+# child process per framework: asked on, then off, then off again with the framework's setter planted as a
+# no-op; each time the state is read back from the framework (TensorFlow's config, torch's cuBLAS/cuDNN flags).
+TF32_CHILD = {
+    "keras": """
+import json
+import tensorflow as tf
+from tf_models.bench import apply_settings
+read = {"on": apply_settings(True)["tf32"], "off": apply_settings(False)["tf32"]}
+apply_settings(True)
+tf.config.experimental.enable_tensor_float_32_execution = lambda enabled: None
+read["off_planted"] = apply_settings(False)["tf32"]
+print(json.dumps(read))
+""",
+    "lightning": """
+import json
+import torch
+from torch_models.bench import apply_settings
+read = {"on": apply_settings(True)["tf32"], "off": apply_settings(False)["tf32"]}
+apply_settings(True)
+torch._C._set_cublas_allow_tf32 = lambda enabled: None
+read["off_planted"] = apply_settings(False)["tf32"]
+print(json.dumps(read))
+""",
+}
+
+
+def test_tf32_flags_are_set_as_requested_in_both_frameworks_as_read_from_their_state():
+    read = {}
+    for framework, script in TF32_CHILD.items():
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                                cwd=DOCS.parent, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+        assert result.returncode == 0, result.stderr[-3000:]
+        read[framework] = json.loads(result.stdout.strip().splitlines()[-1])
+    assert read["keras"] == {"on": True, "off": False, "off_planted": True}
+    both = {"cuda_matmul": True, "cudnn": True}
+    # The planted setter leaves cuBLAS' flag on: the state read says so, where an echo of the request would not.
+    assert read["lightning"] == {"on": both, "off": {"cuda_matmul": False, "cudnn": False},
+                                 "off_planted": {"cuda_matmul": True, "cudnn": False}}
 
 
 def test_flatten_order_native_scrambles_the_dense_kernel_rows(measured):

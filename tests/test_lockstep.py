@@ -80,3 +80,71 @@ def test_lockstep_refuses_bad_input_in_one_line(args, message, tmp_path):
     result = run_cli("lockstep", "c1w1_hello_linear", *args, "--out", str(tmp_path))
     assert result.returncode == 2 and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# One child process per framework (never both in one process): the worker's own `configure` and lockstep
+# handler, asked for deterministic ops (aligned), not asked (determinism native), and asked while the
+# framework's switch is planted as a no-op. The flag a lockstep run reports must be the state read.
+DETERMINISM_CHILD = {
+    "keras": """
+import json, sys
+import parity.datasets
+import tensorflow as tf
+from tf_models.lockstep import run_lockstep
+from tf_models.worker import configure
+job = json.load(open(sys.argv[1]))
+reported = {}
+for name, native in (("asked", []), ("not_asked", ["determinism"]), ("asked_planted", [])):
+    if name == "asked_planted":
+        tf.config.experimental.enable_op_determinism = lambda: None  # the switch does nothing
+    configure({**job, "native": native})
+    reported[name] = run_lockstep({**job, "native": native})["deterministic"]
+print(json.dumps(reported))
+""",
+    "lightning": """
+import json, sys
+import parity.datasets
+import torch
+from torch_models.lockstep import run_lockstep
+from torch_models.worker import configure
+job = json.load(open(sys.argv[1]))
+reported = {}
+for name, native in (("asked", []), ("not_asked", ["determinism"]), ("asked_planted", [])):
+    if name == "asked_planted":
+        torch.use_deterministic_algorithms(False)
+        torch.use_deterministic_algorithms = lambda mode, **kwargs: None  # the switch does nothing
+    configure({**job, "native": native})
+    reported[name] = run_lockstep({**job, "native": native, "alignments": [native]})["runs"][0]["deterministic"]
+print(json.dumps(reported))
+""",
+}
+
+
+def test_the_determinism_flag_of_a_lockstep_run_is_the_state_read_from_the_framework(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from parity import jobs
+    from parity.catalog import get_spec
+    from parity.datasets import load_dataset
+
+    spec = get_spec("c1w1_hello_linear")
+    data = jobs.save_data(tmp_path, load_dataset(spec).head(3 * spec.batch_size, lockstep.VAL_SAMPLES))
+    job = {"kind": "lockstep", "model": spec.id, "seed": 0, "steps": 3, "batch_size": spec.batch_size,
+           "optimizer": lockstep.optimizer_to_job(lockstep.choose_optimizer(spec.id)), "data": str(data),
+           "alignments": [[]], "rounding_control": False, "workdir": str(tmp_path), "threads": 1, "device": "cpu"}
+    job_path = tmp_path / "job.json"
+    job_path.write_text(json.dumps(job))
+    reported = {}
+    for framework in jobs.FRAMEWORKS:  # Keras first: the torch side starts from the Keras initial weights it saved
+        result = subprocess.run([sys.executable, "-c", DETERMINISM_CHILD[framework], str(job_path)],
+                                capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[1],
+                                env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+        assert result.returncode == 0, result.stderr[-3000:]
+        reported[framework] = json.loads(result.stdout.strip().splitlines()[-1])
+    for framework in jobs.FRAMEWORKS:
+        # A worker asked for deterministic ops reports True; one not asked, or asked with a switch that does
+        # nothing, reports False: what is read, not what was asked (an echo would say True for the planted run).
+        assert reported[framework] == {"asked": True, "not_asked": False, "asked_planted": False}, framework

@@ -111,6 +111,49 @@ def test_built_report_validates_and_has_the_contract_keys():
     json.dumps(report, allow_nan=False)
 
 
+def test_report_records_the_paired_welch_and_equivalence_blocks():
+    results = _results()
+    # lightning seed 1 ends at 0.879 instead of 0.88: differences +0.010, +0.009, +0.010 (paired by seed)
+    results["frameworks"]["lightning"]["runs"][1]["history"]["val_accuracy"][-1] = 0.879
+    final = build_report(results)["comparison"]["final_val"]
+    paired = final["paired"]
+    assert paired["seeds"] == [0, 1, 2] and paired["diffs"] == pytest.approx([0.010, 0.009, 0.010])
+    # mean 0.009667, sd 5.7735e-4, se 3.3333e-4, half = t(0.975, 2) 4.302653 x se = 0.0014342
+    assert paired["ci95"] == pytest.approx([0.0096667 - 0.0014342, 0.0096667 + 0.0014342], abs=1e-7)
+    assert paired["n"] == 3 and paired["status"] == "tested" and paired["correlation"] > 0.99
+    assert final["welch"]["ci95"] == final["diff_ci95"] and final["welch"]["p"] == final["welch_p"]
+    equivalence = final["equivalence"]
+    # 90% interval 0.009667 +- t(0.95, 2) 2.919986 x 3.3333e-4 = [0.008693, 0.010640]: not inside +-0.01
+    assert equivalence["ci90"] == pytest.approx([0.008693, 0.010640], abs=1e-6)
+    assert (equivalence["margin"], equivalence["margin_rule"]) == (0.01, "0.01 absolute")
+    assert equivalence["verdict"] == "different" and equivalence["seeds_needed"] is None
+    text = render_markdown(build_report(results))
+    assert ("  - Paired by seed (primary): +0.0097, 95% CI [+0.0082, +0.0111] (paired t, n = 3 pairs), p = 0.00119; "
+            "per-seed correlation of the frameworks r = 0.998") in text
+    assert "  - Per-seed differences: seed 0 +0.0100, seed 1 +0.0090, seed 2 +0.0100" in text
+    assert ("  - Equivalence (TOST, alpha 0.05, margin ±0.0100: 0.01 absolute): p lower 0.000144, p upper 0.211, "
+            "90% CI [+0.0087, +0.0106]; **different**: +0.0097, paired p = 0.00119") in text
+    broken = build_report(results)
+    broken["comparison"]["final_val"]["equivalence"]["verdict"] = "significant"
+    with pytest.raises(jsonschema.ValidationError):
+        validate_report(broken)
+
+
+def test_constant_differences_are_reported_as_degenerate_without_a_verdict():
+    text = render_markdown(build_report(_results()))  # lightning = keras + 0.01 on every seed
+    assert ("  - Paired by seed (primary): +0.0100; degenerate: all 3 differences equal +0.0100: "
+            "no significance verdict") in text
+    assert "**degenerate**: all 3 differences equal +0.0100: no significance verdict" in text
+    assert "p lower" not in text
+
+
+def test_two_runs_with_one_seed_are_refused():
+    results = _results()
+    results["frameworks"]["keras"]["runs"][1]["seed"] = 0
+    with pytest.raises(ValueError, match="two runs with seed 0; runs are paired by seed"):
+        build_report(results)
+
+
 def test_final_val_uses_last_epoch_even_for_stopped_runs():
     report = build_report(_results())
     assert report["comparison"]["final_val"]["keras"]["values"] == pytest.approx([0.86, 0.87, 0.88])
@@ -155,7 +198,7 @@ def test_markdown_contains_the_key_numbers():
     assert "| lightning | 101,770 | 0.8800 ± 0.0100 |" in text
     assert "5, 3*, 5" in text and "4*, 5, 5" in text
     assert "stopped early by the course callback" in text
-    assert "+0.0100, 95% CI [-0.0127, +0.0327]" in text
+    assert "  - Welch (unpaired, secondary): +0.0100, 95% CI [-0.0127, +0.0327], n = 3 keras + 3 lightning" in text
     assert "Welch t-test p-value: 0.288" in text
     assert "lightning / keras (median train samples/s): 0.762" in text
     assert "| 2,100 |" in text and "| 1,600 |" in text

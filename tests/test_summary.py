@@ -1,9 +1,11 @@
 """`parity report`: real report.json / bench.json / lockstep.json files in, one table and a recommendation per row out.
 
-Expected intervals are worked out by hand from the Welch formulas: with n seeds per framework
-and equal sample variances s^2 the standard error is sqrt(2 s^2 / n) and the degrees of
-freedom are exactly 2 (n - 1), so the t quantiles come from a table:
-t(0.975, 8) = 2.306004, t(0.975, 6) = 2.446912.
+Planted per-seed values with hand-worked statistics. Paired t: the mean of the per-seed
+differences d_i = lightning_i - keras_i, half-width t(0.975, n - 1) * sd(d) / sqrt(n). Welch
+(equal sample variances s^2 and n seeds per framework): standard error sqrt(2 s^2 / n) on
+exactly 2 (n - 1) degrees of freedom. Quantiles from a table: t(0.975, 8) = 2.306004,
+t(0.975, 4) = 2.776445, t(0.975, 3) = 3.182446. Intervals are asserted to 1e-7 (float64
+rounding of sums of a few values is below 1e-15; 1e-7 is the 7th digit the table gives).
 """
 
 import json
@@ -11,18 +13,38 @@ import math
 
 import pytest
 from cli_helpers import run_cli
+from scipy import stats
 
+from parity import provenance
+from parity.align import Alignment
+from parity.compare import Margin
 from parity.report import build_report, write_report
-from parity.summary import material_speed_difference, recommend
+from parity.summary import material_speed_difference, recommend, summarize
 
 CPU = "keras: cpu (x86_64, 1 threads); lightning: cpu (x86_64, 1 threads)"
 ENVIRONMENT = {"python": "3.11.7", "tensorflow": "2.21.0", "keras": "3.12.0", "torch": "2.14.1",
                "lightning": "2.6.0", "device": CPU}
+VERSIONS = {key: ENVIRONMENT[key] for key in provenance.VERSION_KEYS}
 T_975_DF8 = 2.306004
-T_975_DF6 = 2.446912
+T_975_DF4 = 2.776445
+T_975_DF3 = 3.182446
 
 
-def _results(model, metric, keras_finals, lightning_finals, rates, mode="aligned"):
+def _provenance(kind="run", source="synthetic", mode="aligned", device="cpu (x86_64)", epochs=2):
+    """The provenance `parity run` (kind run), `parity bench` or `parity lockstep` records for one setting."""
+    real = source == "real"
+    data = {"id": "stand-in", "source": source, "location": "/data" if real else "generated",
+            "sha256": ("a" if real else "b") * 64, "hashed": "files" if real else "parameters"}
+    if real:
+        data["files"] = [{"path": "/data/train.gz", "bytes": 1000, "sha256": "a" * 64}]
+    workers = {fw: {"device": device, "versions": VERSIONS} for fw in ("keras", "lightning")}
+    run = kind == "run"
+    return provenance.build_provenance(data, Alignment.from_mode(mode), workers, threads=1, course_epochs=5,
+                                       run_epochs=epochs if run else None,
+                                       forward_check=[{"passed": True, "max_abs_diff": 1e-6}] if run else None)
+
+
+def _results(model, metric, keras_finals, lightning_finals, rates, mode="aligned", source="synthetic", epochs=2):
     """A results dict as `parity run` collects it: one run per final value, the metric rising (or mae falling) to it."""
     step = 0.05 if metric == "accuracy" else -0.05
     frameworks = {}
@@ -38,37 +60,47 @@ def _results(model, metric, keras_finals, lightning_finals, rates, mode="aligned
         frameworks[fw] = {"params": 1000, "runs": runs}
     return {
         "model": model, "mode": mode, "seeds": list(range(len(keras_finals))),
-        "dataset": {"id": "synthetic", "source": "synthetic", "train_size": 600, "val_size": 100},
+        "dataset": {"id": "synthetic", "source": source, "train_size": 600, "val_size": 100},
         "frameworks": frameworks, "forward_max_abs_diff": 2e-6, "environment": dict(ENVIRONMENT),
-        "spec": {"title": model, "reference": "n/a", "reference_val_metric": None, "epochs": 2, "batch_size": 32,
+        "spec": {"title": model, "reference": "n/a", "reference_val_metric": None, "epochs": epochs, "batch_size": 32,
                  "optimizer": "adam(lr=0.001)", "loss": "mse", "metric": metric},
+        "provenance": _provenance(source=source, mode=mode, epochs=epochs),
     }
 
 
+def _report(*args, **kwargs):
+    results = _results(*args, **kwargs)
+    return {**build_report(results), "provenance": results["provenance"]}
+
+
 def _write_run(out_dir, *args, **kwargs):
-    return write_report(build_report(_results(*args, **kwargs)), out_dir) / "report.json"
+    return write_report(_report(*args, **kwargs), out_dir) / "report.json"
 
 
 def _bench_row(model, device, keras, lightning, *, scope="end_to_end", trainer="framework", variant="eager",
-               batch_size=32, peak=(None, None), rss=(812.0, 905.0)):
-    """One bench.json row; `keras` and `lightning` are samples/s windows (median, min, max)."""
+               batch_size=32, peak=(None, None), rss=(812.0, 905.0), ci95=None, mode="aligned"):
+    """One bench.json row; `keras` and `lightning` are samples/s windows (median, min, max); `ci95` the ratio's interval."""
     def framework(window, peak_mb, rss_mb):
         samples = dict(zip(("median", "min", "max"), window))
         return {"samples_per_s": samples, "steps_per_s": {k: v / batch_size for k, v in samples.items()},
                 "peak_mem_mb": peak_mb, "host_rss_mb": rss_mb}
 
-    return {"model": model, "device": device, "variant": variant, "scope": scope, "trainer": trainer,
-            "batch_size": batch_size,
-            "frameworks": {"keras": framework(keras, peak[0], rss[0]),
-                           "lightning": framework(lightning, peak[1], rss[1])},
-            "throughput_ratio": lightning[0] / keras[0], "settings": {"windows": 5, "window_steps": 20},
-            "environment": {"python": "3.11.7"}}
+    row = {"model": model, "device": device, "variant": variant, "scope": scope, "trainer": trainer,
+           "batch_size": batch_size,
+           "frameworks": {"keras": framework(keras, peak[0], rss[0]),
+                          "lightning": framework(lightning, peak[1], rss[1])},
+           "throughput_ratio": lightning[0] / keras[0], "settings": {"windows": 5, "window_steps": 20, "mode": mode},
+           "environment": {"python": "3.11.7"},
+           "provenance": _provenance("bench", mode=mode, device=f"{device} (x86_64)" if device == "cpu" else device)}
+    if ci95 is not None:
+        row["throughput_ratio_ci95"] = list(ci95)
+    return row
 
 
-def _lockstep(model, first, optimizer, alignment="aligned"):
+def _lockstep(model, first, optimizer, mode="aligned"):
     return {"model": model, "optimizer": {"name": optimizer, "learning_rate": 0.001}, "steps": 100,
             "tolerance": 1e-4, "first_divergence_step": first, "max_rel_loss_diff": 3e-3,
-            "alignment": alignment, "native": [], "environment": {"device": CPU}}
+            "alignment": mode, "native": [], "environment": {"device": CPU}, "provenance": _provenance("lockstep", mode=mode)}
 
 
 def _write_json(path, document):
@@ -77,40 +109,47 @@ def _write_json(path, document):
     return path
 
 
+# Planted per-seed values: the differences lightning - keras each row's test is about.
+FMNIST_DNN = ([0.878, 0.879, 0.880, 0.881, 0.882], [0.899, 0.898, 0.901, 0.900, 0.902])  # d = .021 .019 .021 .019 .020
+FMNIST_CNN = ([0.90, 0.91, 0.92, 0.905, 0.915], [0.901, 0.909, 0.922, 0.905, 0.913])  # d = +-.001, .002, 0, -.002
+SARCASM_GAP = ([0.80, 0.82, 0.81, 0.815, 0.805], [0.801, 0.819, 0.8105, 0.8145, 0.805])  # d = +-.001, +-.0005, 0
+SARCASM_LSTM = ([0.80, 0.81, 0.82], [0.83, 0.84, 0.85])  # d = +0.03 three times: no spread
+MNIST_DNN = ([0.97, 0.975, 0.98], [0.975, 0.972, 0.99])  # d = .005, -.003, .010: middling, 3 seeds
+HOUSE = ([0.50, 0.51, 0.52, 0.53], [0.40, 0.412, 0.418, 0.43])  # mae d = -.100, -.098, -.102, -.100
+TS_DNN = ([0.40, 0.41, 0.42, 0.43], [0.50, 0.512, 0.518, 0.53])  # mae d = +.100, +.102, +.098, +.100
+TESTED_ROWS = 6  # the rows with a paired test: all but the 1-seed, the degenerate and the bench-only ones
+
+
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
-    """Run reports, benches and lockstep reports for five models, as the commands lay them out."""
+    """Run reports, benches and lockstep reports for eight models, as the commands lay them out."""
     root = tmp_path_factory.mktemp("summary")
     runs, benches = root / "runs", root / "bench"
-    # 5 seeds each, sample std 0.0015811 (s^2 = 2.5e-6): lightning 0.02 more accurate.
-    _write_run(runs / "aligned", "c1w2_fmnist_dnn", "accuracy", [0.878, 0.879, 0.880, 0.881, 0.882],
-               [0.898, 0.899, 0.900, 0.901, 0.902], (2000.0, 1900.0))
+    aligned = runs / "aligned"
+    _write_run(aligned, "c1w2_fmnist_dnn", "accuracy", *FMNIST_DNN, (2000.0, 1900.0))  # lightning 0.02 better
     # one seed each: lightning at half keras' speed
     _write_run(runs / "native", "c1w2_fmnist_dnn", "accuracy", [0.88], [0.90], (2000.0, 1000.0), mode="native")
-    # equal accuracy within noise; the bench says lightning is 1.7x faster
-    _write_run(runs / "aligned", "c1w3_fmnist_cnn", "accuracy", [0.90, 0.91, 0.92], [0.906, 0.916, 0.911],
-               (2000.0, 1500.0))
-    # equal accuracy, equal speed (ratio 0.99, within [0.95, 1/0.95]), no bench
-    _write_run(runs / "aligned", "c3w2_sarcasm_embed_gap", "accuracy", [0.80, 0.82, 0.81], [0.805, 0.815, 0.81],
-               (2000.0, 1980.0))
-    # regression: lightning's mae 0.1 lower (better), though the bench has keras 3x faster
-    _write_run(runs / "aligned", "c1w1_house_price", "mae", [0.50, 0.51, 0.52, 0.53], [0.40, 0.41, 0.42, 0.43],
-               (3000.0, 1000.0))
-    # regression: lightning's mae 0.1 higher (worse)
-    _write_run(runs / "aligned", "c4w2_ts_dnn", "mae", [0.40, 0.41, 0.42, 0.43], [0.50, 0.51, 0.52, 0.53],
-               (2000.0, 2000.0))
+    _write_run(aligned, "c1w3_fmnist_cnn", "accuracy", *FMNIST_CNN, (2000.0, 1500.0))  # equal; the bench: 1.7x
+    _write_run(aligned, "c3w2_sarcasm_embed_gap", "accuracy", *SARCASM_GAP, (2000.0, 1980.0))  # equal, equal speed
+    _write_run(aligned, "c3w3_sarcasm_bilstm", "accuracy", *SARCASM_LSTM, (2000.0, 1000.0))  # degenerate, keras 2x
+    _write_run(aligned, "c1w2_mnist_dnn_callback", "accuracy", *MNIST_DNN, (2000.0, 2000.0))  # inconclusive
+    _write_run(aligned, "c1w1_house_price", "mae", *HOUSE, (3000.0, 1000.0))  # lightning's mae lower; keras 3x
+    _write_run(aligned, "c4w2_ts_dnn", "mae", *TS_DNN, (2000.0, 2000.0))  # lightning's mae higher
     _write_json(benches / "cpu" / "bench.json", [
-        _bench_row("c1w3_fmnist_cnn", "cpu", (1000, 950, 1040), (1700, 1650, 1760)),
+        _bench_row("c1w3_fmnist_cnn", "cpu", (1000, 950, 1040), (1700, 1650, 1760), ci95=(1.62, 1.79)),
         _bench_row("c1w3_fmnist_cnn", "cpu", (1000, 950, 1040), (3000, 2900, 3100), scope="compute"),
         _bench_row("c1w3_fmnist_cnn", "cpu", (1000, 950, 1040), (900, 850, 950), trainer="plain"),
         _bench_row("c1w3_fmnist_cnn", "cpu", (1000, 950, 1040), (1200, 1150, 1250), variant="compiled"),
         _bench_row("c1w3_fmnist_cnn", "cpu", (4000, 3900, 4100), (4000, 3900, 4100), batch_size=128),
+        # the native torch optimizer's speed: a row of its own, never the aligned run's speed
+        _bench_row("c1w3_fmnist_cnn", "cpu", (1000, 950, 1040), (500, 480, 520), mode="native"),
+        # a bench file from before the bootstrap interval: the windows decide
         _bench_row("c1w1_house_price", "cpu", (3000, 2900, 3100), (1000, 950, 1050)),
     ])
     # on the GPU only a bench: windows overlap
     _write_json(benches / "gpu" / "bench.json", [
         _bench_row("c1w2_fmnist_dnn", "gpu (NVIDIA H100 80GB HBM3)", (1000, 900, 1100), (1050, 950, 1150),
-                   peak=(512.0, 640.0)),
+                   peak=(512.0, 640.0), mode="native"),
     ])
     lockstep = runs / "lockstep"
     _write_json(lockstep / "c1w2_fmnist_dnn-adam-aligned" / "lockstep.json", _lockstep("c1w2_fmnist_dnn", 37, "adam"))
@@ -122,8 +161,8 @@ def tree(tmp_path_factory):
     _write_json(lockstep / "c1w1_house_price-sgd-aligned" / "lockstep.json", _lockstep("c1w1_house_price", 12, "sgd"))
     # not a source: an unknown JSON file, and a half-written report in a hidden staging directory
     _write_json(runs / "notes.json", {"note": "not a report"})
-    (runs / "aligned" / ".c1w2_fmnist_dnn.staging-x").mkdir()
-    (runs / "aligned" / ".c1w2_fmnist_dnn.staging-x" / "report.json").write_text("{half")
+    (aligned / ".c1w2_fmnist_dnn.staging-x").mkdir()
+    (aligned / ".c1w2_fmnist_dnn.staging-x" / "report.json").write_text("{half")
     return root
 
 
@@ -142,64 +181,123 @@ def markdown(tree):
     return result.stdout
 
 
-def test_one_row_per_model_mode_and_device(rows):
-    assert list(rows) == [  # sorted by model, mode (none first), device
+def _paired_half(diffs, t):
+    sd = stats.tstd(diffs)  # sample sd (ddof=1)
+    return t * sd / math.sqrt(len(diffs))
+
+
+def test_one_row_per_model_and_provenance(rows):
+    assert list(rows) == [  # sorted by model, mode, device
         ("c1w1_house_price", "aligned", "cpu"),
-        ("c1w2_fmnist_dnn", None, "gpu"),
         ("c1w2_fmnist_dnn", "aligned", "cpu"),
         ("c1w2_fmnist_dnn", "native", "cpu"),
+        ("c1w2_fmnist_dnn", "native", "gpu"),
+        ("c1w2_mnist_dnn_callback", "aligned", "cpu"),
         ("c1w3_fmnist_cnn", "aligned", "cpu"),
+        ("c1w3_fmnist_cnn", "native", "cpu"),
         ("c3w2_sarcasm_embed_gap", "aligned", "cpu"),
+        ("c3w3_sarcasm_bilstm", "aligned", "cpu"),
         ("c4w2_ts_dnn", "aligned", "cpu"),
     ]
+    row = rows["c1w2_fmnist_dnn", "aligned", "cpu"]
+    assert row["provenance"].startswith("synthetic stand-in (parameters sha256 bbbbbbbb…), 2 epochs (course 5), aligned")
+    # the key leaves the model out: aligned runs on cpu, the native 1-seed run, the native cpu bench, the gpu bench
+    assert len({row["provenance_key"] for row in rows.values()}) == 4
 
 
-def test_significant_accuracy_difference_recommends_the_more_accurate(rows):
+def test_different_accuracy_recommends_the_more_accurate_with_the_paired_interval(rows):
     row = rows["c1w2_fmnist_dnn", "aligned", "cpu"]
     assert (row["task"], row["metric"]) == ("multiclass", "accuracy")
     std = math.sqrt(2.5e-6)
     assert row["accuracy"]["keras"] == pytest.approx({"mean": 0.880, "std": std, "n": 5})
     assert row["accuracy"]["lightning"] == pytest.approx({"mean": 0.900, "std": std, "n": 5})
-    half = T_975_DF8 * math.sqrt(2 * 2.5e-6 / 5)  # = 0.002306
-    assert row["diff_ci95"] == pytest.approx([0.02 - half, 0.02 + half], abs=1e-7)
-    assert row["welch_p"] < 1e-6  # t = 0.02 / 0.001 = 20 on 8 degrees of freedom
-    assert row["recommendation"] == {"backend": "lightning",
-                                     "reason": "accuracy differs significantly: +0.0200 [+0.0177, +0.0223]"}
+    welch_half = T_975_DF8 * math.sqrt(2 * 2.5e-6 / 5)  # = 0.002306
+    assert row["diff_ci95"] == row["welch"]["ci95"] == pytest.approx([0.02 - welch_half, 0.02 + welch_half], abs=1e-7)
+    # paired: sd of the differences 0.001 (deviations +-0.001 four times, 0 once), half = 2.776445 * 0.001 / sqrt 5
+    paired_half = T_975_DF4 * 0.001 / math.sqrt(5)
+    assert paired_half == pytest.approx(0.0012416, abs=1e-7)
+    assert row["paired"]["ci95"] == pytest.approx([0.02 - paired_half, 0.02 + paired_half], abs=1e-7)
+    assert row["paired"]["correlation"] == pytest.approx(0.8, abs=1e-9)  # sum(dk dl) = 8, sum dk^2 = sum dl^2 = 10
+    p = row["paired"]["p"]  # t = 0.02 / (0.001 / sqrt 5) = 44.72 on 4 df
+    assert p == pytest.approx(2 * stats.t.sf(0.02 / (0.001 / math.sqrt(5)), 4), rel=1e-6) and p < 2e-6
+    assert row["equivalence"]["verdict"] == "different" and row["verdict"] == "different"
+    assert row["holm"]["m"] == TESTED_ROWS and row["holm"]["p_difference"] <= TESTED_ROWS * p
+    assert row["recommendation"]["backend"] == "lightning"
+    assert row["recommendation"]["reason"].startswith("accuracy differs: +0.0200 [+0.0188, +0.0212] (paired, Holm p = ")
     assert (row["throughput_ratio"], row["throughput_source"]) == (pytest.approx(0.95), "run")
 
 
-def test_speed_difference_at_equal_accuracy_uses_the_framework_end_to_end_eager_bench_row(rows):
+def test_faster_at_equal_accuracy_needs_equivalence_and_uses_the_bench_interval(rows):
     row = rows["c1w3_fmnist_cnn", "aligned", "cpu"]
-    lo, hi = row["diff_ci95"]
-    assert lo < 0 < hi and row["diff_mean"] == pytest.approx(0.001)
-    # not the compute (3.0), plain-trainer (0.9), compiled (1.2) or batch-128 (1.0) rows, not the run's 0.75
+    # d = .001, -.001, .002, 0, -.002: mean 0, sd sqrt(1e-5 / 4) = 0.0015811; TOST t = 0.01 / (sd / sqrt 5) = 14.14
+    assert row["paired"]["mean"] == pytest.approx(0.0, abs=1e-12)
+    p_tost = stats.t.sf(0.01 / (math.sqrt(2.5e-6) / math.sqrt(5)), 4)
+    assert row["equivalence"]["p"] == pytest.approx(p_tost, rel=1e-6) and p_tost < 1e-4
+    assert row["verdict"] == "equivalent"
+    # not the compute (3.0), plain-trainer (0.9), compiled (1.2), batch-128 (1.0) or native (0.5) rows, not the run's 0.75
     assert (row["throughput_ratio"], row["throughput_source"], row["bench_batch_size"]) == (1.7, "bench", 32)
-    assert row["recommendation"] == {"backend": "lightning", "reason": "faster at equal accuracy: 1.7x"}
+    assert row["throughput_ratio_ci95"] == [1.62, 1.79]
+    assert row["recommendation"]["backend"] == "lightning"
+    assert row["recommendation"]["reason"].startswith("faster at equal accuracy (within ±0.0100, Holm TOST p = ")
+    assert row["recommendation"]["reason"].endswith("): 1.7x [1.62, 1.79]")
     assert row["peak_mem_mb"] == {"keras": None, "lightning": None}
     assert row["host_rss_mb"] == {"keras": 812.0, "lightning": 905.0}
 
 
-def test_no_difference_recommends_either(rows):
+def test_a_native_bench_is_a_row_of_its_own_not_the_speed_of_the_aligned_run(rows):
+    row = rows["c1w3_fmnist_cnn", "native", "cpu"]
+    assert row["accuracy"]["keras"]["n"] == 0 and row["verdict"] == "not measured"
+    assert row["throughput_ratio"] == pytest.approx(0.5)
+    assert row["recommendation"] == {
+        "backend": "keras", "reason": "faster: 2x; accuracy not measured (no run report)"}
+
+
+def test_equivalent_accuracy_and_equal_speed_recommends_either(rows):
     row = rows["c3w2_sarcasm_embed_gap", "aligned", "cpu"]
-    assert row["task"] == "binary"
-    assert row["welch_p"] == pytest.approx(1.0)  # equal means, 0.81 each
+    assert row["task"] == "binary" and row["verdict"] == "equivalent"
     assert (row["throughput_ratio"], row["throughput_source"]) == (pytest.approx(0.99), "run")
-    assert row["recommendation"] == {"backend": "either", "reason": "no significant accuracy or speed difference"}
+    assert row["recommendation"]["backend"] == "either"
+    assert row["recommendation"]["reason"].startswith("equal accuracy (within ±0.0100, Holm TOST p = ")
+    assert row["recommendation"]["reason"].endswith("); no material speed difference")
+
+
+def test_zero_spread_runs_give_no_significance_verdict(rows):
+    row = rows["c3w3_sarcasm_bilstm", "aligned", "cpu"]
+    # every seed +0.03: the paired interval would collapse to [0.03, 0.03]; no test, no verdict, no Holm entry
+    assert row["paired"]["status"] == "degenerate" and row["paired"]["ci95"] == [None, None]
+    assert row["paired"]["p"] is None and row["holm"] is None
+    assert row["verdict"] == "degenerate" and row["equivalence"]["p"] is None
+    assert row["recommendation"] == {
+        "backend": "keras",
+        "reason": "faster: 2x; accuracy comparison degenerate (all 3 differences equal +0.0300): no significance verdict"}
+
+
+def test_inconclusive_says_so_with_the_seeds_needed(rows):
+    row = rows["c1w2_mnist_dnn_callback", "aligned", "cpu"]
+    assert row["paired"]["mean"] == pytest.approx(0.004)
+    assert row["verdict"] == "inconclusive"
+    needed = row["seeds_needed"]
+    assert needed is not None and needed > 3
+    assert row["recommendation"] == {
+        "backend": "either",
+        "reason": f"accuracy inconclusive (+0.0040 with 3 seeds; {needed} seeds would settle it); "
+                  "no material speed difference"}
 
 
 def test_regression_lower_mae_wins_even_against_a_faster_framework(rows):
     better = rows["c1w1_house_price", "aligned", "cpu"]
     worse = rows["c4w2_ts_dnn", "aligned", "cpu"]
-    half = T_975_DF6 * math.sqrt(2 * (0.01**2 * 5 / 3) / 4)  # s^2 of 0, .01, .02, .03 is 1.667e-4
+    half = _paired_half([-0.100, -0.098, -0.102, -0.100], T_975_DF3)  # sd 0.0016330: half 0.0025985
+    assert half == pytest.approx(0.0025985, abs=1e-7)
     assert better["metric"] == worse["metric"] == "mae"
     assert better["task"] == "regression"
-    assert better["diff_ci95"] == pytest.approx([-0.1 - half, -0.1 + half], abs=1e-7)
-    assert worse["diff_ci95"] == pytest.approx([0.1 - half, 0.1 + half], abs=1e-7)
+    assert better["paired"]["ci95"] == pytest.approx([-0.1 - half, -0.1 + half], abs=1e-7)
+    assert worse["paired"]["ci95"] == pytest.approx([0.1 - half, 0.1 + half], abs=1e-7)
+    assert better["equivalence"]["margin"] == pytest.approx(0.05 * 0.515)  # 5% of the keras mean mae
     assert better["throughput_ratio"] == pytest.approx(1 / 3)  # bench: keras 3x faster, accuracy comes first
-    assert better["recommendation"] == {
-        "backend": "lightning", "reason": "mae differs significantly: -0.1000 [-0.1223, -0.0777] (mae: lower is better)"}
-    assert worse["recommendation"] == {
-        "backend": "keras", "reason": "mae differs significantly: +0.1000 [+0.0777, +0.1223] (mae: lower is better)"}
+    assert (better["recommendation"]["backend"], worse["recommendation"]["backend"]) == ("lightning", "keras")
+    assert better["recommendation"]["reason"].startswith("mae differs: -0.1000 [-0.1026, -0.0974] (paired, Holm p = ")
+    assert better["recommendation"]["reason"].endswith("; mae: lower is better)")
 
 
 def test_single_seed_is_not_a_statistical_comparison(rows):
@@ -207,13 +305,14 @@ def test_single_seed_is_not_a_statistical_comparison(rows):
     assert row["accuracy"]["keras"] == {"mean": 0.88, "std": None, "n": 1}
     assert row["diff_mean"] == pytest.approx(0.02)
     assert row["diff_ci95"] == [None, None] and row["welch_p"] is None
+    assert row["verdict"] == "too few seeds"
     assert row["throughput_ratio"] == pytest.approx(0.5)
     assert row["recommendation"] == {"backend": "keras",
                                      "reason": "faster: 2x; accuracy comparison not statistical (1 seed)"}
 
 
 def test_bench_without_a_run_has_memory_and_no_accuracy(rows):
-    row = rows["c1w2_fmnist_dnn", None, "gpu"]
+    row = rows["c1w2_fmnist_dnn", "native", "gpu"]
     assert row["accuracy"]["lightning"] == {"mean": None, "std": None, "n": 0}
     assert row["throughput_ratio"] == pytest.approx(1.05)
     assert row["peak_mem_mb"] == {"keras": 512.0, "lightning": 640.0}
@@ -231,24 +330,48 @@ def test_lockstep_first_divergence_prefers_the_course_optimizer(rows):
                for source in rows["c1w2_fmnist_dnn", "aligned", "cpu"]["sources"])
 
 
-def test_markdown_table_legend_and_sources(markdown, tree):
+def test_markdown_table_provenance_legend_and_sources(markdown, tree):
     assert markdown.startswith("# Parity summary\n")
-    assert ("| c1w2_fmnist_dnn | aligned | cpu | multiclass | accuracy | 0.8800 ± 0.0016 (n=5) "
-            "| 0.9000 ± 0.0016 (n=5) | +0.0200 [+0.0177, +0.0223] |") in markdown
-    assert "| 0.95 | run | n/a | step 37 of 100 | **lightning**: accuracy differs significantly" in markdown
-    assert "| 1.7 | bench (batch 32) | 812 / 905 (host RSS) | none in 100 steps | **lightning**: faster at equal" \
-        in markdown
-    assert "| 0.8800 (n=1) | 0.9000 (n=1) | +0.0200 (no CI: 1 seed) | n/a | 0.5 | run |" in markdown
-    assert "| c1w2_fmnist_dnn | - | gpu | multiclass | accuracy | n/a | n/a | n/a | n/a | 1.05 | bench (batch 32) " \
-           "| 512 / 640 |" in markdown
+    assert ("| c1w2_fmnist_dnn | aligned | cpu | P1 | multiclass | accuracy | 0.8800 ± 0.0016 (n=5) "
+            "| 0.9000 ± 0.0016 (n=5) | +0.0200 [+0.0188, +0.0212] | 0.8 | +0.0200 [+0.0177, +0.0223] "
+            "| different (±0.0100) |") in markdown
+    assert "| 0.95 | run | n/a | step 37 of 100 | **lightning**: accuracy differs: +0.0200" in markdown
+    assert "| 1.7 [1.62, 1.79] | bench (batch 32) | 812 / 905 (host RSS) | none in 100 steps | **lightning**: faster at " \
+           "equal accuracy" in markdown
+    assert ("| 0.8800 (n=1) | 0.9000 (n=1) | +0.0200 (no CI: 1 seed) | n/a | +0.0200 (no CI) | too few seeds | n/a "
+            "| 0.5 | run |") in markdown
+    assert "| +0.0300 (degenerate) | n/a | +0.0300 [" in markdown and "| degenerate | n/a |" in markdown
+    assert "| c1w2_fmnist_dnn | native | gpu | P3 | multiclass | accuracy | n/a | n/a | n/a | n/a | n/a | n/a | n/a " \
+           "| 1.05 | bench (batch 32) | 512 / 640 |" in markdown
     assert "- regression: lightning (c1w1_house_price aligned cpu); keras (c4w2_ts_dnn aligned cpu)" in markdown
-    assert "ratio outside [0.95, 1.053]" in markdown and "95% interval excludes 0" in markdown
+    provenance_section = markdown.split("## Provenance\n")[1].split("## Legend")[0]
+    assert "- P1 (`" in provenance_section and "synthetic stand-in" in provenance_section
+    assert "gpu (NVIDIA H100 80GB HBM3)" in provenance_section
+    legend = markdown.split("## Legend\n")[1]
+    assert "margin accuracy ±0.01 absolute, mae ±5% of the keras mean" in legend
+    assert "Holm's step-down correction across the table's tested rows" in legend
+    assert "entirely outside [0.95, 1.053]" in legend
     sources = markdown.split("## Sources\n")[1]
     assert f"- {tree / 'runs' / 'aligned' / 'c1w2_fmnist_dnn' / 'report.json'}" in sources
     assert f"- {tree / 'bench' / 'cpu' / 'bench.json'}" in sources
     assert "c1w1_house_price-sgd-aligned" in sources
     for unused in ("c1w2_fmnist_dnn-sgd", "c1w1_house_price-adam", "staging", "notes.json"):
         assert unused not in sources
+
+
+def test_margin_option_changes_the_verdict(tree):
+    # c1w3_fmnist_cnn: the 90% interval of the differences is +-0.0015 wide (t(0.95, 4) * 0.000707): inside
+    # +-0.01, outside +-0.001
+    result = run_cli("report", str(tree / "runs"), "--json", "--margin", "accuracy=0.001", timeout=60)
+    assert result.returncode == 0, result.stderr
+    row = next(row for row in json.loads(result.stdout) if row["model"] == "c1w3_fmnist_cnn")
+    assert row["equivalence"]["margin"] == 0.001 and row["equivalence"]["margin_rule"] == "0.001 absolute"
+    assert row["verdict"] == "inconclusive"
+    result = run_cli("report", str(tree / "runs"), "--margin", "mae=10%", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "margin accuracy ±0.01 absolute, mae ±10% of the keras mean" in result.stdout
+    bad = run_cli("report", str(tree / "runs"), "--margin", "loss=0.1", timeout=60)
+    assert bad.returncode == 2 and "unknown metric 'loss'; use one of accuracy, mae" in bad.stderr
 
 
 def test_out_writes_the_file_and_json_matches(tree, tmp_path, rows):
@@ -310,8 +433,21 @@ def test_missing_directory_is_an_error(tmp_path):
     ((1000, 950, 1040), (1060, 1030, 1090), False),   # 1.06x but the windows overlap
     ((1000, 990, 1010), (1030, 1020, 1040), True),    # 1.03x, tight windows apart
 ])
-def test_bench_speed_difference_is_material_when_windows_do_not_overlap(keras, lightning, material):
+def test_bench_without_an_interval_is_material_when_windows_do_not_overlap(keras, lightning, material):
     bench = _bench_row("c1w3_fmnist_cnn", "cpu", keras, lightning)
+    assert material_speed_difference(bench, bench["throughput_ratio"]) is material
+
+
+@pytest.mark.parametrize("ci95, material", [
+    ((1.06, 1.10), True),     # entirely above 1/0.95 = 1.0526
+    ((0.90, 0.94), True),     # entirely below 0.95
+    ((1.02, 1.10), False),    # reaches into [0.95, 1.0526]
+    ((0.93, 0.96), False),
+    ((1.0526, 1.2), False),   # touches the band's edge
+])
+def test_bench_interval_decides_when_present_even_against_the_windows(ci95, material):
+    # windows apart (1.03x, tight): the old rule would call it material; the interval overrides it
+    bench = _bench_row("c1w3_fmnist_cnn", "cpu", (1000, 990, 1010), (1030, 1020, 1040), ci95=ci95)
     assert material_speed_difference(bench, bench["throughput_ratio"]) is material
 
 
@@ -321,63 +457,95 @@ def test_run_speed_difference_is_material_outside_five_percent(ratio, material):
     assert material_speed_difference(None, ratio) is material
 
 
-def test_identical_seeds_with_a_constant_difference_count_as_significant():
-    final_val = {"keras": {"mean": 0.5, "std": 0.0, "n": 3}, "lightning": {"mean": 0.4, "std": 0.0, "n": 3},
-                 "diff_mean": -0.1, "diff_ci95": [-0.1, -0.1], "welch_p": None}
-    assert recommend("mae", final_val, 1.0, False)["backend"] == "lightning"
-    assert recommend("accuracy", final_val, 1.0, False)["backend"] == "keras"
-
-
-def test_newer_run_report_supersedes_an_older_one_with_a_warning(tmp_path):
+def test_newer_run_report_supersedes_an_older_one_with_the_same_provenance(tmp_path):
     paths = {}
     for name, created, keras in (("a", "2025-06-01T10:00:00+00:00", [0.80, 0.81]),
                                  ("b", "2025-01-01T10:00:00+00:00", [0.70, 0.71])):
-        report = build_report(_results("c1w3_fmnist_cnn", "accuracy", keras, [0.80, 0.81], (1000.0, 1000.0)))
+        report = _report("c1w3_fmnist_cnn", "accuracy", keras, [0.80, 0.81], (1000.0, 1000.0))
         report["created"] = created
         paths[name] = write_report(report, tmp_path / name) / "report.json"
     result = run_cli("report", str(tmp_path), "--json", timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.splitlines() == [
-        f"parity: warning: {paths['b']}: superseded by {paths['a']} (run of c1w3_fmnist_cnn, aligned, cpu)"]
     (row,) = json.loads(result.stdout)
+    assert result.stderr.splitlines() == [
+        f"parity: warning: {paths['b']}: superseded by {paths['a']} (run of c1w3_fmnist_cnn, aligned, cpu, "
+        f"provenance {row['provenance_key']})"]
     assert row["accuracy"]["keras"]["mean"] == pytest.approx(0.805)
+
+
+def test_the_bench_row_with_the_recommended_input_pipeline_gives_the_speed(tmp_path):
+    _write_run(tmp_path / "runs", "c1w3_fmnist_cnn", "accuracy", *FMNIST_CNN, (1000.0, 1000.0))
+    single = _bench_row("c1w3_fmnist_cnn", "cpu", (1000, 950, 1040), (1500, 1450, 1560), ci95=(1.4, 1.6))
+    recommended = _bench_row("c1w3_fmnist_cnn", "cpu", (2000, 1950, 2040), (2200, 2150, 2260), ci95=(1.06, 1.14))
+    single["input"], recommended["input"] = "single_threaded", "recommended"
+    _write_json(tmp_path / "bench" / "bench.json", [single, recommended])
+    (row,) = summarize([tmp_path], warn=pytest.fail)
+    assert (row["throughput_ratio"], row["bench_input"], row["throughput_ratio_ci95"]) == (1.1, "recommended", [1.06, 1.14])
+    assert row["recommendation"]["reason"].endswith("): 1.1x [1.06, 1.14]")
+
+
+def test_a_newer_synthetic_run_never_replaces_a_real_run(tmp_path):
+    real = _report("c1w3_fmnist_cnn", "accuracy", *FMNIST_CNN, (1000.0, 1000.0), source="real", epochs=5)
+    synthetic = _report("c1w3_fmnist_cnn", "accuracy", [0.5, 0.6], [0.9, 0.95], (1000.0, 1000.0))
+    real["created"], synthetic["created"] = "2025-01-01T10:00:00+00:00", "2025-06-01T10:00:00+00:00"
+    write_report(real, tmp_path / "real")
+    write_report(synthetic, tmp_path / "synthetic")
+    rows = summarize([tmp_path], warn=pytest.fail)
+    assert sorted(row["provenance"].split(" ")[0] for row in rows) == ["real", "synthetic"]
+    by_source = {row["provenance"].split(" ")[0]: row for row in rows}
+    assert by_source["real"]["verdict"] == "equivalent" and by_source["real"]["accuracy"]["keras"]["n"] == 5
+    assert by_source["synthetic"]["accuracy"]["keras"]["n"] == 2
 
 
 def test_lockstep_without_a_matching_run_warns(tmp_path):
     _write_run(tmp_path, "c1w2_fmnist_dnn", "accuracy", [0.88], [0.88], (1000.0, 1000.0))
-    partial = _write_json(tmp_path / "lockstep" / "x" / "lockstep.json",
-                          _lockstep("c1w2_fmnist_dnn", 2, "adam", alignment="aligned except adam_epsilon_value (native)"))
+    other = _lockstep("c1w2_fmnist_dnn", 2, "adam", mode="native")
+    partial = _write_json(tmp_path / "lockstep" / "x" / "lockstep.json", other)
     result = run_cli("report", str(tmp_path), "--json", timeout=60)
     assert result.returncode == 0, result.stderr
+    settings = provenance.provenance_key(other, provenance.SETTING_FIELDS)
     assert result.stderr.splitlines() == [
-        (f"parity: warning: {partial}: no run report or bench of c1w2_fmnist_dnn "
-         "(aligned except adam_epsilon_value) on its device; not shown")]
+        (f"parity: warning: {partial}: no run report or bench of c1w2_fmnist_dnn (native) with the same provenance "
+         f"(settings {settings}); not shown")]
     assert json.loads(result.stdout)[0]["lockstep"] is None
 
 
-@pytest.mark.parametrize("final_val, ratio, material, expected", [
-    (None, None, False, ("either", "accuracy not measured (no run report); speed not measured")),
-    (None, 0.5, True, ("keras", "faster: 2x; accuracy not measured (no run report)")),
-    ("equal", None, False, ("either", "no significant accuracy difference; speed not measured")),
-    ("equal", 1.02, False, ("either", "no significant accuracy or speed difference")),
-    ("equal", 0.8, True, ("keras", "faster at equal accuracy: 1.25x")),
+def _row(verdict, mean=0.0, ci95=(-0.02, 0.02), margin=0.01, seeds_needed=None, n=3, note=None):
+    """A summary row's accuracy statistics after Holm, as `recommend` reads them."""
+    tested = verdict in ("equivalent", "different", "inconclusive")
+    return {"verdict": verdict, "seeds_needed": seeds_needed,
+            "paired": {"mean": mean, "ci95": list(ci95), "n": n, "note": note},
+            "equivalence": {"margin": margin},
+            "holm": {"m": 4, "p_difference": 0.003, "p_equivalence": 0.012} if tested else None}
+
+
+@pytest.mark.parametrize("row, ratio, material, ci95, expected", [
+    (_row("not measured"), None, False, None, ("either", "accuracy not measured (no run report); speed not measured")),
+    (_row("not measured"), 0.5, True, None, ("keras", "faster: 2x; accuracy not measured (no run report)")),
+    (_row("equivalent"), None, False, None,
+     ("either", "equal accuracy (within ±0.0100, Holm TOST p = 0.012); speed not measured")),
+    (_row("equivalent"), 1.02, False, None,
+     ("either", "equal accuracy (within ±0.0100, Holm TOST p = 0.012); no material speed difference")),
+    (_row("equivalent"), 0.8, True, (0.75, 0.85),
+     ("keras", "faster at equal accuracy (within ±0.0100, Holm TOST p = 0.012): 1.25x [1.18, 1.33]")),
+    (_row("inconclusive", mean=0.004, seeds_needed=23), 0.8, True, None,
+     ("keras", "faster: 1.25x; accuracy inconclusive (+0.0040 with 3 seeds; 23 seeds would settle it)")),
+    (_row("inconclusive", mean=0.009, seeds_needed=None), 1.0, False, None,
+     ("either", "accuracy inconclusive (+0.0090 with 3 seeds; more than 10,000 seeds would be needed); "
+                "no material speed difference")),
+    (_row("different", mean=-0.03, ci95=(-0.04, -0.02)), 2.0, True, None,
+     ("keras", "accuracy differs: -0.0300 [-0.0400, -0.0200] (paired, Holm p = 0.003)")),
 ])
-def test_recommendation_reasons(final_val, ratio, material, expected):
-    if final_val == "equal":
-        final_val = {"keras": {"mean": 0.9, "std": 0.01, "n": 3}, "lightning": {"mean": 0.9, "std": 0.01, "n": 3},
-                     "diff_mean": 0.0, "diff_ci95": [-0.02, 0.02], "welch_p": 1.0}
-    recommendation = recommend("accuracy", final_val, ratio, material)
+def test_recommendation_reasons(row, ratio, material, ci95, expected):
+    recommendation = recommend("accuracy", row, ratio, material, ci95)
     assert (recommendation["backend"], recommendation["reason"]) == expected
 
 
-def test_native_bench_gives_the_speed_of_an_aligned_run_when_no_native_run_exists(tmp_path):
-    _write_run(tmp_path / "runs", "c1w3_fmnist_cnn", "accuracy", [0.90, 0.91], [0.90, 0.91], (1000.0, 1000.0))
-    bench = _bench_row("c1w3_fmnist_cnn", CPU, (2000.0, 1950.0, 2050.0), (1700.0, 1650.0, 1750.0))
-    bench["settings"]["mode"] = "native"  # the torch optimizer implementation the bench timed
-    _write_json(tmp_path / "bench" / "bench.json", [bench])
-    result = run_cli("report", str(tmp_path), "--json", timeout=60)
-    assert result.returncode == 0, result.stderr
-    (row,) = json.loads(result.stdout)
-    assert (row["mode"], row["throughput_source"]) == ("aligned", "bench")
-    assert row["throughput_ratio"] == pytest.approx(0.85)
-    assert row["recommendation"]["backend"] == "keras"  # 1,650-1,750 vs 1,950-2,050: windows do not overlap
+def test_a_constant_difference_is_never_significant():
+    # the old rule counted an interval collapsed to [d, d] as significant; now it is `degenerate`, no verdict
+    row = _row("degenerate", mean=-0.1, ci95=(None, None), note="all 3 differences equal -0.1000")
+    for metric in ("mae", "accuracy"):
+        recommendation = recommend(metric, row, 1.0, False)
+        assert recommendation["backend"] == "either"
+        assert recommendation["reason"] == (f"{metric} comparison degenerate (all 3 differences equal -0.1000): "
+                                            "no significance verdict; no material speed difference")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import itertools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import keras
@@ -31,7 +31,7 @@ def apply_settings(tf32: bool) -> dict[str, Any]:
     tf.config.experimental.enable_tensor_float_32_execution(tf32)
     return {
         "tf32": tf.config.experimental.tensor_float_32_execution_enabled(),
-        "determinism": tf_config.is_op_determinism_enabled(),  # no public getter
+        "determinism": tf_config.is_op_determinism_enabled(),  # no public getter in TensorFlow 2.21
         "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                     "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
         "cudnn_autotune": os.environ.get("TF_CUDNN_USE_AUTOTUNE", "1") != "0",
@@ -73,15 +73,31 @@ def _staged_dataset(data: dict[str, np.ndarray]) -> tf.data.Dataset:
 
 
 @functools.cache
-def _pipeline(workdir: str, model_id: str, batch_size: int, steps: int) -> tf.data.Dataset:
-    """The end-to-end scope's tf.data pipeline, built once per model and iterated afresh by each measurement.
+def _pipeline(workdir: str, model_id: str, batch_size: int, steps: int, parallel: bool) -> tf.data.Dataset:
+    """The end-to-end scope's tf.data pipeline, built once per model and input setting and iterated afresh by
+    each measurement.
 
     TensorFlow keeps the constants a tf.data function captures (here the whole training set) for the
     life of the process, so a pipeline per measurement would pile up one copy of the data each time.
     """
     data = bench.load_case_data(workdir, model_id)
     plan = bench.bench_plan(len(data["train"]), batch_size)
-    return train_dataset(plan, data["train"], bench.stream_epochs(plan, steps))
+    return train_dataset(plan, data["train"], bench.stream_epochs(plan, steps), parallel=parallel)
+
+
+def input_settings(setting: str, batches: tf.data.Dataset | None) -> dict[str, Any]:
+    """What the input pipeline runs with, the tf.data options read from the dataset itself."""
+    if setting == bench.STAGED:
+        return {"pipeline": "staged batches cycled (fit: tf.data from_tensor_slices + prefetch; "
+                            "plain loop: tensors on the device)"}
+    options = batches.options()
+    switches = {"map_parallelization": options.experimental_optimization.map_parallelization,
+                "inject_prefetch": options.experimental_optimization.inject_prefetch,
+                "autotune": options.autotune.enabled}
+    return {"map": "num_parallel_calls=AUTOTUNE" if setting == "recommended" else "sequential",
+            "prefetch": "AUTOTUNE" if setting == "recommended" else "none",
+            # None: tf.data's default, which is on for all three
+            **{name: "default (on)" if value is None else value for name, value in switches.items()}}
 
 
 class _EpochMarks(keras.callbacks.Callback):
@@ -118,15 +134,17 @@ def plain_windows(model: keras.Model, batches: Iterable[tuple[tf.Tensor, tf.Tens
 
 
 def measure(case: dict[str, Any], trainer: str, data: dict[str, np.ndarray], job: dict[str, Any],
-            gpu: bool) -> dict[str, Any]:
-    """Time one case with one trainer; peak memory and the load average around it."""
+            gpu: bool, stop: Callable[[], None]) -> dict[str, Any]:
+    """Time one case with one trainer, taking turns through `stop`; peak memory and the load average around it."""
     variant = bench.VARIANTS[case["variant"]]
-    clock = bench.Clock(job["steps"], job["windows"])
+    clock = bench.Clock(job["steps"], job["windows"], stop)
     model = build_model(case["model"], variant)
     if case["scope"] == "compute":
         batches = _staged_dataset(data) if trainer == "framework" else itertools.cycle(staged_batches(data, gpu))
+        pipeline = None
     else:
-        batches = _pipeline(job["workdir"], case["model"], case["batch_size"], clock.total_steps)
+        batches = pipeline = _pipeline(job["workdir"], case["model"], case["batch_size"], clock.total_steps,
+                                       case["input"] == "recommended")
     rss_start = bench.reset_peak_rss()
     if gpu:
         tf.config.experimental.reset_memory_stats("GPU:0")
@@ -142,13 +160,15 @@ def measure(case: dict[str, Any], trainer: str, data: dict[str, np.ndarray], job
         "load_average": [load_start, os.getloadavg()[0]],
         "settings": {"jit_compile": bool(model.jit_compile), "run_eagerly": bool(model.run_eagerly),
                      "dtype_policy": model.dtype_policy.name,
-                     "loss_scaling": isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)},
+                     "loss_scaling": isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer),
+                     "input": input_settings(case["input"], pipeline)},
     }
 
 
 def run_bench(job: dict[str, Any]) -> dict[str, Any]:
-    """The `bench` job: every case with `fit` and with the plain loop (parity.bench.run_cases)."""
+    """The `bench` job: one case with one trainer, taking turns with the Lightning worker (parity.bench)."""
     settings = apply_settings(job["tf32"])
     gpu = on_gpu()
-    measurements = bench.run_cases(job, "keras", gpu, lambda case, trainer, data: measure(case, trainer, data, job, gpu))
-    return {"settings": settings, "measurements": measurements}
+    measured = bench.run_measurement(job, "keras", gpu,
+                                     lambda data, stop: measure(job["case"], job["trainer"], data, job, gpu, stop))
+    return {"settings": settings, "measurement": measured}

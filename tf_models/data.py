@@ -14,7 +14,18 @@ from parity.datasets.store import SampleSource
 from parity.plan import BatchPlan, batch_signature, collate
 
 
-def _batches(source: SampleSource, indices: np.ndarray, lengths: np.ndarray) -> tf.data.Dataset:
+def _single_threaded() -> tf.data.Options:
+    """tf.data options under which a sequential map collates one batch at a time, only when it is asked for:
+    tf.data would otherwise parallelise a stateless map and add a prefetch after it by itself."""
+    options = tf.data.Options()
+    options.experimental_optimization.map_parallelization = False
+    options.experimental_optimization.inject_prefetch = False
+    options.autotune.enabled = False
+    return options
+
+
+def _batches(source: SampleSource, indices: np.ndarray, lengths: np.ndarray,
+             parallel: bool = True) -> tf.data.Dataset:
     x_signature, y_signature = batch_signature(source)
 
     def load(batch_indices: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -28,17 +39,20 @@ def _batches(source: SampleSource, indices: np.ndarray, lengths: np.ndarray) -> 
         return x, y
 
     dataset = tf.data.Dataset.from_tensor_slices((indices, lengths))
+    if not parallel:
+        return dataset.map(take).with_options(_single_threaded())
     return dataset.map(take, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
-def train_dataset(plan: BatchPlan, source: SampleSource, epochs: int) -> tf.data.Dataset:
+def train_dataset(plan: BatchPlan, source: SampleSource, epochs: int, parallel: bool = True) -> tf.data.Dataset:
     """All training batches of `epochs` epochs as one stream; fit it with steps_per_epoch=plan.steps_per_epoch.
 
     Keras keeps one iterator across epochs when steps_per_epoch is given, so epoch e of
-    `fit` consumes exactly plan.epoch_batches(e).
+    `fit` consumes exactly plan.epoch_batches(e). `parallel=False` (the bench's single-threaded
+    input): batches are collated one at a time while the consumer waits, none ahead.
     """
     indices, lengths = plan.padded_batches(epochs)
-    return _batches(source, indices, lengths)
+    return _batches(source, indices, lengths, parallel)
 
 
 def eval_dataset(plan: BatchPlan, source: SampleSource) -> tf.data.Dataset:

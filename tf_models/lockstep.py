@@ -32,8 +32,9 @@ def run_lockstep(job: dict[str, Any]) -> dict[str, Any]:
     """Train `job["steps"]` steps from seed `job["seed"]`; save the initial and final weights for the torch side."""
     import keras
     import tensorflow as tf
+    from tensorflow.python.framework.config import is_op_determinism_enabled  # no public getter in TF 2.21
 
-    from parity import align, jobs, lockstep
+    from parity import jobs, lockstep
     from parity.catalog import get_spec
     from parity.plan import BatchPlan, collate
     from parity.weights import save_keras_layers
@@ -73,6 +74,6 @@ def run_lockstep(job: dict[str, Any]) -> dict[str, Any]:
     placed = tf.DeviceSpec.from_string(loss.device)  # where TensorFlow ran the step: "/job:localhost/.../device:GPU:0"
     return {"loss": losses, "grad_norm": grad_norms, "dropout_layers": dropouts,
             "val_metric": float(scores[spec.metric]),
-            "deterministic": align.deterministic_ops(align.Alignment.from_job(job["native"])),
+            "deterministic": is_op_determinism_enabled(),  # the state in force, not the request
             "tensor_device": f"{placed.device_type.lower()}:{placed.device_index}"}
 

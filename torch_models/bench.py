@@ -186,17 +186,34 @@ def plain_windows(module: CourseModule, batches: Iterable, clock: bench.Clock, v
             clock.mark()
 
 
+def input_settings(setting: str, loader: DataLoader | None) -> dict[str, Any]:
+    """What the input pipeline runs with, read from the DataLoader itself."""
+    if setting == bench.STAGED:
+        return {"pipeline": "staged batches cycled (tensors on the device)"}
+    return {"num_workers": loader.num_workers, "pin_memory": loader.pin_memory,
+            "persistent_workers": loader.persistent_workers}
+
+
+def _loader(case: dict[str, Any], data: dict[str, Any], job: dict[str, Any], gpu: bool) -> DataLoader:
+    """The end-to-end scope's DataLoader in the case's input setting (parity.bench.INPUTS)."""
+    plan = bench.bench_plan(len(data["train"]), case["batch_size"])
+    if case["input"] == "recommended":
+        return plan_loader(plan, data["train"], num_workers=job["loader_workers"], pin_memory=gpu)
+    return plan_loader(plan, data["train"])
+
+
 def measure(case: dict[str, Any], trainer: str, data: dict[str, np.ndarray], job: dict[str, Any],
-            gpu: bool) -> dict[str, Any]:
-    """Time one case with one trainer; peak memory and the load average around it."""
+            gpu: bool, stop: Callable[[], None]) -> dict[str, Any]:
+    """Time one case with one trainer, taking turns through `stop`; peak memory and the load average around it."""
     variant = bench.VARIANTS[case["variant"]]
-    clock = bench.Clock(job["steps"], job["windows"])
+    clock = bench.Clock(job["steps"], job["windows"], stop)
     module = build_model(case["model"], align.Alignment.from_job(job["native"]))
     if case["scope"] == "compute":
         staged = staged_batches(data, gpu)
         batches = _Cycled(staged, clock.total_steps) if trainer == "framework" else itertools.cycle(staged)
+        loader = None
     else:
-        loader = plan_loader(bench.bench_plan(len(data["train"]), case["batch_size"]), data["train"])
+        loader = _loader(case, data, job, gpu)
         batches = loader if trainer == "framework" else _plan_stream(loader)
     rss_start = bench.reset_peak_rss()
     if gpu:
@@ -212,15 +229,16 @@ def measure(case: dict[str, Any], trainer: str, data: dict[str, np.ndarray], job
         "host_rss_start_mb": rss_start,
         "load_average": [load_start, os.getloadavg()[0]],
         "settings": {"torch_compile": "dynamic=False" if variant.compiled else None, "precision": variant.lightning_precision,
-                     "grad_scaler": variant.lightning_precision == "16-mixed"},
+                     "grad_scaler": variant.lightning_precision == "16-mixed",
+                     "input": input_settings(case["input"], loader)},
     }
 
 
 def run_bench(job: dict[str, Any]) -> dict[str, Any]:
-    """The `bench` job: every case with the Trainer and with the plain loop (parity.bench.run_cases)."""
+    """The `bench` job: one case with one trainer, taking turns with the Keras worker (parity.bench)."""
     settings = apply_settings(job["tf32"])
     _resolve_lazy_imports()
     gpu = on_gpu()
-    measurements = bench.run_cases(job, "lightning", gpu,
-                                   lambda case, trainer, data: measure(case, trainer, data, job, gpu))
-    return {"settings": settings, "measurements": measurements}
+    measured = bench.run_measurement(job, "lightning", gpu,
+                                     lambda data, stop: measure(job["case"], job["trainer"], data, job, gpu, stop))
+    return {"settings": settings, "measurement": measured}

@@ -48,6 +48,10 @@ class CollatedBatches(Dataset):
         return torch.from_numpy(x), torch.from_numpy(y)
 
 
-def plan_loader(plan: BatchPlan, source: SampleSource) -> DataLoader:
-    """A DataLoader that follows `plan`: batch_size=None, the sampler yields whole batches."""
-    return DataLoader(CollatedBatches(source), sampler=PlanBatchSampler(plan), batch_size=None)
+def plan_loader(plan: BatchPlan, source: SampleSource, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
+    """A DataLoader that follows `plan`: batch_size=None, the sampler yields whole batches.
+
+    `num_workers` > 0 (the bench's recommended input): that many worker processes, kept across epochs.
+    """
+    return DataLoader(CollatedBatches(source), sampler=PlanBatchSampler(plan), batch_size=None,
+                      num_workers=num_workers, pin_memory=pin_memory, persistent_workers=num_workers > 0)

@@ -42,7 +42,8 @@ def load_csv_series(spec: ModelSpec, data_dir: str | os.PathLike | None) -> Data
             f"{math.ceil((data.window_size + 1) * data.steps / data.split_time)} steps"
         )
     train, val = windows(series, split.train, data.window_size)
-    info = {"steps": len(series), "split_time": split.train, **({"split_note": split.note} if split.note else {})}
+    info = {"steps": len(series), "split_time": split.train, "files": [str(path)],
+            **({"split_note": split.note} if split.note else {})}
     return make_split(spec, "real", train, val, str(path), info)
 
 

@@ -69,7 +69,7 @@ def load_image_folders(spec: ModelSpec, data_dir: str | os.PathLike | None) -> D
     train = _pick(sets, "train", spec, location)
     classes = _class_names(spec, train)
     train_arrays, train_files = _decode(spec, train, classes)
-    info = {"classes": classes, "train_files": train_files}
+    info = {"classes": classes, "train_files": train_files, "files": files_read([train], classes)}
     if spec.validation == "train":
         val_arrays = train_arrays
     elif spec.validation in VALIDATION_NAMES:
@@ -82,6 +82,7 @@ def load_image_folders(spec: ModelSpec, data_dir: str | os.PathLike | None) -> D
             )
         _same_classes(train, val, classes)
         val_arrays, info["val_files"] = _decode(spec, val, classes)
+        info["files"] = files_read([train, val], classes)
     elif spec.validation == "none":
         val_arrays = None
     else:
@@ -219,6 +220,17 @@ def _same_classes(train: ClassFolders, val: ClassFolders, classes: list[str]) ->
     if missing or extra:
         raise DataError(f"{val.where()}: class folders {', '.join(val.classes)}, the training set {train.where()} has "
                         f"{', '.join(train.classes)}; both need the same classes")
+
+
+def files_read(sets: list[ClassFolders], classes: list[str]) -> list[str]:
+    """The files the sets' images come from, for the data's provenance: the zip archives, or each image file."""
+    files = []
+    for folders in sets:
+        if Path(folders.origin).is_file():
+            files.append(folders.origin)
+        else:
+            files += [image.name for name in classes for image in folders.classes[name]]
+    return list(dict.fromkeys(files))
 
 
 def _decode(spec: ModelSpec, folders: ClassFolders, classes: list[str]) -> tuple[tuple[np.ndarray, np.ndarray], int]:

@@ -22,4 +22,5 @@ def house_prices(spec: ModelSpec) -> DataSplit:
 
 def _split(spec: ModelSpec, xs: np.ndarray, ys: np.ndarray) -> DataSplit:
     points = (xs, ys)
-    return make_split(spec, "real", points, points, "inline")
+    generator = {"function": f"{__name__}.{spec.dataset}", "x": xs.tolist(), "y": ys.tolist()}
+    return make_split(spec, "real", points, points, "inline", {"generator": generator})

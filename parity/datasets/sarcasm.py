@@ -51,7 +51,7 @@ def load_sarcasm(spec: ModelSpec, data_dir: str | os.PathLike | None) -> DataSpl
         (headlines[:size], labels[:size]),
         (headlines[size:], labels[size:]),
         str(path),
-        {"split_note": split.note} if split.note else None,
+        {"files": [str(path)], **({"split_note": split.note} if split.note else {})},
     )
 
 

@@ -50,7 +50,12 @@ def series_split(spec: ModelSpec, source: str, steps: int, split_time: int) -> D
         data.noise_level, data.noise_seed,
     )
     train, val = windows(series, split_time, data.window_size)
-    return make_split(spec, source, train, val, "generated", {"steps": steps, "split_time": split_time})
+    generator = {"function": f"{__name__}.lab_series", "steps": steps, "split_time": split_time,
+                 "window_size": data.window_size, "baseline": data.baseline, "slope": data.slope,
+                 "amplitude": data.amplitude, "period": data.period, "noise_level": data.noise_level,
+                 "noise_seed": data.noise_seed}
+    return make_split(spec, source, train, val, "generated",
+                      {"steps": steps, "split_time": split_time, "generator": generator})
 
 
 def windows(

@@ -26,6 +26,8 @@ class DataSplit:
     `train` object when it validates on the training data ("train"). Inputs are
     (N, *spec.input_shape) or ragged token ids; labels follow spec.label_mode (see `make_split`).
     `source` is "real" or "synthetic"; `location` the file or directory read, or "inline"/"generated".
+    For the data's provenance (parity.provenance) every loader puts in `info` either "files", the paths
+    of the files it read, or "generator", the parameters that generated the data in code.
     """
 
     dataset_id: str

@@ -60,7 +60,10 @@ def images(spec: ModelSpec) -> DataSplit:
     val = train if spec.validation == "train" else sample(sizes[1])
     rescale = getattr(spec.data, "rescale", None)
     scale = COURSE_SCALE if rescale is None else PixelScale(rescale)
-    return make_split(spec, "synthetic", train, val, "generated", scale=scale)
+    generator = _generator("images", train_size=sizes[0], val_size=None if val is train else sizes[1],
+                           shape=[rows, cols, channels], classes=classes, coarse=COARSE,
+                           template_weight=TEMPLATE_WEIGHT, label_noise=LABEL_NOISE, rescale=rescale)
+    return make_split(spec, "synthetic", train, val, "generated", {"generator": generator}, scale=scale)
 
 
 def headlines(spec: ModelSpec) -> DataSplit:
@@ -77,7 +80,10 @@ def headlines(spec: ModelSpec) -> DataSplit:
             texts.append(" ".join(map(str, words)).capitalize() + str(rng.choice(["", ".", "!", "?"])))
         return texts, _noisy(rng, drawn, 2).astype(np.float32)
 
-    return encode_split(spec, "synthetic", sample(TRAIN_SIZE), sample(VAL_SIZE), "generated")
+    generator = _generator("headlines", train_size=TRAIN_SIZE, val_size=VAL_SIZE, neutral_words=NEUTRAL_WORDS,
+                           hint_words=HINT_WORDS, hints_per_headline=HINTS_PER_HEADLINE, label_noise=LABEL_NOISE,
+                           tokenizer=spec.data.tokenizer, vocab_size=spec.data.vocab_size)
+    return encode_split(spec, "synthetic", sample(TRAIN_SIZE), sample(VAL_SIZE), "generated", {"generator": generator})
 
 
 def series(spec: ModelSpec) -> DataSplit:
@@ -87,10 +93,18 @@ def series(spec: ModelSpec) -> DataSplit:
 
 def file_series(spec: ModelSpec) -> DataSplit:
     """A stand-in for a series read from a file: the lab formula with a yearly season, windowed as the spec says."""
-    series = lab_series(SERIES_STEPS, baseline=10.0, slope=0.0, amplitude=5.0, period=365, noise_level=2.0,
-                        noise_seed=SEED)
+    settings = {"baseline": 10.0, "slope": 0.0, "amplitude": 5.0, "period": 365, "noise_level": 2.0, "noise_seed": SEED}
+    series = lab_series(SERIES_STEPS, **settings)
     train, val = windows(series, SERIES_SPLIT, spec.data.window_size)
-    return make_split(spec, "synthetic", train, val, "generated", {"steps": SERIES_STEPS, "split_time": SERIES_SPLIT})
+    generator = _generator("file_series", steps=SERIES_STEPS, split_time=SERIES_SPLIT,
+                           window_size=spec.data.window_size, **settings)
+    return make_split(spec, "synthetic", train, val, "generated",
+                      {"steps": SERIES_STEPS, "split_time": SERIES_SPLIT, "generator": generator})
+
+
+def _generator(function: str, **parameters: object) -> dict[str, object]:
+    """The parameters that make a stand-in, for its provenance (parity.provenance hashes them)."""
+    return {"function": f"{__name__}.{function}", "seed": SEED, **parameters}
 
 
 def _noisy(rng: np.random.Generator, labels: np.ndarray, classes: int) -> np.ndarray:

@@ -31,4 +31,5 @@ def load_idx_images(spec: ModelSpec, data_dir: str | os.PathLike | None) -> Data
                 f"but {spec.id} expects input shape {spec.input_shape}"
             )
         splits.append((images, labels))
-    return make_split(spec, "real", splits[0], splits[1], location, scale=COURSE_SCALE)
+    read = [str(files[name]) for name in SOURCES[spec.dataset].files]
+    return make_split(spec, "real", splits[0], splits[1], location, {"files": read}, scale=COURSE_SCALE)
