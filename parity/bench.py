@@ -55,14 +55,15 @@ TRAINERS = ("framework", "plain")
 INPUTS = ("single_threaded", "recommended")
 STAGED = "staged"
 DEFAULT_STEPS = 100  # steps per timed window (the Keras 3 benchmarks time 100 steps)
-DEFAULT_WINDOWS = 8
+DEFAULT_WINDOWS = 5
+DEFAULT_REPEATS = 2  # the interval carries between-repeat variation only with two or more
 MIN_WINDOWS = 3
-# The speed ratio's interval: percentile bootstrap over the paired windows (pairs resampled with replacement).
+# The speed ratio's interval: percentile bootstrap over the paired windows (repeats, then pairs, with replacement).
 CI_LEVEL = 0.95
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 RATIO_INTERVAL = {"statistic": "median over paired windows of lightning / keras samples/s",
-                  "method": "percentile bootstrap", "resampling": "pairs of windows, with replacement",
+                  "method": "percentile bootstrap", "resampling": "repeats, then pairs of windows within them, with replacement",
                   "resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED, "level": CI_LEVEL}
 STAGED_BATCHES = 32  # distinct batches the compute scope cycles through, already on the device
 SEED = 0  # the batch plan's seed and the models' initial weights
@@ -119,7 +120,7 @@ class BenchOptions:
     batch_size: int | None = None
     steps: int = DEFAULT_STEPS
     windows: int = DEFAULT_WINDOWS
-    repeats: int = 1
+    repeats: int = DEFAULT_REPEATS
     tf32: bool = False
     malloc: str = "tuned"
     data_dir: str | None = None
@@ -448,18 +449,33 @@ def paired_ratio(keras: Sequence[float], lightning: Sequence[float]) -> float:
     return float(np.median(_paired(keras, lightning)))
 
 
-def ratio_interval(keras: Sequence[float], lightning: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES,
-                   seed: int = BOOTSTRAP_SEED, level: float = CI_LEVEL) -> list[float]:
-    """Percentile-bootstrap interval of `paired_ratio`: the pairs resampled with replacement, `resamples` times.
+def ratio_interval(keras: Sequence[float], lightning: Sequence[float], repeats: int = 1,
+                   resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
+                   level: float = CI_LEVEL) -> list[float]:
+    """Percentile-bootstrap interval of `paired_ratio`, `resamples` times.
 
-    Resampling whole pairs keeps what the turns share (the load of the moment) inside each ratio.
-    Simulated coverage of the 95% interval (lognormal window noise, load shared by a pair, independent or
+    The pairs are pooled in repeat order, `repeats` equal blocks. With one repeat the pairs are
+    resampled with replacement. With several, the bootstrap is two-stage: repeats are drawn with
+    replacement, then pairs within each drawn repeat, so the interval also carries the variation
+    between repeats (a run's state that persists over its windows: page cache, worker processes,
+    the machine's load), which resampling pairs alone cannot see. Resampling whole pairs keeps
+    what the turns share (the load of the moment) inside each ratio. Simulated coverage of the
+    95% interval with one repeat (lognormal window noise, load shared by a pair, independent or
     drifting from pair to pair): 93 to 96% with 5 to 20 pairs (tests/test_bench.py checks 10 pairs).
     """
     ratios = _paired(keras, lightning)
-    picks = np.random.default_rng(seed).integers(0, len(ratios), size=(resamples, len(ratios)))
+    if repeats < 1 or len(ratios) % repeats:
+        raise ValueError(f"{len(ratios)} pairs do not split into {repeats} equal repeats")
+    rng = np.random.default_rng(seed)
+    if repeats == 1:
+        samples = ratios[rng.integers(0, len(ratios), size=(resamples, len(ratios)))]
+    else:
+        blocks = ratios.reshape(repeats, -1)
+        chosen = rng.integers(0, repeats, size=(resamples, repeats, 1))
+        within = rng.integers(0, blocks.shape[1], size=(resamples, repeats, blocks.shape[1]))
+        samples = blocks[chosen, within].reshape(resamples, -1)
     tail = 100 * (1 - level) / 2
-    low, high = np.percentile(np.median(ratios[picks], axis=1), [tail, 100 - tail])
+    low, high = np.percentile(np.median(samples, axis=1), [tail, 100 - tail])
     return [float(low), float(high)]
 
 
@@ -507,7 +523,8 @@ def build_rows(cases: Sequence[Mapping[str, Any]], answers: Mapping[str, Mapping
             settings["interleaving"] = {"unit": "window", "seed": context["order_seed"],
                                         "first": merged["keras"]["leaders"]}
             settings["input_pipeline"] = {fw: frameworks[fw]["settings"]["input"] for fw in jobs.FRAMEWORKS}
-            settings["ratio_interval"] = {**RATIO_INTERVAL, "pairs": len(keras_windows)}
+            settings["ratio_interval"] = {**RATIO_INTERVAL, "pairs": len(keras_windows),
+                                          "stages": "repeats, then pairs within" if options.repeats > 1 else "pairs"}
             rows.append({
                 "model": case["model"],
                 "device": devices["keras"],
@@ -518,7 +535,7 @@ def build_rows(cases: Sequence[Mapping[str, Any]], answers: Mapping[str, Mapping
                 "trainer": trainer,
                 "frameworks": frameworks,
                 "throughput_ratio": paired_ratio(keras_windows, lightning_windows),
-                "throughput_ratio_ci95": ratio_interval(keras_windows, lightning_windows),
+                "throughput_ratio_ci95": ratio_interval(keras_windows, lightning_windows, options.repeats),
                 "settings": settings,
                 "environment": environment,
                 "provenance": _provenance(case, options, data, answers),

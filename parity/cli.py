@@ -117,9 +117,10 @@ def _parser() -> argparse.ArgumentParser:
                               help=f"steps per timed window; one more window warms up (default: {bench.DEFAULT_STEPS})")
     bench_parser.add_argument("--windows", type=_positive_int, default=bench.DEFAULT_WINDOWS,
                               help=f"timed windows, at least {bench.MIN_WINDOWS} (default: {bench.DEFAULT_WINDOWS})")
-    bench_parser.add_argument("--repeats", type=_positive_int, default=1,
-                              help="measure each trainer pair this often, in alternating order, pooling the windows "
-                                   "(2 or more on a busy machine; default: 1)")
+    bench_parser.add_argument("--repeats", type=_positive_int, default=bench.DEFAULT_REPEATS,
+                              help="measure each trainer pair this often, in alternating order, pooling the windows; "
+                                   "the ratio's bootstrap draws repeats, then windows, so two or more let its interval "
+                                   f"carry between-repeat variation (default: {bench.DEFAULT_REPEATS})")
     bench_parser.add_argument("--variant", nargs="+", default=["eager"], metavar="V",
                               help=f"one or more of {', '.join(bench.VARIANTS)} (default: eager)")
     bench_parser.add_argument("--scope", choices=(*bench.SCOPES, "both"), default="both",

@@ -117,7 +117,7 @@ def _answer(framework, seconds):
 
 
 def test_rows_hold_medians_per_framework_and_the_paired_ratio_with_its_interval():
-    options = bench.BenchOptions(scopes=("compute",), steps=2, windows=3)
+    options = bench.BenchOptions(scopes=("compute",), steps=2, windows=3, repeats=1)
     keras = _answer("keras", {("compute", "framework"): [0.1, 0.2, 0.4], ("compute", "plain"): [0.1, 0.1, 0.1]})
     lightning = _answer("lightning", {("compute", "framework"): [0.4, 0.4, 0.5],
                                       ("compute", "plain"): [0.2, 0.25, 0.2]})
@@ -346,7 +346,9 @@ def test_bench_cli_smoke_measures_both_frameworks_on_cpu_taking_turns(tmp_path):
             assert pipelines["lightning"] == {"num_workers": cpus, "pin_memory": False, "persistent_workers": True}
             assert pipelines["keras"]["prefetch"] == "AUTOTUNE"
         turns = row["settings"]["interleaving"]
-        assert turns["seed"] == 3 and len(turns["first"]) == 1 and len(turns["first"][0]) == 4  # warm-up + 3
+        # One turn order per repeat (the default, 2), each over the warm-up and the 3 windows.
+        assert turns["seed"] == 3 and len(turns["first"]) == bench.DEFAULT_REPEATS
+        assert all(len(order) == 4 for order in turns["first"])
         low, high = row["throughput_ratio_ci95"]
         assert 0 < low <= row["throughput_ratio"] <= high
         assert row["settings"]["tf32"]["applicable"] is False
@@ -357,7 +359,7 @@ def test_bench_cli_smoke_measures_both_frameworks_on_cpu_taking_turns(tmp_path):
         windows = {}
         for framework, entry in row["frameworks"].items():
             assert FRAMEWORK_KEYS <= entry.keys()
-            assert len(entry["windows"]) == 3 and all(value > 0 for value in entry["windows"])
+            assert len(entry["windows"]) == 3 * bench.DEFAULT_REPEATS and all(value > 0 for value in entry["windows"])
             assert 0 < entry["samples_per_s"]["min"] <= entry["samples_per_s"]["median"] <= entry["samples_per_s"]["max"]
             assert entry["steps_per_s"]["median"] > 0 and entry["warmup_s"] > 0 and entry["host_rss_mb"] > 0
             windows[framework] = entry["windows"]
@@ -380,3 +382,21 @@ def test_compiled_and_bfloat16_variants_run_both_models_in_one_worker():
         else:
             assert keras["dtype_policy"] == "mixed_bfloat16" and lightning["precision"] == "bf16-mixed"
         assert row["frameworks"]["lightning"]["samples_per_s"]["median"] > 0
+
+
+def test_with_two_repeats_the_ratio_interval_carries_the_variation_between_them():
+    # Two repeats whose turns agree within themselves but not with each other (0.60 vs 0.70): a run's
+    # persistent state moved the ratio. Resampling pairs inside one repeat gives an interval that excludes
+    # the other repeat's ratio; drawing repeats first covers both.
+    first, second = [0.60, 0.61, 0.60, 0.61, 0.60], [0.70, 0.71, 0.70, 0.71, 0.70]
+    keras = [1.0] * 10
+    low, high = bench.ratio_interval(keras, first + second, repeats=2)
+    assert low <= 0.605 and high >= 0.70
+    within_one = bench.ratio_interval(keras[:5], first, repeats=1)
+    assert within_one[1] < 0.70
+    with pytest.raises(ValueError, match="do not split into 3 equal repeats"):
+        bench.ratio_interval(keras, first + second, repeats=3)
+
+
+def test_the_bench_defaults_to_two_repeats_so_its_interval_sees_between_repeat_variation():
+    assert bench.BenchOptions().repeats == bench.DEFAULT_REPEATS == 2
