@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,3 +18,15 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 900) -
         command += ["--threads", "1", "--device", "cpu"]
     return subprocess.run(command, cwd=REPO, env={**os.environ, **(env or {})}, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def run_script_on_cases(script: str, directory: Path, cases: list[dict]) -> list[dict]:
+    """Run `script` (python source taking CASES.json RESULTS.json) in its own process, CPU only; return its results.
+
+    For reference implementations that import TensorFlow, which must not share a process with torch.
+    """
+    cases_path, results_path = Path(directory) / "cases.json", Path(directory) / "results.json"
+    cases_path.write_text(json.dumps(cases))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    subprocess.run([sys.executable, "-c", script, str(cases_path), str(results_path)], check=True, env=env, timeout=600)
+    return json.loads(results_path.read_text())

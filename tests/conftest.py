@@ -1,5 +1,8 @@
 """Shared test fixtures."""
 
+import functools
+import http.server
+import threading
 from pathlib import Path
 
 import pytest
@@ -21,3 +24,17 @@ def never_download(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Tem
     monkeypatch.setenv("PARITY_OFFLINE", "1")
     monkeypatch.setenv("PARITY_CACHE_DIR", str(tmp_path_factory.mktemp("parity-cache")))
     monkeypatch.delenv("PARITY_DATA_DIR", raising=False)
+
+
+@pytest.fixture
+def served(tmp_path: Path):
+    """Files of tmp_path/served behind http://127.0.0.1:PORT/ (a loopback server, stopped after the test)."""
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()

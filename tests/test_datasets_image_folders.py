@@ -1,11 +1,8 @@
 """Class-per-folder image sets: layouts, safe archives, skipped and empty files, colour, resizing, the decode cache."""
 
 import dataclasses
-import functools
-import http.server
 import io
 import shutil
-import threading
 import zipfile
 from pathlib import Path
 
@@ -188,19 +185,6 @@ def test_parity_data_dir_finds_cats_and_dogs_under_the_shared_folder_name(shared
     monkeypatch.setenv("PARITY_DATA_DIR", str(shared_data))
     assert local_directory(spec_source(CATS, ("train",)))[0] == shared_data / "cats_and_dogs_filtered"
 
-
-@pytest.fixture
-def served(tmp_path):
-    """Files of tmp_path/served behind http://127.0.0.1:PORT/."""
-    root = tmp_path / "served"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
 
 
 def test_download_from_the_spec_url_is_checked_for_structure_and_cached(served, tmp_path, monkeypatch):

@@ -1,10 +1,7 @@
 """The real download path (pooch, checksums, cache) against an HTTP server on loopback serving the shared files."""
 
 import dataclasses
-import functools
-import http.server
 import shutil
-import threading
 
 import numpy as np
 import pytest
@@ -13,20 +10,6 @@ from parity.catalog import get_spec
 from parity.datasets import load_dataset, sources, vision
 from parity.errors import DataError
 
-
-@pytest.fixture
-def served(tmp_path):
-    """A copy of the shared Fashion-MNIST files behind http://127.0.0.1:PORT/ (stopped after the test)."""
-    root = tmp_path / "served"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
 
 
 def _point_fashion_mnist_at(monkeypatch, *mirrors):

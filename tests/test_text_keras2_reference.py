@@ -5,12 +5,10 @@ test process, where torch may be imported too (the two crash together, see DESIG
 """
 
 import importlib.util
-import json
-import os
-import subprocess
-import sys
 
 import pytest
+
+from cli_helpers import run_script_on_cases
 
 from parity.datasets.sarcasm import read_headlines
 from parity.text import Tokenizer, pad_sequences
@@ -59,14 +57,7 @@ TRICKY = [
 
 
 def keras2(tmp_path, cases: list[dict]) -> list[dict]:
-    cases_path, results_path = tmp_path / "cases.json", tmp_path / "results.json"
-    cases_path.write_text(json.dumps(cases))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    subprocess.run(
-        [sys.executable, "-c", KERAS2_SCRIPT, str(cases_path), str(results_path)],
-        check=True, env=env, timeout=600,
-    )
-    return json.loads(results_path.read_text())
+    return run_script_on_cases(KERAS2_SCRIPT, tmp_path, cases)
 
 
 def ours(case: dict) -> dict:

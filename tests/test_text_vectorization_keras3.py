@@ -7,14 +7,12 @@ tf.data.Dataset of sentences, one ragged batch, then `keras.utils.pad_sequences`
 """
 
 import importlib.util
-import json
-import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+
+from cli_helpers import run_script_on_cases
 from conftest import SHARED_DATA
 
 import parity.text
@@ -99,14 +97,7 @@ def sarcasm_case() -> dict | None:
 
 
 def keras3(directory, cases: list[dict]) -> list[dict]:
-    cases_path, results_path = directory / "cases.json", directory / "results.json"
-    cases_path.write_text(json.dumps(cases))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    subprocess.run(
-        [sys.executable, "-c", KERAS3_SCRIPT, str(cases_path), str(results_path)],
-        check=True, env=env, timeout=600,
-    )
-    return json.loads(results_path.read_text())
+    return run_script_on_cases(KERAS3_SCRIPT, directory, cases)
 
 
 def ours(case: dict) -> dict:
