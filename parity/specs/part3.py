@@ -40,6 +40,15 @@ _SARCASM_C3W3 = {
     "training_size": 20_000,
     "urls": {"data": SARCASM_URL_V2},
 }
+# v2 IMDB reviews (c3w2_imdb_embed_flatten, c3w3_imdb_gru_lstm_conv): 10k-word TextVectorization, pre-padded to 120.
+_IMDB_REVIEWS_V2 = TextData(
+    tokenizer="text_vectorization",
+    vocab_size=10_000,
+    max_length=120,
+    padding="pre",
+    truncating="post",
+    shuffle_buffer=1000,
+)
 # Next-word text generation (5.13-5.15): every prefix (length >= 2) of each lower-cased line,
 # pre-padded to the longest; one-hot labels (label_mode "categorical"), no validation data, 100 words generated.
 _TEXTGEN = {
@@ -105,14 +114,7 @@ SPECS = (
         reference=Reference(
             "no saved log (the equivalent flatten variant of c3w3_imdb_gru_lstm_conv has the same params)"
         ),
-        data=TextData(
-            tokenizer="text_vectorization",
-            vocab_size=10_000,
-            max_length=120,
-            padding="pre",
-            truncating="post",
-            shuffle_buffer=1000,
-        ),
+        data=_IMDB_REVIEWS_V2,
         validation="test",
         label_mode="binary",
     ),
@@ -314,14 +316,7 @@ SPECS = (
             "params, Bidirectional(LSTM32) 172,941, Conv1D(128, 5) + GlobalAveragePooling1D 171,149",
             0.8102,
         ),
-        data=TextData(
-            tokenizer="text_vectorization",
-            vocab_size=10_000,
-            max_length=120,
-            padding="pre",
-            truncating="post",
-            shuffle_buffer=1000,
-        ),
+        data=_IMDB_REVIEWS_V2,
         validation="test",
         label_mode="binary",
     ),
