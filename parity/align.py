@@ -37,6 +37,9 @@ KERAS_BATCHNORM_MOMENTUM = 0.99
 KERAS_BATCHNORM_EPSILON = 1e-3
 TORCH_BATCHNORM_MOMENTUM = 0.1
 TORCH_BATCHNORM_EPS = 1e-5
+# Huber: compile(loss="huber") uses keras.losses.huber with delta 1.0; torch's HuberLoss also
+# defaults to 1.0, but the torch side passes it explicitly so the two never drift apart.
+KERAS_HUBER_DELTA = 1.0
 # Keras "accuracy" counts samples; torchmetrics MulticlassAccuracy averages per class by default.
 KERAS_ACCURACY_AVERAGE = "micro"
 TORCHMETRICS_DEFAULT_AVERAGE = "macro"

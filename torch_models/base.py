@@ -20,8 +20,6 @@ from parity.registry import BuilderRegistry
 from torch_models.optimizers import make_optimizer
 
 REGISTRY = BuilderRegistry("lightning")
-# The delta of keras.losses.huber, which compile(loss="huber") uses; torch's HuberLoss takes it explicitly.
-KERAS_HUBER_DELTA = 1.0
 
 
 def output_units(spec: ModelSpec) -> int:
@@ -61,7 +59,7 @@ def _loss(spec: ModelSpec, alignment: align.Alignment) -> nn.Module:
     if spec.loss == "mse":
         return nn.MSELoss()
     if spec.loss == "huber":
-        return nn.HuberLoss(delta=KERAS_HUBER_DELTA)
+        return nn.HuberLoss(delta=align.KERAS_HUBER_DELTA)
     # Keras gets probabilities and recovers the logits; aligned torch takes the logits directly.
     # categorical_crossentropy: CrossEntropyLoss reads float targets of the logits' shape as class probabilities.
     if align.loss_on_logits(alignment):
