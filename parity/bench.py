@@ -10,8 +10,9 @@ at window boundaries only. Both workers run the measurement at once and take tur
 window (parity.interleave): one framework runs a window while the other waits, in an order
 drawn per window from a recorded seed (`draw_leaders`), so load that drifts on a shared
 machine weighs on both alike and the two frameworks' windows at one position form a pair.
-With `repeats` > 1 each pair of measurements runs again with the trainers in the other order
-(framework trainer first, then plain loop first); the windows are pooled. A row reports the
+With `repeats` > 1 every measurement pair runs again in a fresh pair of worker processes, with
+the trainers in the other order (framework trainer first, then plain loop first); the windows
+are pooled. A row reports the
 median, min and max over the windows per framework, and the speed ratio Lightning / Keras as
 the median of the paired windows' ratios with a percentile-bootstrap 95% interval
 (`ratio_interval`).
@@ -56,7 +57,7 @@ INPUTS = ("single_threaded", "recommended")
 STAGED = "staged"
 DEFAULT_STEPS = 100  # steps per timed window (the Keras 3 benchmarks time 100 steps)
 DEFAULT_WINDOWS = 5
-DEFAULT_REPEATS = 2  # the interval carries between-repeat variation only with two or more
+DEFAULT_REPEATS = 3  # each in fresh worker processes; the interval carries between-repeat variation
 MIN_WINDOWS = 3
 # The speed ratio's interval: percentile bootstrap over the paired windows (repeats, then pairs, with replacement).
 CI_LEVEL = 0.95
@@ -272,7 +273,7 @@ def run_measurement(job: Mapping[str, Any], framework: str, gpu: bool,
     require_device(job["case"]["variant"], gpu)
     data = load_case_data(job["workdir"], job["case"]["model"])
     with interleave.turn(job.get("turns"), framework) as stop:
-        measured = {**measure(data, stop), "repeat": job["repeat"]}
+        measured = {**measure(data, stop), "repeat": job["repeat"], "process": os.getpid()}
     print(progress_line(framework, measured, job["steps"]), flush=True)
     return measured
 
@@ -292,6 +293,7 @@ def merge_repeats(measurements: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "host_rss_start_mb": ordered[0]["host_rss_start_mb"],
         "load_average": [ordered[0]["load_average"][0], ordered[-1]["load_average"][-1]],
         "leaders": [measured["leaders"] for measured in ordered],
+        "processes": [measured["process"] for measured in ordered],
         "repeats": len(ordered),
     }
 
@@ -427,6 +429,7 @@ def framework_entry(measured: Mapping[str, Any], samples: Sequence[int], steps: 
         "window_s": list(measured["window_s"]),
         "window_cpu_s": list(measured["window_cpu_s"]),
         "load_average": measured["load_average"],
+        "processes": measured["processes"],
         "settings": measured["settings"],
     }
 
@@ -850,31 +853,35 @@ def with_order_seed(options: BenchOptions) -> BenchOptions:
 
 
 def _measure_pairs(prepared: _Prepared, options: BenchOptions, workdir: Path, turns: interleave.Turns,
-                   workers: jobs.WorkerPool, progress: Callable[[str], None]) -> dict[str, dict[str, Any]]:
-    """Every case, repeat and trainer as one measurement pair: both workers at once, taking turns.
+                   env: dict[str, str], quiet: bool, progress: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    """Every repeat, case and trainer as one measurement pair: both workers at once, taking turns.
 
-    Returns each framework's answer: its device, versions and settings, and all its measurements
-    (each with the order of turns it ran in, "leaders").
+    Each repeat runs in a fresh pair of worker processes: what a process keeps over its measurements
+    (heap layout, thread placement, DataLoader workers, caches) then varies between repeats as it
+    varies between runs, and the two-stage interval sees it. Returns each framework's answer: its
+    device, versions and settings, and all its measurements (each with its order of turns, "leaders").
     """
     rng = np.random.default_rng(options.order_seed)
     answers: dict[str, dict[str, Any]] = {}
     base = {"kind": "bench", "steps": options.steps, "windows": options.windows, "tf32": options.tf32,
             "native": bench_alignment(options.mode).to_job(), "loader_workers": loader_workers()}
-    for number, case in enumerate(prepared.cases, start=1):
-        progress(f"bench: case {number}/{len(prepared.cases)}: {case['model']} {case['variant']} "
-                 f"{_scope_text(case)}: {len(TRAINERS)} trainers x {options.repeats} repeat(s), warm-up + "
-                 f"{options.windows} x {options.steps} steps each, Keras and Lightning taking turns")
-        for repeat in range(options.repeats):
-            for trainer in trainer_order(repeat):
-                leaders = draw_leaders(rng, options.windows + 1)
-                job = {**base, "case": case, "trainer": trainer, "repeat": repeat}
-                pair = turns.run_pair(lambda fw, fw_job: workers.run(fw, fw_job, workdir), jobs.FRAMEWORKS,
-                                      job, leaders)
-                for fw, answer in pair.items():
-                    if fw not in answers:
-                        answers[fw] = {key: answer[key] for key in ("device", "versions", "settings")}
-                        answers[fw]["measurements"] = []
-                    answers[fw]["measurements"].append({**answer["measurement"], "leaders": leaders})
+    for repeat in range(options.repeats):
+        with jobs.worker_pool(device=options.device, threads=options.threads, quiet=quiet, env=env) as workers:
+            for number, case in enumerate(prepared.cases, start=1):
+                progress(f"bench: repeat {repeat + 1}/{options.repeats} (fresh workers), case {number}/"
+                         f"{len(prepared.cases)}: {case['model']} {case['variant']} {_scope_text(case)}: "
+                         f"{len(TRAINERS)} trainers, warm-up + {options.windows} x {options.steps} steps each, "
+                         "Keras and Lightning taking turns")
+                for trainer in trainer_order(repeat):
+                    leaders = draw_leaders(rng, options.windows + 1)
+                    job = {**base, "case": case, "trainer": trainer, "repeat": repeat}
+                    pair = turns.run_pair(lambda fw, fw_job: workers.run(fw, fw_job, workdir), jobs.FRAMEWORKS,
+                                          job, leaders)
+                    for fw, answer in pair.items():
+                        if fw not in answers:
+                            answers[fw] = {key: answer[key] for key in ("device", "versions", "settings")}
+                            answers[fw]["measurements"] = []
+                        answers[fw]["measurements"].append({**answer["measurement"], "leaders": leaders})
     return answers
 
 
@@ -886,11 +893,10 @@ def run_bench(model_ids: Sequence[str], options: BenchOptions, command: str,
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     load_start = os.getloadavg()
     env = worker_environment(options.malloc)
-    # Turns opens before the pool: its threads start the workers, which must outlive none of them.
-    with jobs.work_directory("parity-bench-") as workdir, interleave.Turns(workdir) as turns, \
-            jobs.worker_pool(device=options.device, threads=options.threads, quiet=quiet, env=env) as workers:
+    # Turns opens before the pools: its threads start the workers, which must outlive none of them.
+    with jobs.work_directory("parity-bench-") as workdir, interleave.Turns(workdir) as turns:
         prepared = _prepare(model_ids, options, workdir)
-        answers = _measure_pairs(prepared, options, workdir, turns, workers, progress)
+        answers = _measure_pairs(prepared, options, workdir, turns, env, quiet, progress)
     context = {"options": options, "data": prepared.data, "started": started, "command": command, "env": env,
                "order_seed": options.order_seed,
                "load_average": {"start": list(load_start), "end": list(os.getloadavg())}}

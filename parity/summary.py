@@ -33,10 +33,11 @@ Recommendation, per row, the first rule that applies:
    with the accuracy caveat (inconclusive and the seeds needed, degenerate, ...). Material:
    the bench's bootstrap 95% interval of lightning/keras lies entirely outside
    [0.95, 1/0.95]; for a bench without that interval, the slower framework's fastest window is
-   below the faster one's slowest; for a run report (one median, no spread), the ratio lies
-   outside [0.95, 1/0.95].
+   below the faster one's slowest. A run report's ratio is shown but never material: the run
+   trains the frameworks one after the other (load that drifts between them lands in the
+   ratio) and has one median, no interval.
 3. Either: equal accuracy (when `equivalent`) or the accuracy caveat, and no material speed
-   difference (or speed not measured).
+   difference (or no speed verdict: speed from a run report only, or not measured).
 """
 
 from __future__ import annotations
@@ -133,8 +134,8 @@ def legend(margins: Mapping[str, compare.Margin]) -> list[str]:
         "- Lockstep: first training step where the per-step losses differ beyond the lockstep tolerance.",
         ("- Recommendation, the first rule that applies: (1) `different`: the more accurate framework; "
          f"(2) speed differs materially (the bench's 95% interval of the ratio entirely outside {band}; a bench "
-         "without that interval: the slower framework's max window below the faster one's min; run report: "
-         f"ratio outside {band}): the faster framework, \"at equal accuracy\" only when `equivalent`, else with "
+         "without that interval: the slower framework's max window below the faster one's min; a run report's "
+         "ratio never: it trains the frameworks one after the other): the faster framework, \"at equal accuracy\" only when `equivalent`, else with "
          "the accuracy caveat; (3) either."),
         ("- Prov.: the provenance of the row (data source and hash, epochs, mode, device, threads, versions, "
          "forward check), listed under Provenance; records whose provenance differs are never merged."),
@@ -377,16 +378,20 @@ def apply_holm(rows: Sequence[dict[str, Any]]) -> None:
 # ---------------------------------------------------------------------------- recommending
 
 
-def material_speed_difference(bench: Mapping[str, Any] | None, ratio: float | None) -> bool:
-    """Whether the speed difference is material (the rule in this module's docstring)."""
-    if bench is not None:
-        lo, hi = bench.get("throughput_ratio_ci95") or (None, None)
-        if lo is not None and hi is not None:
-            return hi < SPEED_BAND or lo > 1 / SPEED_BAND
-        windows = [bench["frameworks"][fw]["samples_per_s"] for fw in FRAMEWORKS]
-        slow, fast = sorted(windows, key=lambda window: window["median"])
-        return slow["max"] < fast["min"]
-    return ratio is not None and not SPEED_BAND <= ratio <= 1 / SPEED_BAND
+def material_speed_difference(bench: Mapping[str, Any] | None) -> bool:
+    """Whether the bench shows a material speed difference (the rule in this module's docstring).
+
+    Without a bench there is no speed verdict: a run report's ratio comes from frameworks trained
+    one after the other, with no interval.
+    """
+    if bench is None:
+        return False
+    lo, hi = bench.get("throughput_ratio_ci95") or (None, None)
+    if lo is not None and hi is not None:
+        return hi < SPEED_BAND or lo > 1 / SPEED_BAND
+    windows = [bench["frameworks"][fw]["samples_per_s"] for fw in FRAMEWORKS]
+    slow, fast = sorted(windows, key=lambda window: window["median"])
+    return slow["max"] < fast["min"]
 
 
 def _speed_text(ratio: float, ratio_ci95: Sequence[float | None] | None) -> str:
@@ -417,8 +422,16 @@ def _accuracy_caveat(metric: str | None, row: Mapping[str, Any]) -> str:
             f"{row['paired']['n']} seeds; {settle})")
 
 
+def _no_speed_verdict(throughput_ratio: float | None, source: str | None) -> str:
+    if throughput_ratio is None:
+        return "speed not measured"
+    if source == "run":
+        return "no speed verdict (run report only: the frameworks trained one after the other; use `parity bench`)"
+    return "no material speed difference"
+
+
 def recommend(metric: str | None, row: Mapping[str, Any], throughput_ratio: float | None, speed_material: bool,
-              ratio_ci95: Sequence[float | None] | None = None) -> dict[str, str]:
+              ratio_ci95: Sequence[float | None] | None = None, throughput_source: str | None = "bench") -> dict[str, str]:
     """{backend: keras|lightning|either, reason} by the rule in this module's docstring.
 
     `row` holds the accuracy statistics after Holm: `verdict`, `paired`, `equivalence`, `holm`,
@@ -441,14 +454,12 @@ def recommend(metric: str | None, row: Mapping[str, Any], throughput_ratio: floa
         if speed_material and throughput_ratio:
             return {"backend": "lightning" if throughput_ratio > 1 else "keras",
                     "reason": f"faster at {equal}: {_speed_text(throughput_ratio, ratio_ci95)}"}
-        speed = "speed not measured" if throughput_ratio is None else "no material speed difference"
-        return {"backend": "either", "reason": f"{equal}; {speed}"}
+        return {"backend": "either", "reason": f"{equal}; {_no_speed_verdict(throughput_ratio, throughput_source)}"}
     caveat = _accuracy_caveat(metric, row)
     if speed_material and throughput_ratio:
         return {"backend": "lightning" if throughput_ratio > 1 else "keras",
                 "reason": f"faster: {_speed_text(throughput_ratio, ratio_ci95)}; {caveat}"}
-    speed = "speed not measured" if throughput_ratio is None else "no material speed difference"
-    return {"backend": "either", "reason": f"{caveat}; {speed}"}
+    return {"backend": "either", "reason": f"{caveat}; {_no_speed_verdict(throughput_ratio, throughput_source)}"}
 
 
 def _accuracy(row: _Row) -> dict[str, dict[str, Any]]:
@@ -504,7 +515,7 @@ def _summary_row(row: _Row, margins: Mapping[str, compare.Margin]) -> dict[str, 
         "lockstep": None if lockstep is None else {
             key: lockstep[key] for key in ("first_divergence_step", "steps", "tolerance", "max_rel_loss_diff")
         },
-        "speed_material": material_speed_difference(row.bench, _speed(row)["throughput_ratio"]),
+        "speed_material": material_speed_difference(row.bench),
         "sources": [str(path) for path in row.sources.values()],
         "source_provenance": {kind: provenance.describe_provenance(getattr(row, kind)) for kind in row.sources},
     }
@@ -530,7 +541,7 @@ def summarize(paths: Sequence[Path], warn: Warn,
     apply_holm(rows)
     for row in rows:
         row["recommendation"] = recommend(row["metric"], row, row["throughput_ratio"], row["speed_material"],
-                                          row["throughput_ratio_ci95"])
+                                          row["throughput_ratio_ci95"], row["throughput_source"])
     return [to_jsonable(row) for row in rows]
 
 

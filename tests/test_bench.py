@@ -101,7 +101,7 @@ def _measured(model, scope, trainer, window_s, warmup_s=2.0):
             "batch_size": 10, "warmup_s": warmup_s, "window_s": window_s,
             "window_cpu_s": [seconds / 2 for seconds in window_s], "gpu_peak_mb": None, "host_rss_mb": 500.0,
             "host_rss_start_mb": 400.0, "load_average": [0.5, 0.6], "settings": {"input": {"pipeline": "staged"}},
-            "repeat": 0, "leaders": ["keras", "lightning", "lightning", "keras"]}
+            "repeat": 0, "process": 4242, "leaders": ["keras", "lightning", "lightning", "keras"]}
 
 
 def _answer(framework, seconds):
@@ -346,7 +346,7 @@ def test_bench_cli_smoke_measures_both_frameworks_on_cpu_taking_turns(tmp_path):
             assert pipelines["lightning"] == {"num_workers": cpus, "pin_memory": False, "persistent_workers": True}
             assert pipelines["keras"]["prefetch"] == "AUTOTUNE"
         turns = row["settings"]["interleaving"]
-        # One turn order per repeat (the default, 2), each over the warm-up and the 3 windows.
+        # One turn order per repeat (the default, 3), each over the warm-up and the 3 windows.
         assert turns["seed"] == 3 and len(turns["first"]) == bench.DEFAULT_REPEATS
         assert all(len(order) == 4 for order in turns["first"])
         low, high = row["throughput_ratio_ci95"]
@@ -363,6 +363,8 @@ def test_bench_cli_smoke_measures_both_frameworks_on_cpu_taking_turns(tmp_path):
             assert 0 < entry["samples_per_s"]["min"] <= entry["samples_per_s"]["median"] <= entry["samples_per_s"]["max"]
             assert entry["steps_per_s"]["median"] > 0 and entry["warmup_s"] > 0 and entry["host_rss_mb"] > 0
             windows[framework] = entry["windows"]
+            # Each repeat ran in a fresh worker process of its framework.
+            assert len(set(entry["processes"])) == bench.DEFAULT_REPEATS
         assert row["throughput_ratio"] == pytest.approx(np.median(np.divide(windows["lightning"], windows["keras"])))
 
 
@@ -398,5 +400,5 @@ def test_with_two_repeats_the_ratio_interval_carries_the_variation_between_them(
         bench.ratio_interval(keras, first + second, repeats=3)
 
 
-def test_the_bench_defaults_to_two_repeats_so_its_interval_sees_between_repeat_variation():
-    assert bench.BenchOptions().repeats == bench.DEFAULT_REPEATS == 2
+def test_the_bench_defaults_to_three_repeats_so_its_interval_sees_between_repeat_variation():
+    assert bench.BenchOptions().repeats == bench.DEFAULT_REPEATS == 3
