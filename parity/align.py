@@ -153,10 +153,10 @@ DIFFERENCES: tuple[Difference, ...] = (
     ),
     Difference(
         "lstm_biases",
-        "one bias (4H,); gates [i, f, c, o]",
-        "two biases b_ih, b_hh (4H,); gates [i, f, g, o]",
-        "weight transfer puts the Keras bias in b_ih and zeroes b_hh (parity.weights)",
-        "keras/src/layers/rnn/lstm.py; nobuco converter_LSTM; torch.nn.LSTM docs",
+        "LSTM: one bias (4H,), gates [i, f, c, o]; SimpleRNN: one bias (H,)",
+        "nn.LSTM: two biases b_ih, b_hh (4H,), gates [i, f, g, o]; nn.RNN: two biases b_ih, b_hh (H,)",
+        "weight transfer puts the Keras bias in b_ih and zeroes (and freezes) b_hh (parity.weights)",
+        "keras/src/layers/rnn/lstm.py, simple_rnn.py; nobuco converter_LSTM; torch.nn.LSTM, torch.nn.RNN docs",
     ),
     Difference(
         "flatten_order",
@@ -391,7 +391,7 @@ def reorder_gru_gates(alignment: Alignment) -> bool:
 
 
 def zero_lstm_recurrent_bias(alignment: Alignment) -> bool:
-    """Whether weight transfer zeroes torch's second LSTM bias (b_hh), so b_ih + b_hh is the Keras bias."""
+    """Whether weight transfer zeroes torch's second LSTM or RNN bias (b_hh), so b_ih + b_hh is the Keras bias."""
     return alignment.is_aligned("lstm_biases")
 
 

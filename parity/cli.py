@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from parity import align, bench
 from parity.catalog import OPTIMIZERS, UnknownModelError, get_spec
 from parity.lockstep import TOLERANCE
 from parity.errors import ParityError
 from parity.fileio import write_text_atomic
+
+if TYPE_CHECKING:
+    from parity.datasets.series import SeriesOptions
 
 
 def _positive_int(text: str) -> int:
@@ -35,6 +40,24 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _learning_rate(text: str) -> float:
+    value = _positive_float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def _column(text: str) -> str | int:
+    """A CSV column: its name, or digits for its 0-based index."""
+    if text.isdigit():
+        return int(text)
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a column name or a 0-based column index, got an empty name")
+    if text.startswith("-") and text[1:].isdigit():
+        raise argparse.ArgumentTypeError(f"a column index counts from 0, got {text}")
+    return text
+
+
 def _default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -46,6 +69,18 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="CPU threads for each framework, set equally in both (default: all cores)")
 
 
+def _add_series(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--series", choices=("lab", "assignment"),
+                        help="for the course's generated series: the labs' parameters or the assignments' "
+                             "(default: the model's own)")
+    parser.add_argument("--series-column", type=_column, metavar="NAME",
+                        help="for a CSV series (--data-dir): the column of values, by name or 0-based index "
+                             "(default: the course file's)")
+    parser.add_argument("--time-column", type=_column, metavar="NAME",
+                        help="for a CSV series (--data-dir): the column of times, by name or 0-based index, checked "
+                             "for gaps (default: the course file's)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parity", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -54,13 +89,26 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     _add_common(listing)
 
+    explain = commands.add_parser("explain", help="the framework differences a model meets, with their measured "
+                                                  "effects, and its Keras and Lightning source side by side")
+    explain.add_argument("model", metavar="MODEL", help="a model id (see `parity list`)")
+    explain.add_argument("--json", action="store_true", help="machine-readable output")
+
     check = commands.add_parser("check", help="forward parity after Keras -> torch weight transfer")
     check.add_argument("models", nargs="*", metavar="MODEL", help="model ids (default: every implemented model)")
     check.add_argument("--json", action="store_true", help="machine-readable output")
     _add_common(check)
 
     run = commands.add_parser("run", help="train both frameworks on identical batches and write a report")
-    run.add_argument("models", nargs="+", metavar="MODEL", help="model ids (see `parity list`)")
+    run.add_argument("models", nargs="*", metavar="MODEL",
+                     help="model ids (see `parity list`); several make a course run, as --all and --part do")
+    run.add_argument("--all", action="store_true", dest="all_models",
+                     help="course run of every model the harness runs in both frameworks (the others are listed "
+                          "as skipped, with the reason)")
+    run.add_argument("--part", type=_positive_int, metavar="N", help="course run of the models of course part N")
+    run.add_argument("--force", action="store_true",
+                     help="in a course run, run again the models whose report in OUT has the same settings "
+                          "(default: skip them, so that a stopped course run resumes)")
     run.add_argument("--epochs", type=_positive_int, help="epochs (default: the course's)")
     run.add_argument("--seeds", type=_positive_int, default=1, help="seeds per framework (default: 1)")
     run.add_argument("--mode", choices=align.MODES, default="aligned",
@@ -71,9 +119,27 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="directory holding the data set's files (else $PARITY_DATA_DIR/<id>, "
                                         "else the download cache)")
     run.add_argument("--synthetic", action="store_true", help="small generated stand-in data of the same shapes")
+    run.add_argument("--lr", type=_learning_rate, metavar="RATE",
+                     help="train with this learning rate instead of the course's, e.g. the one `parity lrsweep` "
+                          "suggests (default: the course's)")
+    _add_series(run)
     run.add_argument("--out", type=Path, default=Path("runs"), help="output directory (default: runs)")
     run.add_argument("--quiet", action="store_true", help="no per-epoch progress from the frameworks")
     _add_common(run)
+
+    sweep = commands.add_parser("lrsweep", help="the course's learning-rate sweep in both frameworks: loss against "
+                                                "a rate that grows every epoch, and a suggested rate")
+    sweep.add_argument("model", metavar="MODEL", help="a model whose course recipe sweeps the rate (series models)")
+    sweep.add_argument("--epochs", type=_positive_int, help="epochs of the sweep (default: the course's)")
+    sweep.add_argument("--seed", type=int, default=0, help="seed of the initial weights and batch order (default: 0)")
+    sweep.add_argument("--data-dir", help="directory holding the data set's files (else $PARITY_DATA_DIR/<id>, "
+                                          "else the download cache)")
+    sweep.add_argument("--synthetic", action="store_true", help="small generated stand-in data of the same shapes")
+    _add_series(sweep)
+    sweep.add_argument("--out", type=Path, default=Path("runs"),
+                       help="writes OUT/MODEL/lrsweep.json and lrsweep.png (default: runs)")
+    sweep.add_argument("--quiet", action="store_true", help="no per-epoch progress from the frameworks")
+    _add_common(sweep)
 
     lockstep = commands.add_parser("lockstep", help="train both step by step from the same weights; report the drift")
     lockstep.add_argument("models", nargs="+", metavar="MODEL", help="model ids (see `parity list`)")
@@ -118,9 +184,10 @@ def _parser() -> argparse.ArgumentParser:
     bench_parser.add_argument("--windows", type=_positive_int, default=bench.DEFAULT_WINDOWS,
                               help=f"timed windows, at least {bench.MIN_WINDOWS} (default: {bench.DEFAULT_WINDOWS})")
     bench_parser.add_argument("--repeats", type=_positive_int, default=bench.DEFAULT_REPEATS,
-                              help="measure each trainer pair this often, in alternating order, pooling the windows; "
-                                   "the ratio's bootstrap draws repeats, then windows, so two or more let its interval "
-                                   f"carry between-repeat variation (default: {bench.DEFAULT_REPEATS})")
+                              help="measure each trainer pair this often, each time in fresh worker processes and in "
+                                   "alternating order, pooling the windows; the ratio's bootstrap draws repeats, then "
+                                   "windows, so two or more let its interval carry between-repeat variation "
+                                   f"(default: {bench.DEFAULT_REPEATS})")
     bench_parser.add_argument("--variant", nargs="+", default=["eager"], metavar="V",
                               help=f"one or more of {', '.join(bench.VARIANTS)} (default: eager)")
     bench_parser.add_argument("--scope", choices=(*bench.SCOPES, "both"), default="both",
@@ -153,7 +220,10 @@ def _parser() -> argparse.ArgumentParser:
     summary = commands.add_parser("report", help="one table over runs and benches, with a backend recommendation")
     summary.add_argument("dirs", nargs="+", type=Path, metavar="DIR",
                          help="directories searched for report.json, bench.json and lockstep.json")
-    summary.add_argument("--out", type=Path, help="write to this file (atomically) instead of stdout")
+    summary.add_argument("--out", type=Path, metavar="PATH",
+                         help="write to this file (atomically) instead of stdout; the Markdown summary (e.g. "
+                              "summary.md) also writes summary.html (self-contained page) and the plots "
+                              "summary-accuracy.png, summary-speed.png beside it (stdout gets the table only)")
     summary.add_argument("--json", action="store_true", help="machine-readable rows instead of Markdown")
     summary.add_argument("--margin", type=_margin, action="append", default=[], metavar="[METRIC=]VALUE[%]",
                          help="equivalence margin of lightning - keras (repeatable): VALUE in the metric's own units "
@@ -198,6 +268,17 @@ def _cmd_list(args: argparse.Namespace) -> int:
               f"{cells[0]:>10} {cells[1]:>10}")
     print(f"\n{done} of {len(rows)} course models implemented in both frameworks "
           "(numbers: parameter count; -: not implemented yet)")
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from parity import explain
+
+    record = explain.explanation(get_spec(args.model))
+    if args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        print(explain.render(record), end="")
     return 0
 
 
@@ -260,15 +341,41 @@ def _cmd_differences(args: argparse.Namespace) -> int:
     return 0
 
 
+def _series_options(args: argparse.Namespace) -> SeriesOptions | None:
+    """The series flags as parity.datasets.series.SeriesOptions; None when none was given."""
+    if args.series is None and args.series_column is None and args.time_column is None:
+        return None
+    from parity.datasets.series import SeriesOptions
+
+    return SeriesOptions(variant=args.series, value_column=args.series_column, time_column=args.time_column)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    from parity import course_run
     from parity.runner import RunOptions, run_model
 
     options = RunOptions(epochs=args.epochs, seeds=args.seeds, alignment=_alignment(args), data_dir=args.data_dir,
                          synthetic=args.synthetic, device=args.device, threads=args.threads, out_dir=args.out,
-                         verbose=0 if args.quiet else 1)
-    for model_id in _known_ids(args.models):
-        report_dir = run_model(model_id, options)
+                         verbose=0 if args.quiet else 1, learning_rate=args.lr, series=_series_options(args))
+    model_ids = course_run.select_models(args.models, all_models=args.all_models, part=args.part)
+    if args.models and len(model_ids) == 1:  # one model named: it runs whatever OUT holds, and its errors end the command
+        report_dir = run_model(model_ids[0], course_run.options_for(model_ids[0], options))
         print(f"report: {report_dir / 'report.md'}")
+        return 0
+    return course_run.run_course(model_ids, options, force=args.force).exit_code
+
+
+def _cmd_lrsweep(args: argparse.Namespace) -> int:
+    from parity import lrsweep
+
+    options = lrsweep.SweepOptions(epochs=args.epochs, seed=args.seed, data_dir=args.data_dir, synthetic=args.synthetic,
+                                   series=_series_options(args), device=args.device, threads=args.threads,
+                                   out_dir=args.out, quiet=args.quiet)
+    record = lrsweep.measure(_known_ids([args.model])[0], options)
+    directory = lrsweep.write(record, args.out)
+    for line in lrsweep.summary_lines(record):
+        print(line)
+    print(f"sweep: {directory / 'lrsweep.json'}, plot: {directory / 'lrsweep.png'}")
     return 0
 
 
@@ -281,12 +388,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
                for metric in ((given,) if given else REPORT_METRICS)}
     rows = summary.summarize(args.dirs, warn=lambda message: print(f"parity: warning: {message}", file=sys.stderr),
                              margins=margins)
-    text = json.dumps(rows, indent=2) + "\n" if args.json else summary.render_markdown(rows, margins)
     if args.out is None:
-        print(text, end="")
-    else:
-        write_text_atomic(args.out, text)
+        print(json.dumps(rows, indent=2) + "\n" if args.json else summary.render_markdown(rows, margins), end="")
+    elif args.json:
+        write_text_atomic(args.out, json.dumps(rows, indent=2) + "\n")
         print(f"summary: {args.out}")
+    else:
+        markdown, page, *plots = summary.write_summary(rows, margins, args.out)
+        print(f"summary: {markdown}\nhtml: {page}" + (f"\nplots: {', '.join(map(str, plots))}" if plots else ""))
     return 0
 
 
@@ -314,8 +423,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"list": _cmd_list, "check": _cmd_check, "run": _cmd_run, "lockstep": _cmd_lockstep, "differences": _cmd_differences, "report": _cmd_report,
-            "bench": _cmd_bench}
+COMMANDS = {"list": _cmd_list, "explain": _cmd_explain, "check": _cmd_check, "run": _cmd_run, "lrsweep": _cmd_lrsweep, "lockstep": _cmd_lockstep,
+            "differences": _cmd_differences, "report": _cmd_report, "bench": _cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

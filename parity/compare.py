@@ -166,9 +166,13 @@ class Margin:
 DEFAULT_MARGINS = {"accuracy": Margin(0.01), "mae": Margin(0.05, relative=True)}
 
 
+def _magnitude(*samples: np.ndarray) -> float:
+    return max(float(np.max(np.abs(x))) for x in samples)
+
+
 def _spread_tolerance(*samples: np.ndarray) -> float:
     """The spread below which values count as equal: EQUAL_SPREAD_RELATIVE of the largest magnitude."""
-    return EQUAL_SPREAD_RELATIVE * max(float(np.max(np.abs(x))) for x in samples)
+    return EQUAL_SPREAD_RELATIVE * _magnitude(*samples)
 
 
 def _interval(low: float, high: float) -> list[float | None]:
@@ -203,9 +207,12 @@ def paired_comparison(keras: Mapping[int, float], lightning: Mapping[int, float]
         result.update(status="too few seeds",
                       note=f"{len(seeds)} pair{'s' if len(seeds) != 1 else ''} matched by seed, a test needs 2")
         return result
-    if np.ptp(diffs) <= _spread_tolerance(k, lt):
+    spread = float(np.ptp(diffs))
+    if spread <= _spread_tolerance(k, lt):
+        # A float64 subtraction's own rounding (~1e-16 relative) is no spread worth naming.
+        rounding = f" within float32 rounding (spread {spread:.2g})" if spread > 1e-12 * _magnitude(k, lt) else ""
         result.update(sd=0.0, status="degenerate",
-                      note=f"all {len(seeds)} differences equal {formatting.metric(result['mean'], '+')}")
+                      note=f"all {len(seeds)} differences equal {formatting.metric(result['mean'], '+')}{rounding}")
         return result
     test = stats.ttest_1samp(diffs, 0.0)
     result["sd"] = float(np.std(diffs, ddof=1))

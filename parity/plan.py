@@ -13,25 +13,32 @@ from dataclasses import dataclass
 import numpy as np
 
 from parity.datasets.store import Padding, Ragged, SampleSource
+from parity.spec_types import ModelSpec, SeriesData
 
 
 @dataclass(frozen=True)
 class BatchPlan:
-    """Shuffled training batches: epoch `e` uses permutation `rng([seed, e])` cut into batches.
+    """Shuffled training batches: epoch `e` draws its order from `rng([seed, e])` and cuts it into batches.
 
-    The last batch of an epoch is kept even when it is short, as Keras `fit` does on arrays.
+    The order is a uniform permutation, or, with a `shuffle_buffer` smaller than the data, the order
+    tf.data's `shuffle(shuffle_buffer)` gives (`buffer_shuffle_order`): a sample can only move up
+    to about a buffer's length ahead. The last batch of an epoch is kept even when it is short, as
+    Keras `fit` does on arrays.
     """
 
     num_samples: int
     batch_size: int
     seed: int
     shuffle: bool = True
+    shuffle_buffer: int | None = None
 
     def __post_init__(self) -> None:
         if self.num_samples <= 0:
             raise ValueError(f"a batch plan needs samples, got num_samples={self.num_samples}")
         if self.batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+        if self.shuffle_buffer is not None and self.shuffle_buffer <= 0:
+            raise ValueError(f"shuffle_buffer must be positive or None, got {self.shuffle_buffer}")
 
     @property
     def steps_per_epoch(self) -> int:
@@ -42,6 +49,8 @@ class BatchPlan:
         if not self.shuffle:
             return np.arange(self.num_samples, dtype=np.int64)
         rng = np.random.default_rng([self.seed, epoch])
+        if self.shuffle_buffer is not None and self.shuffle_buffer < self.num_samples:
+            return buffer_shuffle_order(self.num_samples, self.shuffle_buffer, rng)
         return rng.permutation(self.num_samples).astype(np.int64)
 
     def epoch_batches(self, epoch: int) -> list[np.ndarray]:
@@ -62,6 +71,42 @@ class BatchPlan:
                 indices[epoch * steps + step, : len(batch)] = batch
                 lengths[epoch * steps + step] = len(batch)
         return indices, lengths
+
+
+def buffer_shuffle_order(num_samples: int, buffer_size: int, rng: np.random.Generator) -> np.ndarray:
+    """The order in which tf.data's `shuffle(buffer_size)` yields samples 0..num_samples-1 (int64).
+
+    The buffer is filled with the first `buffer_size` samples in order; each draw takes a
+    uniformly random slot and refills it with the next sample of the stream (once the stream is
+    spent, the slot takes the buffer's last sample and the buffer shrinks). tf.data keeps its
+    buffer in another layout, but draws uniformly from the same set at every step, so both give
+    the same distribution of orders; the draws here come from `rng`, not from TensorFlow's seed.
+    """
+    buffer = list(range(min(buffer_size, num_samples)))
+    upcoming = len(buffer)
+    order = np.empty(num_samples, dtype=np.int64)
+    for step, uniform in enumerate(rng.random(num_samples)):
+        slot = int(uniform * len(buffer))
+        order[step] = buffer[slot]
+        if upcoming < num_samples:
+            buffer[slot] = upcoming
+            upcoming += 1
+        else:
+            buffer[slot] = buffer[-1]
+            buffer.pop()
+    return order
+
+
+def train_plan(spec: ModelSpec, num_samples: int, seed: int) -> BatchPlan:
+    """The training batch plan of `spec`: its batch size, and for a windowed series its shuffle buffer.
+
+    Only series specs shuffle with their buffer: the course shuffles the windows themselves with
+    `shuffle(shuffle_buffer)` before batching. Elsewhere `shuffle_buffer` means other things (the
+    v2 image pipelines shuffle whole batches, with a buffer larger than their count), so those keep
+    the uniform permutation.
+    """
+    buffer = spec.data.shuffle_buffer if isinstance(spec.data, SeriesData) else None
+    return BatchPlan(num_samples, spec.batch_size, seed, shuffle_buffer=buffer)
 
 
 def eval_plan(num_samples: int, batch_size: int) -> BatchPlan:

@@ -41,7 +41,7 @@ SETTING_FIELDS = (
     "device.keras", "device.lightning", "threads",
     *(f"versions.{name}" for name in VERSION_KEYS),
 )
-KEY_FIELDS = (*SETTING_FIELDS, "epochs.course", "epochs.run", "forward_check.status")
+KEY_FIELDS = (*SETTING_FIELDS, "epochs.course", "epochs.run", "learning_rate", "forward_check.status")
 
 
 # ---------------------------------------------------------------------------- data
@@ -117,12 +117,14 @@ def forward_check_status(rows: Sequence[Mapping[str, Any]] | None) -> dict[str, 
 
 def build_provenance(data: Mapping[str, Any], alignment: Alignment, workers: Mapping[str, Mapping[str, Any]],
                      threads: int, course_epochs: int | None = None, run_epochs: int | None = None,
-                     forward_check: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+                     forward_check: Sequence[Mapping[str, Any]] | None = None,
+                     learning_rate: float | None = None) -> dict[str, Any]:
     """The provenance of one record.
 
     `data`: from `data_provenance`, computed once per run; `workers`: each framework's worker answer
     (its `device` and `versions` as it reported them); `run_epochs` None for records that train by
-    steps (bench, lockstep); `forward_check`: the forward check's rows, None when it did not run.
+    steps (bench, lockstep); `forward_check`: the forward check's rows, None when it did not run;
+    `learning_rate`: the rate a run was told to use instead of the course's (`--lr`), None otherwise.
     """
     versions = {**workers["keras"]["versions"], **workers["lightning"]["versions"]}
     return {
@@ -135,6 +137,7 @@ def build_provenance(data: Mapping[str, Any], alignment: Alignment, workers: Map
         "threads": threads,
         "versions": {name: versions.get(name) for name in VERSION_KEYS},
         "forward_check": forward_check_status(forward_check),
+        "learning_rate": learning_rate,
     }
 
 
@@ -150,7 +153,8 @@ def provenance_key(record: Mapping[str, Any], fields: Sequence[str] = KEY_FIELDS
 
     `KEY_FIELDS` (default), for run reports: the data's id, source and sha256; the mode and the differences
     left native; each worker's device as reported and the threads; the python, tensorflow, keras, torch and
-    lightning versions; the course's and the run's epochs; the forward check's status. `SETTING_FIELDS`, to
+    lightning versions; the course's and the run's epochs; a learning rate given instead of the course's
+    (absent, as in records written before it existed, means the course's); the forward check's status. `SETTING_FIELDS`, to
     put a bench row or a lockstep report beside a run: the same without the epochs and the forward check,
     which those records do not have. Seeds, timestamps, wall times, the data's location and the forward
     check's largest difference are left out. A record without provenance gets a "legacy-" key (over what it
@@ -189,6 +193,8 @@ def describe_provenance(record: Mapping[str, Any]) -> str:
     parts.append(_device_words(provenance.get("device") or {}, provenance.get("threads")))
     versions = provenance.get("versions") or {}
     parts.append(f"tf {versions.get('tensorflow') or '?'} / torch {versions.get('torch') or '?'}")
+    if provenance.get("learning_rate") is not None:
+        parts.append(f"lr {provenance['learning_rate']:g} (not the course's)")
     status = (provenance.get("forward_check") or {}).get("status")
     if status == "failed":
         parts.append("forward check FAILED")

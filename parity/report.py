@@ -1,6 +1,8 @@
-"""The report of one `parity run`: report.json (validated), report.md and curves.png.
+"""The report of one `parity run`: report.json (validated), report.md, curves.png, for series forecast.png, and
+report.html (report.md with its plots embedded, one self-contained page: parity.html_report).
 
-`build_report(results)` turns the collected run results into the report.json dict;
+`build_report(results)` turns the collected run results into the report.json dict
+(`build_baselines_report` for a model that trains no network, c4w1_stat_forecast);
 `write_report(report, out_dir)` writes OUT/<model>/ atomically: every file is built in a
 hidden temporary directory inside OUT, which replaces OUT/<model> only once all of it is
 written. On any exception OUT/<model> stays as it was (the previous report, or nothing)
@@ -17,8 +19,10 @@ from __future__ import annotations
 
 import datetime
 import functools
+import itertools
 import json
 import math
+import shutil
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -26,13 +30,22 @@ from typing import Any, Mapping, Sequence
 import jsonschema
 import numpy as np
 
-from parity import compare, formatting
+from parity import compare, formatting, html_report
 from parity.provenance import describe_provenance, provenance_key
 from parity.fileio import staging_dir, swap_in
 
 FRAMEWORKS = ("keras", "lightning")
 METRICS = ("accuracy", "mae")
 COLOURS = {"keras": "tab:red", "lightning": "tab:purple"}
+BASELINES_KIND = "baselines"  # report.json `kind` of a model that trains no network: its statistical forecasts only
+# The harness's forecast MAE against the framework's logged final val_mae. Both average |forecast - truth| of the
+# same float32 outputs on the same validation batches; the logged value is a float32 running sum (Keras Mean,
+# torchmetrics MeanAbsoluteError), the harness's a float64 mean. A float32 sum of n terms is off by at most about
+# n x 2^-24 relative: 3e-5 for the lab's 461 steps, 7e-5 for the 1,150 of daily-min-temperatures. A forecast off
+# by one step, or of other weights, misses by percents.
+FORECAST_MAE_RTOL = 1e-4
+FORECAST_MAE_RULE = ("relative 1e-4: float32 running means over the same validation batches, off by at most about "
+                     "n x 6e-8 for n forecast steps")
 
 
 # ---------------------------------------------------------------------------- building
@@ -78,6 +91,39 @@ def final_values_by_seed(framework: str, runs: Sequence[Mapping[str, Any]], metr
     return finals
 
 
+def forecast_errors(forecast: Sequence[float] | np.ndarray, truth: Sequence[float] | np.ndarray) -> tuple[float, float]:
+    """(MAE, MSE) of `forecast` against `truth`, step by step over the same steps, in float64."""
+    forecast, truth = np.asarray(forecast, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+    if forecast.shape != truth.shape:
+        raise ValueError(f"a forecast of {forecast.shape} steps against a truth of {truth.shape}: "
+                         "one forecast per validation step is needed")
+    errors = forecast - truth
+    return float(np.mean(np.abs(errors))), float(np.mean(errors * errors))
+
+
+def forecast_record(values: Sequence[float], truth: Sequence[float] | np.ndarray,
+                    logged_val_mae: float | None) -> dict[str, Any]:
+    """One run's forecast, its MAE and MSE recomputed from the truth, and whether that MAE agrees with the
+    framework's logged final val_mae within FORECAST_MAE_RTOL (None when the logged value is missing)."""
+    mae, mse = forecast_errors(values, truth)
+    known = logged_val_mae is not None and math.isfinite(logged_val_mae) and math.isfinite(mae)
+    rel_diff = abs(mae - logged_val_mae) / max(abs(logged_val_mae), 1e-12) if known else None
+    return {"values": list(values), "mae": mae, "mse": mse, "logged_val_mae": logged_val_mae,
+            "rel_diff": rel_diff, "agrees": None if rel_diff is None else rel_diff <= FORECAST_MAE_RTOL}
+
+
+def _forecast_section(forecast: Mapping[str, Any], frameworks: Mapping[str, Any]) -> dict[str, Any]:
+    """The validation period, the truth, and each framework's forecast MAE/MSE over its seeds (mean, std)."""
+    summaries = {}
+    for fw in FRAMEWORKS:
+        records = [run["forecast"] for run in frameworks[fw]["runs"] if run.get("forecast")]
+        summaries[fw] = {key: {**compare.summarize([record[key] for record in records]), "n": len(records)}
+                         for key in ("mae", "mse")}
+        summaries[fw]["agrees"] = all(record["agrees"] is not False for record in records)
+    return {**forecast, "tolerance": {"relative": FORECAST_MAE_RTOL, "rule": FORECAST_MAE_RULE},
+            "frameworks": summaries}
+
+
 def build_report(results: Mapping[str, Any]) -> dict:
     """The report.json dict (contract keys, comparison, `spec`, `created`) of one run's results."""
     metric = results["spec"]["metric"]
@@ -105,10 +151,34 @@ def build_report(results: Mapping[str, Any]) -> dict:
         },
         "environment": results["environment"],
         "spec": results["spec"],
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": _now(),
         **({"provenance": results["provenance"]} if "provenance" in results else {}),
     }
+    if "forecast" in results:
+        report["forecast"] = _forecast_section(results["forecast"], frameworks)
+    if "baselines" in results:
+        report["baselines"] = list(results["baselines"])
     return to_jsonable(report)
+
+
+def build_baselines_report(results: Mapping[str, Any]) -> dict:
+    """The report.json dict of a model that trains no network (c4w1_stat_forecast): the data set, the validation
+    period and its truth, each statistical forecast with its MAE and MSE (and the course's, where known)."""
+    report = {
+        "model": results["model"],
+        "kind": BASELINES_KIND,
+        "dataset": results["dataset"],
+        "forecast": dict(results["forecast"]),
+        "baselines": list(results["baselines"]),
+        "environment": results["environment"],
+        "spec": results["spec"],
+        "created": _now(),
+    }
+    return to_jsonable(report)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 @functools.cache
@@ -267,8 +337,88 @@ def _provenance_lines(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _baseline_rows(report: Mapping[str, Any], columns: int) -> list[str]:
+    """One table row per baseline: its MAE and MSE, then (with 5 columns) the course's expected values."""
+    rows = []
+    for baseline in report.get("baselines", []):
+        if baseline.get("left_out"):
+            cells = [f"{baseline['name']} (baseline)", f"left out: {baseline['left_out']}", *[""] * (columns - 2)]
+        else:
+            cells = [f"{baseline['name']} (baseline)", formatting.metric(baseline["mae"]),
+                     formatting.metric(baseline["mse"])]
+            if columns == 5:
+                cells += [formatting.metric(baseline.get("expected_mae")),
+                          formatting.metric(baseline.get("expected_mse"))]
+        rows.append(f"| {' | '.join(cells)} |")
+    return rows
+
+
+def _period_line(report: Mapping[str, Any]) -> str:
+    forecast = report["forecast"]
+    start, steps = forecast["split_time"], len(forecast["truth"])
+    return (f"Validation period: steps {start} to {start + steps - 1} of the series ({steps} steps), each forecast "
+            "from the window of steps before it.")
+
+
+def _agreement_line(report: Mapping[str, Any]) -> str:
+    """Whether every run's harness forecast MAE agrees with the framework's logged final val_mae."""
+    runs = [(fw, run) for fw in FRAMEWORKS for run in report["frameworks"][fw]["runs"] if run.get("forecast")]
+    checked = [(fw, run) for fw, run in runs if run["forecast"]["agrees"] is not None]
+    rule = report["forecast"]["tolerance"]["rule"]
+    if not checked:
+        return f"- Forecast MAE against the logged final val_mae: not checked (no finite logged value); tolerance {rule}"
+    failed = [f"{fw} seed {run['seed']} (harness {formatting.metric(run['forecast']['mae'])}, logged "
+              f"{formatting.metric(run['forecast']['logged_val_mae'])})" for fw, run in checked
+              if not run["forecast"]["agrees"]]
+    largest = formatting.significant(max(run["forecast"]["rel_diff"] for _, run in checked), 2)
+    if failed:
+        return (f"- Forecast MAE recomputed by the harness **disagrees** with the logged final val_mae in "
+                f"{', '.join(failed)}; tolerance {rule}")
+    return (f"- Forecast MAE recomputed by the harness from each forecast agrees with the framework's logged final "
+            f"val_mae in all {len(checked)} runs (largest relative difference {largest}; tolerance {rule})")
+
+
+def _forecast_lines(report: Mapping[str, Any]) -> list[str]:
+    """The networks' forecast MAE/MSE per framework (mean over seeds) beside the baselines they must beat."""
+    forecast = report["forecast"]
+    lines = [_period_line(report), "", "| Forecast | MAE | MSE |", "|---|---:|---:|"]
+    for fw in FRAMEWORKS:
+        errors = forecast["frameworks"][fw]
+        seeds = errors["mae"].get("n", 0)
+        lines.append(f"| {fw} (network, mean over {seeds} seed{'' if seeds == 1 else 's'}) "
+                     f"| {formatting.mean_std(errors['mae'])} | {formatting.mean_std(errors['mse'])} |")
+    lines += _baseline_rows(report, 3)
+    best = best_baseline(report)
+    shown = f" and the best baseline ({best['name']})" if best else ""
+    lines += ["", _agreement_line(report),
+              f"- forecast.png: the truth, each framework's forecast of seed {report['seeds'][0]}{shown}",
+              "", "![Forecast vs truth](forecast.png)"]
+    return lines
+
+
+def render_baselines_markdown(report: Mapping[str, Any]) -> str:
+    """report.md of a model that trains no network: the statistical forecasts' MAE/MSE beside the course's."""
+    spec = report.get("spec", {})
+    dataset = report["dataset"]
+    lines = [f"# {report['model']}" + (f": {spec['title']}" if spec.get("title") else ""), "",
+             "- No network: the course computes statistical forecasts only, so no framework is run",
+             f"- Series: {dataset.get('series', dataset['id'])} ({dataset['id']}, {dataset['source']}), "
+             f"{dataset['train_size'] + dataset['val_size']:,} steps, split at step {report['forecast']['split_time']}"]
+    if report.get("created"):
+        lines.append(f"- Created: {report['created']}")
+    lines += ["", "## Forecasts", "", _period_line(report), "",
+              "| Forecast | MAE | MSE | Course MAE | Course MSE |", "|---|---:|---:|---:|---:|",
+              *_baseline_rows(report, 5)]
+    lines += ["", "## Course reference", "", f"- {spec.get('reference') or 'n/a'}"]
+    lines += ["", "## Environment", "", *(f"- {key}: {value}" for key, value in report["environment"].items())]
+    lines += ["", "## Forecast vs truth", "", "![Forecast vs truth](forecast.png)", ""]
+    return "\n".join(lines)
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
-    """report.md: setup, results per framework, comparison, course reference, probes, environment."""
+    """report.md: setup, results per framework, comparison, forecast, course reference, probes, environment."""
+    if report.get("kind") == BASELINES_KIND:
+        return render_baselines_markdown(report)
     spec = report.get("spec", {})
     dataset = report["dataset"]
     metric = report["comparison"]["metric"]
@@ -287,10 +437,15 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             f"- Recipe: {spec.get('epochs')} epochs, batch size {spec.get('batch_size')}, "
             f"optimizer {spec.get('optimizer')}, loss {spec.get('loss')}"
         )
+    if spec.get("learning_rate_overridden"):
+        lines.append(f"- Learning rate: {spec['learning_rate']:g} (set with --lr; the course's is "
+                     f"{spec['course_learning_rate']:g})")
     if report.get("created"):
         lines.append(f"- Created: {report['created']}")
     lines += ["", "## Results", "", *_results_table(report)]
     lines += ["", "## Comparison", "", *_comparison_lines(report)]
+    if report.get("forecast"):
+        lines += ["", "## Forecast", "", *_forecast_lines(report)]
     lines += ["", "## Course reference", "", f"- {spec.get('reference') or 'n/a'}"]
     if spec.get("reference_val_metric") is not None:
         lines.append(f"- Reference val {metric}: {formatting.metric(spec['reference_val_metric'])}")
@@ -358,6 +513,8 @@ def plot_curves(report: Mapping[str, Any], path: Path) -> None:
                         label=f"{fw} {label}")
                 if len(series) > 1:
                     ax.fill_between(epochs, low, high, color=COLOURS[fw], alpha=0.15, linewidth=0)
+        if key == "mae":
+            _baseline_lines(ax, report.get("baselines", []))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if key == "loss" and ax.lines and _spans_decades(ax):
             ax.set_yscale("log")
@@ -376,11 +533,72 @@ def plot_curves(report: Mapping[str, Any], path: Path) -> None:
     fig.savefig(path, format="png", dpi=100)
 
 
+BASELINE_STYLES = (":", "--", "-.", (0, (5, 1, 1, 1, 1, 1)))  # grey reference lines, one dash pattern per baseline
+FORECAST_WIDTHS = {"keras": 2.5, "lightning": 1.0}  # keras wide and under lightning: identical forecasts both show
+
+
+def _baseline_lines(ax: Any, baselines: Sequence[Mapping[str, Any]]) -> None:
+    """Horizontal reference lines at each baseline's MAE: what a network's val_mae must get below."""
+    for baseline, style in zip(baselines, itertools.cycle(BASELINE_STYLES)):
+        if baseline["mae"] is not None:
+            ax.axhline(baseline["mae"], color="0.4", linestyle=style, linewidth=1.2,
+                       label=f"{baseline['name']} {formatting.metric(baseline['mae'])}")
+
+
+def best_baseline(report: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The baseline with the lowest MAE (None without baselines)."""
+    scored = [baseline for baseline in report.get("baselines", []) if baseline["mae"] is not None]
+    return min(scored, key=lambda baseline: baseline["mae"]) if scored else None
+
+
+def plot_forecast(report: Mapping[str, Any], path: Path) -> None:
+    """forecast.png: the truth over the validation period against the forecasts. A model report shows each
+    framework's forecast of its first seed and the best baseline; a baselines report shows every baseline."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    forecast = report["forecast"]
+    steps = forecast["split_time"] + np.arange(len(forecast["truth"]))
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.plot(steps, forecast["truth"], color="black", linewidth=1, label="truth")
+    if report.get("kind") == BASELINES_KIND:
+        shown = [baseline for baseline in report["baselines"] if baseline["forecast"] is not None]
+        title = "each statistical forecast"
+    else:
+        seed = report["seeds"][0]
+        for fw in FRAMEWORKS:
+            run = next((run for run in report["frameworks"][fw]["runs"] if run["seed"] == seed), None)
+            if run and run.get("forecast"):
+                ax.plot(steps, run["forecast"]["values"], color=COLOURS[fw], linewidth=FORECAST_WIDTHS[fw],
+                        alpha=0.6 if fw == "keras" else 1.0,
+                        label=f"{fw} (MAE {formatting.metric(run['forecast']['mae'])})")
+        best = best_baseline(report)
+        shown = [best] if best else []
+        title = f"networks: seed {seed}" + ("; best baseline" if best else "")
+    for baseline, colour in zip(shown, itertools.cycle(("tab:green", "tab:orange", "tab:blue", "tab:olive"))):
+        ax.plot(steps, baseline["forecast"], color=colour, linewidth=1, linestyle="--",
+                label=f"{baseline['name']} (MAE {formatting.metric(baseline['mae'])})")
+    ax.set_xlabel("time step")
+    ax.set_ylabel("value")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.suptitle(f"{report['model']}: forecast vs truth over the validation period ({title})")
+    fig.savefig(path, format="png", dpi=100)
+
+
 # ---------------------------------------------------------------------------- writing
 
 
+# What other commands write into OUT/MODEL (`parity lrsweep`): a new run report replaces the directory
+# but carries these over.
+KEPT_FROM_OTHER_COMMANDS = ("lrsweep.json", "lrsweep.png")
+
+
 def write_report(report: Mapping[str, Any], out_dir: Path, staging: Path | None = None) -> Path:
-    """Validate and write report.json, report.md and curves.png to out_dir/<model> atomically.
+    """Validate and write report.json, report.md, curves.png (trained networks), forecast.png (series) and
+    report.html (report.md as one self-contained page, plots embedded) to out_dir/<model> atomically.
 
     `staging`, if given, is a directory from `staging_dir(out_dir, model)` whose other
     files (logs...) move along with the report; otherwise a fresh one is used.
@@ -398,8 +616,20 @@ def write_report(report: Mapping[str, Any], out_dir: Path, staging: Path | None 
     (staging / "report.json").write_text(
         json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8"
     )
-    (staging / "report.md").write_text(render_markdown(document), encoding="utf-8")
-    plot_curves(document, staging / "curves.png")
+    markdown = render_markdown(document)
+    (staging / "report.md").write_text(markdown, encoding="utf-8")
+    plots = []
+    if document.get("kind") != BASELINES_KIND:
+        plot_curves(document, staging / "curves.png")
+        plots.append("curves.png")
+    if document.get("forecast"):
+        plot_forecast(document, staging / "forecast.png")
+        plots.append("forecast.png")
+    images = {name: (staging / name).read_bytes() for name in plots}
+    (staging / "report.html").write_text(html_report.render_html(markdown, images), encoding="utf-8")
     final = out_dir / model
+    for name in KEPT_FROM_OTHER_COMMANDS:
+        if (final / name).is_file() and not (staging / name).exists():
+            shutil.copy2(final / name, staging / name)
     swap_in(staging, final)
     return final

@@ -1,26 +1,32 @@
 """The three flows of the CLI: describe the catalog, check forward parity, run both trainings.
 
 Data is prepared here once, in numpy; each framework runs in its own worker process
-(parity.jobs) and everything comes back as files, then goes into the report.
+(parity.jobs) and everything comes back as files, then goes into the report. A series model's
+report also holds each run's forecast of the validation period and the statistical baselines
+over the same steps; a model that trains no network (c4w1_stat_forecast) gets the baselines alone.
 """
 
 from __future__ import annotations
 
 import platform
-import shutil
 import statistics
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from parity import align, compare, jobs, provenance
+from parity import align, compare, jobs, model_facts, progress, provenance
+from parity.baselines import baseline_forecasts, baseline_settings
 from parity.catalog import CATALOG, ModelSpec, get_spec
 from parity.datasets import DataSplit, load_dataset, supported_datasets
+from parity.datasets.series import SeriesOptions, series_of, window_of
 from parity.errors import ParityError
 from parity.fileio import staging_dir
-from parity.report import build_report, write_report
+from parity.plan import collate
+from parity.report import build_baselines_report, build_report, forecast_record, write_report
+from parity.spec_types import SeriesData
 
 PROBE_SIZE = 256  # validation samples on which the initial Keras and torch outputs are compared
 CHECK_SEED = 0
@@ -38,20 +44,36 @@ class RunOptions:
     device: str = "cpu"
     threads: int = 1
     out_dir: Path = Path("runs")
-    verbose: int = 1
+    verbose: int = 1  # 0 (`--quiet`): the console gets one summary line per framework, the logs every epoch
+    learning_rate: float | None = None  # `--lr`: replaces the optimizer's rate in both frameworks (None: the spec's)
+    series: SeriesOptions | None = None  # `--series`, `--series-column`, `--time-column` (None: the spec's series)
+    # What the command asked for, copied into report.json as `request` (parity.course_run compares it to resume).
+    request: dict[str, Any] | None = None
 
 
-def describe_models(device: str = "cpu", threads: int = 1,
-                    workers: jobs.WorkerPool | None = None) -> list[dict[str, Any]]:
+def _tell(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def describe_models(device: str = "cpu", threads: int = 1, workers: jobs.WorkerPool | None = None,
+                    notify: Callable[[str], None] = _tell) -> list[dict[str, Any]]:
     """Every course model with whether each framework implements it and its parameter count there.
 
-    `workers`: run in these (already started) workers instead of starting a pool for this call.
+    The frameworks' answers come from the model-facts cache (parity.model_facts) when it holds this code
+    version's, without starting either framework; otherwise from a `describe` job in each worker, once, and
+    `notify` (default: stderr) says so. `workers`: ask these (already started) workers instead of a new pool.
     """
-    candidates = [spec.id for spec in CATALOG.values() if missing_support(spec) is None]
-    with jobs.worker_pool(device=device, threads=threads, quiet=True, reuse=workers) as workers, \
-            jobs.work_directory("parity-describe-") as workdir:
-        answers = {framework: workers.run(framework, {"kind": "describe", "models": candidates}, workdir)
-                   for framework in jobs.FRAMEWORKS}
+    candidates = supported_ids()
+
+    def ask_workers() -> model_facts.Answers:
+        with jobs.worker_pool(device=device, threads=threads, quiet=True, reuse=workers) as pool, \
+                jobs.work_directory("parity-describe-") as workdir:
+            answers = {framework: pool.run(framework, {"kind": "describe", "models": candidates}, workdir)
+                       for framework in jobs.FRAMEWORKS}
+        return {framework: {"architectures": answer["architectures"], "params": answer["params"]}
+                for framework, answer in answers.items()}
+
+    answers = model_facts.framework_facts(candidates, ask_workers, notify)
     return [
         {
             "id": spec.id,
@@ -66,6 +88,11 @@ def describe_models(device: str = "cpu", threads: int = 1,
         }
         for spec in CATALOG.values()
     ]
+
+
+def supported_ids() -> list[str]:
+    """The ids whose recipe the harness can run, given builders in both frameworks (`missing_support` is None)."""
+    return [spec.id for spec in CATALOG.values() if missing_support(spec) is None]
 
 
 def implemented_ids(device: str = "cpu", threads: int = 1, workers: jobs.WorkerPool | None = None) -> list[str]:
@@ -161,8 +188,10 @@ def _dataset_info(spec: ModelSpec, split: DataSplit) -> dict[str, Any]:
             "location": split.location, **notes}
 
 
-def _spec_info(spec: ModelSpec, epochs: int) -> dict[str, Any]:
+def _spec_info(spec: ModelSpec, epochs: int, learning_rate: float | None = None) -> dict[str, Any]:
+    """The recipe as run: `learning_rate` (`--lr`) replaces the course's, which is kept beside it."""
     optimizer = spec.optimizer
+    rate = optimizer.learning_rate if learning_rate is None else learning_rate
     return {
         "title": spec.title,
         "reference": spec.reference.text,
@@ -170,7 +199,10 @@ def _spec_info(spec: ModelSpec, epochs: int) -> dict[str, Any]:
         "epochs": epochs,
         "course_epochs": spec.epochs,
         "batch_size": spec.batch_size,
-        "optimizer": f"{optimizer.name}(lr={optimizer.learning_rate:g}, momentum={optimizer.momentum:g})",
+        "optimizer": f"{optimizer.name}(lr={rate:g}, momentum={optimizer.momentum:g})",
+        "learning_rate": rate,
+        "course_learning_rate": optimizer.learning_rate,
+        "learning_rate_overridden": learning_rate is not None,
         "loss": spec.loss,
         "metric": spec.metric,
         "stop": spec.stop.describe() if spec.stop else None,
@@ -178,12 +210,71 @@ def _spec_info(spec: ModelSpec, epochs: int) -> dict[str, Any]:
     }
 
 
+def forecasts_series(spec: ModelSpec) -> bool:
+    """Whether `spec` forecasts a series (regression on windows of SeriesData): its runs forecast the validation
+    period and its report sets them beside the statistical baselines."""
+    return spec.task == "regression" and isinstance(spec.data, SeriesData)
+
+
+def computes_baselines_only(spec: ModelSpec) -> bool:
+    """Whether the course computes statistical forecasts only for `spec` (c4w1_stat_forecast): no network."""
+    return not spec.trainable and isinstance(spec.data, SeriesData) and spec.data.baselines is not None
+
+
+def validation_truth(split: DataSplit) -> np.ndarray:
+    """The validation targets in order: for a series model, the true value of each step after the split."""
+    return collate(split.val, np.arange(len(split.val)))[1].ravel()
+
+
+def series_results(spec: ModelSpec, split: DataSplit) -> dict[str, Any]:
+    """The validation period (its first step and true values) and the statistical baselines over it."""
+    series, split_time = series_of(split, window_of(spec))
+    truth = validation_truth(split)
+    if not np.array_equal(series[split_time:], truth):
+        raise ParityError(f"{spec.id}: the series rebuilt from the windows does not end in the validation targets "
+                          f"({len(series) - split_time} steps after step {split_time}, {len(truth)} targets); "
+                          "parity.datasets.series.series_of and windows must agree")
+    return {"forecast": {"split_time": split_time, "truth": truth},
+            "baselines": _baselines(spec, split, series, split_time)}
+
+
+def _baselines(spec: ModelSpec, split: DataSplit, series: np.ndarray, split_time: int) -> list[dict[str, Any]]:
+    """Each baseline's name, MAE, MSE and forecast (or why it was left out), with the course's MAE and MSE where
+    the catalog gives them, for the course's own series (not a synthetic stand-in)."""
+    try:
+        settings = baseline_settings(spec, split)
+    except ValueError as error:
+        raise ParityError(str(error)) from None
+    rows = []
+    for name, result in baseline_forecasts(series, split_time, settings).items():
+        row = {"name": name, "mae": result.mae, "mse": result.mse, "forecast": result.forecast,
+               "left_out": result.left_out}
+        if split.source == "real" and (settings.expected_mae is not None or settings.expected_mse is not None):
+            row.update(expected_mae=(settings.expected_mae or {}).get(name),
+                       expected_mse=(settings.expected_mse or {}).get(name))
+        rows.append(row)
+    return rows
+
+
+def _forecast_line(answers: dict[str, dict[str, Any]], baselines: list[dict[str, Any]]) -> str:
+    """'forecast MAE: keras 5.1, lightning 5.1 (mean over seeds); baselines: naive 5.94, ...'."""
+    networks = ", ".join(f"{fw} {statistics.fmean(run['forecast']['mae'] for run in answers[fw]['runs']):.4f}"
+                         for fw in jobs.FRAMEWORKS)
+    scored = ", ".join(f"{row['name']} {row['mae']:.4f}" for row in baselines if row["mae"] is not None)
+    return f"forecast MAE: {networks} (mean over seeds); baselines: {scored or 'none'}"
+
+
 def run_model(model_id: str, options: RunOptions) -> Path:
-    """Train `model_id` in both frameworks on identical batches; write OUT/MODEL/{report.json,report.md,curves.png}."""
+    """Train `model_id` in both frameworks on identical batches; write OUT/MODEL/{report.json,report.md,curves.png}
+    (and forecast.png for a series model). A model that trains no network gets its baselines' report instead."""
     spec = get_spec(model_id)
+    if computes_baselines_only(spec):
+        return run_baselines(spec, options)
     _require_implemented(spec)
     epochs = options.epochs or spec.epochs
-    split = load_dataset(spec, options.data_dir, options.synthetic)
+    split = load_dataset(spec, options.data_dir, options.synthetic, series=options.series)
+    forecasting = forecasts_series(spec)
+    series = series_results(spec, split) if forecasting else {}  # before training: a data error costs no time
     data = provenance.data_provenance(split)  # hashed once per run, whatever the number of seeds
     out_dir = Path(options.out_dir)
     seeds = list(range(options.seeds))
@@ -198,19 +289,30 @@ def run_model(model_id: str, options: RunOptions) -> Path:
         print(f"forward check: {len(check)} of {len(check)} passed (largest max abs diff "
               f"{max(row['max_abs_diff'] for row in check):.2g}, random weights)", flush=True)
         job = {"kind": "train", "model": spec.id, "native": options.alignment.to_job(), "seeds": seeds, "epochs": epochs,
-               "data": str(data_file), "log_dir": str(staging / "logs"), "verbose": options.verbose}
+               "data": str(data_file), "log_dir": str(staging / "logs"),
+               "tensorboard_dir": str(staging / progress.TENSORBOARD_DIR),
+               "learning_rate": options.learning_rate, "forecast": forecasting}
         answers = {}
         for framework in jobs.FRAMEWORKS:
+            # Quiet: the workers' per-epoch lines go to their logs only; the console gets the summary lines.
             answers[framework] = jobs.run_worker(framework, job, workdir, device=options.device,
-                                                 threads=options.threads)
+                                                 threads=options.threads, quiet=options.verbose == 0)
             for run in answers[framework]["runs"]:
                 run["train_samples_per_s"] = _samples_per_s(run, len(split.train))
                 predictions = run.pop("probe_predictions")
                 if predictions is not None:
                     run["probe"] = {"x": list(spec.data.probe_x), framework: predictions}
+                forecast = run.pop("forecast")
+                if forecast is not None:
+                    run["forecast"] = forecast_record(forecast, series["forecast"]["truth"],
+                                                      run["history"]["val_mae"][-1])
             print(_summary_line(framework, spec, answers[framework]), flush=True)
+        if forecasting:
+            print(_forecast_line(answers, series["baselines"]), flush=True)
         for log in workdir.glob("*.log"):
-            shutil.copy(log, staging / "logs" / log.name)
+            raw = log.read_bytes().decode(errors="replace")  # bytes: read_text would turn carriage returns into lines
+            text = progress.readable_log(raw, gpus_hidden=options.device == "cpu")
+            (staging / "logs" / log.name).write_text(text)
         results = {
             "model": spec.id,
             "mode": options.alignment.mode,
@@ -221,11 +323,53 @@ def run_model(model_id: str, options: RunOptions) -> Path:
             "forward_check": check,
             "forward_max_abs_diff": max(row["max_abs_diff"] for row in check if row["mode"] == "inference"),
             "environment": _environment(answers, options),
-            "spec": _spec_info(spec, epochs),
+            "spec": _spec_info(spec, epochs, options.learning_rate),
             "provenance": provenance.build_provenance(data, options.alignment, answers, options.threads,
-                                                      spec.epochs, epochs, check),
+                                                      spec.epochs, epochs, check, options.learning_rate),
+            **series,
         }
-        return write_report(build_report(results), out_dir, staging=staging)
+        return write_report(with_request(build_report(results), options), out_dir, staging=staging)
+
+
+def run_baselines(spec: ModelSpec, options: RunOptions) -> Path:
+    """`parity run` of a model that trains no network: its statistical forecasts of the series (the course's, or
+    `options.series`), their MAE/MSE beside the course's expected values; no worker is started."""
+    unused = [flag for flag, value in (("--epochs", options.epochs), ("--lr", options.learning_rate)) if value]
+    if unused:
+        verb = "does" if len(unused) == 1 else "do"
+        print(f"parity: note: {spec.id} trains no network, so {' and '.join(unused)} {verb} not apply to it",
+              file=sys.stderr, flush=True)
+    split = load_dataset(spec, options.data_dir, options.synthetic, series=options.series)
+    series, split_time = series_of(split, window_of(spec))
+    name = split.info.get("series")
+    baselines = _baselines(spec, split, series, split_time)
+    results = {
+        "model": spec.id,
+        # Sizes in steps of the series (before and after the split): no windows are trained on.
+        "dataset": {"id": spec.dataset, "source": split.source, "train_size": split_time,
+                    "val_size": len(series) - split_time, "location": split.location, "series": name,
+                    "steps": len(series), "split_time": split_time,
+                    "sha256": provenance.data_provenance(split)["sha256"]},
+        "forecast": {"split_time": split_time, "truth": series[split_time:]},
+        "baselines": baselines,
+        "environment": {"python": platform.python_version(), "numpy": np.__version__, "platform": platform.platform()},
+        "spec": {"title": spec.title, "reference": spec.reference.text, "series": name},
+    }
+    print(f"{spec.id}: {name} series, {len(series)} steps, forecasts of the {len(series) - split_time} steps from "
+          f"step {split_time}:", flush=True)
+    for row in baselines:
+        expected = row.get("expected_mae")
+        course = "" if expected is None else f" (course {expected:g})"
+        errors = f"left out: {row['left_out']}" if row["left_out"] else f"MAE {row['mae']:.4f}{course}, MSE {row['mse']:.4f}"
+        print(f"  {row['name']}: {errors}", flush=True)
+    out_dir = Path(options.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return write_report(with_request(build_baselines_report(results), options), out_dir)
+
+
+def with_request(report: dict[str, Any], options: RunOptions) -> dict[str, Any]:
+    """`report` with `options.request` as its `request` block (unchanged when the command recorded none)."""
+    return report if options.request is None else {**report, "request": dict(options.request)}
 
 
 def _environment(answers: dict[str, dict[str, Any]], options: RunOptions) -> dict[str, Any]:

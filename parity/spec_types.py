@@ -406,29 +406,103 @@ class TextGenData(DataSettings):
     expected_ngrams: int | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
-class SeriesData(DataSettings):
-    """A univariate series: generated (`series="lab"`) or a CSV column, windowed, split at `split_time`."""
+# Series names (`DataSplit.info["series"]`, keys of `SeriesData.baselines`): the course's generated
+# series by variant, the course's CSV file of a CSV data set, or a user's own CSV series.
+LAB, ASSIGNMENT, COURSE_FILE, USER_FILE = "lab", "assignment", "file", "user"
+SERIES_VARIANTS = (LAB, ASSIGNMENT)
 
-    series: str
+
+@dataclass(frozen=True, kw_only=True)
+class SeasonalPattern:
+    """One season of the course's series, s in [0, 1): cos(cos_factor * pi * s) while s < switch,
+    else decay_scale / exp(decay_rate * s)."""
+
+    switch: float
+    cos_factor: float
+    decay_scale: float
+    decay_rate: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyntheticSeries:
+    """One of the course's generated series (course_models.md 6.0), float32 over t = 0..steps-1:
+    baseline + slope * t + amplitude * pattern((t mod period) / period) + noise_level * randn(seed)."""
+
+    notebook: str  # where the course defines it
+    pattern: SeasonalPattern
+    baseline: float
+    slope: float
+    amplitude: float
+    period: int
+    noise_level: float
+    noise_seed: int
     steps: int
     split_time: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class BaselineSettings:
+    """The course's statistical forecasts (C4W1) for one series: naive and a moving average always; with a
+    `seasonal_period`, differencing plus the past and plus the smoothed past (`parity.baselines`).
+
+    `expected_mae` / `expected_mse`: the course's values by method name, where it gives them.
+    """
+
+    moving_average_window: int
+    seasonal_period: int | None = None
+    diff_moving_average_window: int | None = None
+    smoothing_window: int | None = None
+    expected_mae: Mapping[str, float] | None = None
+    expected_mse: Mapping[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        seasonal = (self.diff_moving_average_window, self.smoothing_window)
+        if self.seasonal_period is not None and None in seasonal:
+            raise ValueError("BaselineSettings: a seasonal_period needs diff_moving_average_window and smoothing_window")
+        if self.seasonal_period is None and seasonal != (None, None):
+            raise ValueError("BaselineSettings: the differencing windows need a seasonal_period")
+        object.__setattr__(self, "expected_mae", _frozen_mapping(self.expected_mae))
+        object.__setattr__(self, "expected_mse", _frozen_mapping(self.expected_mse))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeriesData(DataSettings):
+    """A univariate series, cut into windows of `window_size` steps, each with the next step as its target.
+
+    Either generated (`synthetic`: the course's series by variant, "lab" and, where the course has
+    one, "assignment") or read from a CSV file (`value_column`, optional `time_column`, the course
+    file's `steps` and `split_time`). `known_gaps`: times the course's own file lacks, accepted as
+    they are (never filled). `baselines`: the statistical forecasts by series name (a variant, or
+    COURSE_FILE for a CSV data set). `window_size` None: no model (each step is its own window).
+    """
+
     window_size: int | None = None
     shuffle_buffer: int | None = None
     expand_dims: bool = False  # windows of shape (window, 1) for Conv1D/RNN inputs
+    synthetic: Mapping[str, SyntheticSeries] | None = None
+    steps: int | None = None
+    split_time: int | None = None
     time_column: int | str | None = None
     value_column: int | str | None = None
-    baseline: float | None = None
-    slope: float | None = None
-    amplitude: float | None = None
-    period: int | None = None
-    noise_level: float | None = None
-    noise_seed: int | None = None
-    baselines: Mapping[str, Any] | None = None  # c4w1's statistical forecasts and their expected errors
+    known_gaps: tuple[str, ...] = ()
+    baselines: Mapping[str, BaselineSettings] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        object.__setattr__(self, "synthetic", _frozen_mapping(self.synthetic))
         object.__setattr__(self, "baselines", _frozen_mapping(self.baselines))
+        if self.synthetic is not None:
+            if LAB not in self.synthetic or not set(self.synthetic) <= set(SERIES_VARIANTS):
+                raise ValueError(f"SeriesData: synthetic variants {sorted(self.synthetic)} must include {LAB!r} and "
+                                 f"lie in {SERIES_VARIANTS}")
+            names = set(self.synthetic)
+        elif self.steps is None or self.split_time is None:
+            raise ValueError("SeriesData: a CSV series needs the course file's steps and split_time")
+        else:
+            names = {COURSE_FILE}
+        if self.baselines is not None and not set(self.baselines) <= names:
+            raise ValueError(f"SeriesData: baselines for {sorted(set(self.baselines) - names)}, which this data "
+                             f"does not have (series: {sorted(names)})")
 
 
 # ---------------------------------------------------------------- the spec

@@ -38,23 +38,30 @@ Recommendation, per row, the first rule that applies:
    ratio) and has one median, no interval.
 3. Either: equal accuracy (when `equivalent`) or the accuracy caveat, and no material speed
    difference (or no speed verdict: speed from a run report only, or not measured).
+
+Output: `render_markdown` (the table, by task, provenance, legend, sources); `write_summary`
+writes it to a file X.md with, beside it, X-accuracy.png and X-speed.png (parity.summary_plots)
+and X.html (the same Markdown as one self-contained page, parity.html_report).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jsonschema
 
-from parity import compare, formatting, provenance
+from parity import compare, formatting, html_report, provenance, summary_plots
 from parity.catalog import CATALOG
 from parity.errors import ParityError
-from parity.report import FRAMEWORKS, final_values_by_seed, to_jsonable, validate_report
+from parity.fileio import write_bytes_atomic, write_text_atomic
+from parity.report import BASELINES_KIND, FRAMEWORKS, final_values_by_seed, to_jsonable, validate_report
 
 KINDS = {"report.json": "run", "bench.json": "bench", "lockstep.json": "lockstep"}
 BENCH_ROW = {"trainer": "framework", "scope": "end_to_end", "variant": "eager"}
@@ -223,6 +230,8 @@ def load(path: Path, warn: Warn) -> tuple[str, Any] | None:
         where = "/".join(str(part) for part in error.absolute_path) or "top level"
         warn(f"{path}: not a valid {kind} file ({where}: {_short(error.message)}); skipped")
         return None
+    if kind == "run" and data.get("kind") == BASELINES_KIND:
+        return None  # statistical forecasts only (c4w1_stat_forecast): no framework to compare
     return kind, data
 
 
@@ -660,8 +669,16 @@ def _provenance_lines(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, st
     return lines
 
 
-def render_markdown(rows: Sequence[Mapping[str, Any]], margins: Mapping[str, compare.Margin] | None = None) -> str:
-    """The summary in Markdown: the table, recommendations by task, provenance, legend and source files."""
+def markdown_code(text: str) -> str:
+    """`text` as a Markdown code span (shown literally: no emphasis, no markup), fenced by more backticks than it holds."""
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}" if text.startswith("`") or text.endswith("`") else f"{fence}{text}{fence}"
+
+
+def render_markdown(rows: Sequence[Mapping[str, Any]], margins: Mapping[str, compare.Margin] | None = None,
+                    plots: Sequence[tuple[str, str]] = ()) -> str:
+    """The summary in Markdown: the table, its plots (caption, file name beside the Markdown), recommendations by
+    task, provenance, legend and source files."""
     labels = provenance_labels(rows)
     lines = [
         "# Parity summary", "",
@@ -681,8 +698,52 @@ def render_markdown(rows: Sequence[Mapping[str, Any]], margins: Mapping[str, com
                  f"**{recommendation['backend']}**: {recommendation['reason']}"]
         lines.append("| " + " | ".join(cells) + " |")
     sources = sorted({source for row in rows for source in row["sources"]})
+    if plots:
+        lines += ["", "## Plots"]
+        for caption, name in plots:
+            lines += ["", f"![{caption}]({quote(name)})"]
     lines += ["", "## By task", "", *_by_task(rows)]
     lines += ["", "## Provenance", "", *_provenance_lines(rows, labels)]
     lines += ["", "## Legend", "", *legend({**compare.DEFAULT_MARGINS, **(margins or {})})]
-    lines += ["", "## Sources", "", *(f"- {source}" for source in sources), ""]
+    lines += ["", "## Sources", "", *(f"- {markdown_code(source)}" for source in sources), ""]
     return "\n".join(lines)
+
+
+PLOTS = (("accuracy", "Accuracy (MAE) difference lightning - keras per row, paired 95% interval, margin and verdict"),
+         ("speed", "Speed ratio lightning / keras per row, bootstrap 95% interval where benched"))
+
+
+def plot_path(out: Path, name: str) -> Path:
+    """Where a plot of the summary `out` goes: beside it, named after it (summary.md -> summary-accuracy.png)."""
+    return out.with_name(f"{out.stem}-{name}.png")
+
+
+def write_summary(rows: Sequence[Mapping[str, Any]], margins: Mapping[str, compare.Margin] | None,
+                  out: Path) -> list[Path]:
+    """Write the Markdown summary to `out`, its plots beside it (see `plot_path`) and `out` as .html; return the paths.
+
+    Each file is written atomically; a plot with nothing to draw is not written, and an older
+    one of that name is removed, so the directory holds what the Markdown shows.
+    """
+    out = Path(out)
+    if out.suffix.lower() in (".html", ".htm", ".png"):
+        raise ParityError(f"--out {out}: name the Markdown file (e.g. summary.md); the HTML page and the plots are "
+                          "written beside it")
+    labels = provenance_labels(rows)
+    pictures = {"accuracy": summary_plots.accuracy_png(rows, labels),
+                "speed": summary_plots.speed_png(rows, labels, (SPEED_BAND, 1 / SPEED_BAND))}
+    written, shown, images = [], [], {}
+    for name, caption in PLOTS:
+        path = plot_path(out, name)
+        if pictures[name] is None:
+            path.unlink(missing_ok=True)
+            continue
+        write_bytes_atomic(path, pictures[name])
+        written.append(path)
+        shown.append((caption, path.name))
+        images[path.name] = pictures[name]
+    markdown = render_markdown(rows, margins, shown)
+    write_text_atomic(out, markdown)
+    html_path = out.with_suffix(".html")
+    write_text_atomic(html_path, html_report.render_html(markdown, images))
+    return [out, html_path, *written]

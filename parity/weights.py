@@ -20,7 +20,7 @@ pair and checks the result as a whole. The completeness rule:
   recurrent bias, BatchNorm's `num_batches_tracked`, gamma of `scale=False`), or keeps torch's
   own value where the alignment says so: layers whose class align.copied_keras_kinds does not
   copy keep their torch initialisation (their conversion is still run and checked), and
-  `lstm_biases` native keeps torch's own LSTM b_hh.
+  `lstm_biases` native keeps torch's own b_hh of an LSTM or SimpleRNN (nn.LSTM, nn.RNN).
 
 Anything else is one WeightMappingError that names every leftover. Trainability follows Keras:
 a parameter of a layer with `trainable=False` gets requires_grad=False, and the constants that
@@ -283,7 +283,7 @@ def _recurrent_direction(v: _Variables, kind: str, prefix: str, suffix: str,
                       f"bias_hh_l0{suffix}": Assignment(np.array(gates(bias[1])), v.layer.trainable, f"{source}[1]")}
     out[f"bias_ih_l0{suffix}"] = v.copy(keys["bias"])
     units = out[f"bias_ih_l0{suffix}"].array.shape[0] // blocks
-    if kind == "LSTM" and not align.zero_lstm_recurrent_bias(alignment):
+    if not align.zero_lstm_recurrent_bias(alignment):  # LSTM and SimpleRNN: one Keras bias, two torch biases
         out[f"bias_hh_l0{suffix}"] = Assignment(None, v.layer.trainable, "lstm_biases native: torch's own b_hh")
     else:
         # b_ih + b_hh is Keras' one bias: b_hh is 0 and frozen, or training would move the sum twice as fast.

@@ -34,6 +34,8 @@ EXPECTED_NAMES = {
     "c3w3_imdb_bilstm2": ["embedding", "bilstm_1", "bilstm_2", "hidden", "output"],
     "c4w2_ts_dnn": ["dense_1", "dense_2", "output"],
     "c4w4_daily_min_temp": ["conv1d", "lstm_1", "lstm_2", "dense_1", "dense_2", "output", "scale"],
+    "c4w3_ts_simplernn": ["rnn_1", "rnn_2", "output", "scale"],
+    "c4w3_ts_bilstm": ["bilstm_1", "bilstm_2", "output", "scale"],
 }
 
 
@@ -130,7 +132,7 @@ def _torch_class(keras_class: str) -> type:
     from torch import nn
 
     return {"Dense": nn.Linear, "Conv2D": nn.Conv2d, "Conv1D": nn.Conv1d, "Embedding": nn.Embedding,
-            "LSTM": nn.LSTM, "Bidirectional": nn.LSTM}[keras_class]
+            "LSTM": nn.LSTM, "Bidirectional": nn.LSTM, "SimpleRNN": nn.RNN}[keras_class]
 
 
 def test_torch_parameter_counts_are_the_course_count_plus_the_documented_extra(keras_side, torch_models):
@@ -159,6 +161,9 @@ def test_keras_layers_names_every_weighted_keras_layer_with_the_matching_torch_m
             if layer["class"] in ("LSTM", "Bidirectional"):
                 assert module.bidirectional == (layer["class"] == "Bidirectional") and module.batch_first
                 extra = 4 * module.hidden_size * (2 if module.bidirectional else 1)  # b_hh (lstm_biases)
+            if layer["class"] == "SimpleRNN":
+                assert module.nonlinearity == "tanh" and not module.bidirectional and module.batch_first
+                extra = module.hidden_size  # nn.RNN's b_hh (lstm_biases)
             assert sum(p.numel() for p in module.parameters()) == layer["params"] + extra, (model_id, layer)
 
 

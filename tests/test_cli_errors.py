@@ -63,3 +63,24 @@ def test_truncated_idx_file_is_named_with_what_is_wrong(tmp_path):
 def test_model_without_implementation_says_so(tmp_path):
     result = run_cli("run", "c2w4_rps_cnn", "--out", str(tmp_path))
     _assert_one_line_error(result, "c2w4_rps_cnn is not implemented yet", "parity list")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr", "0"], "argument --lr: must be a positive number, got 0"),
+    (["--lr", "fast"], "argument --lr: expected a number, got 'fast'"),
+    (["--lr", "inf"], "argument --lr: must be a finite number, got inf"),
+    (["--series", "weekly"], "argument --series: invalid choice: 'weekly'"),
+    (["--series-column", ""], "argument --series-column: expected a column name or a 0-based column index"),
+    (["--time-column", "-1"], "argument --time-column: a column index counts from 0, got -1"),
+])
+def test_bad_learning_rate_and_series_flags_are_refused(tmp_path, args, message):
+    result = run_cli("run", "c4w2_ts_dnn", "--out", str(tmp_path), *args)
+    _assert_one_line_error(result, message)
+    assert result.returncode == 2 and not (tmp_path / "c4w2_ts_dnn").exists()
+
+
+def test_lrsweep_refuses_a_model_without_a_sweep(tmp_path):
+    result = run_cli("lrsweep", "c1w1_hello_linear", "--out", str(tmp_path))
+    _assert_one_line_error(result, "c1w1_hello_linear has no learning-rate sweep in the course", "c4w2_ts_dnn")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "c1w1_hello_linear").exists()

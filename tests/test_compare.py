@@ -114,6 +114,18 @@ def test_single_seed_has_no_interval():
     assert result["equivalence"]["verdict"] == "too few seeds" and result["equivalence"]["p"] is None
 
 
+def test_differences_within_float32_rounding_are_degenerate_and_say_so():
+    # c4w3_ts_bilstm on the lab series, 3 seeds, aligned: both frameworks agree to float32 rounding.
+    keras = [5.955, 5.647, 5.733]
+    lightning = [5.955 - 1.9e-6, 5.647 + 4.8e-7, 5.733]
+    paired = _compare(keras, lightning)["paired"]
+    assert paired["status"] == "degenerate" and paired["p"] is None
+    assert paired["note"] == "all 3 differences equal -4.733e-07 within float32 rounding (spread 2.4e-06)"
+    # A spread ten times the float32 level of these values is tested.
+    tested = _compare(keras, [5.955 - 6e-5, 5.647 + 6e-5, 5.733])["paired"]
+    assert tested["status"] == "tested" and tested["p"] is not None
+
+
 def test_identical_values_give_exact_difference_and_no_verdict():
     result = _compare([0.87, 0.87, 0.87], [0.9, 0.9, 0.9])
     assert result["diff_mean"] == pytest.approx(0.03)

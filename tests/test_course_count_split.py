@@ -44,3 +44,12 @@ def test_fewer_than_two_items_fail_naming_the_data():
     for total in (0, 1):
         with pytest.raises(DataError, match=rf"mine\.csv: too few steps \({total}\).*at least 2 steps"):
             course_count_split(total, *SERIES, "mine.csv", unit="steps")
+
+
+def test_a_users_own_longer_series_keeps_the_proportion_not_the_count():
+    # 1000 of 1461 lab steps: a user's 14,610-step series trains on the first 10,000, not on 1000 of them.
+    split = course_count_split(14_610, *SERIES, "own.csv", unit="steps", proportional=True)
+    assert (split.train, split.total) == (10_000, 14_610)
+    assert "more than the course's 1461" in split.note
+    assert course_count_split(14_610, *SERIES, "Sunspots-longer.csv", unit="steps").train == 1_000
+    assert course_count_split(1_461, *SERIES, "own.csv", unit="steps", proportional=True) == CountSplit(1_000, 1_461)

@@ -140,13 +140,14 @@ def test_every_loader_records_its_files_or_its_generating_parameters(tmp_path):
         spec = next(get_spec(model) for model in ("c1w1_hello_linear", "c1w1_house_price", "c1w2_fmnist_dnn",
                                                    "c1w2_mnist_dnn_callback", "c3w2_sarcasm_embed_gap",
                                                    "c4w2_ts_dnn", "c1w4_happy_sad", "c2w1_cats_dogs_cnn",
-                                                   "c4w4_daily_min_temp") if get_spec(model).dataset == dataset)
+                                                   "c4w4_daily_min_temp", "c4w4_sunspots_dnn")
+                    if get_spec(model).dataset == dataset)
         data = provenance.data_provenance(load_dataset(spec, synthetic=True))
         assert data["hashed"] == "parameters" and len(data["sha256"]) == 64, dataset
     sarcasm = tmp_path / "sarcasm.json"
     sarcasm.write_text(json.dumps([{"headline": f"headline number {i}", "is_sarcastic": i % 2} for i in range(40)]))
     csv = tmp_path / "daily-min-temperatures.csv"
-    csv.write_text('"Date","Temp"\n' + "".join(f'"1981-01-{i:03d}",{10 + i % 7}.5\n' for i in range(120)))
+    csv.write_text('"Date","Temp"\n' + "".join(f'"{np.datetime64("1981-01-01") + i}",{10 + i % 7}.5\n' for i in range(120)))
     faces = tmp_path / "faces"
     write_image_folders(faces, {"happy": 3, "sad": 2})
     archive = tmp_path / "faces.zip"
@@ -210,6 +211,20 @@ def test_the_setting_key_puts_a_bench_or_lockstep_record_beside_a_run_of_the_sam
     native = copy.deepcopy(bench)
     native["provenance"]["mode"] = "native"
     assert provenance_key(native, SETTING_FIELDS) != provenance_key(run, SETTING_FIELDS)
+
+
+def test_a_run_with_its_own_learning_rate_is_never_merged_with_a_course_rate_run():
+    course = _record()
+    own = _record()
+    own["provenance"]["learning_rate"] = 2e-6  # `parity run --lr 2e-6`
+    assert provenance_key(own) != provenance_key(course)
+    assert provenance_key(own, SETTING_FIELDS) == provenance_key(course, SETTING_FIELDS)  # a bench still sits beside it
+    assert describe_provenance(own).endswith("lr 2e-06 (not the course's)")
+    # A record written before the field existed took the course's rate: it keys like `learning_rate: None`.
+    without = copy.deepcopy(course)
+    without["provenance"].pop("learning_rate", None)
+    course["provenance"]["learning_rate"] = None
+    assert provenance_key(without) == provenance_key(course)
 
 
 def test_records_without_provenance_are_keyed_legacy_and_never_merge_with_new_ones():

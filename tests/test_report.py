@@ -227,7 +227,7 @@ def test_curves_png_is_written(tmp_path, seeds):
 def test_write_report_writes_all_files(tmp_path):
     final = write_report(build_report(_results()), tmp_path)
     assert final == tmp_path / "c1w2_fmnist_dnn"
-    assert sorted(p.name for p in final.iterdir()) == ["curves.png", "report.json", "report.md"]
+    assert sorted(p.name for p in final.iterdir()) == ["curves.png", "report.html", "report.json", "report.md"]
     assert json.loads((final / "report.json").read_text())["model"] == "c1w2_fmnist_dnn"
     assert (final / "curves.png").read_bytes()[:8] == PNG_SIGNATURE
     assert [p.name for p in tmp_path.iterdir()] == ["c1w2_fmnist_dnn"]  # no staging left behind
@@ -256,6 +256,18 @@ def test_write_report_replaces_previous_and_keeps_staged_files(tmp_path):
     assert (final / "logs" / "keras.log").read_text() == "epoch 1/5"
     assert not (final / "stale.txt").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["c1w2_fmnist_dnn"]
+
+
+def test_a_new_report_keeps_the_learning_rate_sweep_of_the_same_model(tmp_path):
+    old = tmp_path / "c1w2_fmnist_dnn"
+    old.mkdir()
+    (old / "lrsweep.json").write_text('{"model": "c1w2_fmnist_dnn"}')
+    (old / "lrsweep.png").write_bytes(b"\x89PNG sweep")
+    (old / "curves.png").write_bytes(b"old curves")
+    final = write_report(build_report(_results()), tmp_path)
+    assert (final / "lrsweep.json").read_text() == '{"model": "c1w2_fmnist_dnn"}'
+    assert (final / "lrsweep.png").read_bytes() == b"\x89PNG sweep"
+    assert (final / "curves.png").read_bytes() != b"old curves"
 
 
 def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
@@ -329,3 +341,133 @@ def test_model_id_must_be_a_plain_directory_name(tmp_path):
     with pytest.raises(ValueError, match="directory name"):
         with staging_dir(tmp_path, "../escape"):
             pass
+
+
+# ---------------------------------------------------------------------------- series: forecasts and baselines
+
+TRUTH = [10.0, 12.0, 11.0, 13.0]
+BASELINES = [
+    {"name": "naive", "mae": 1.75, "mse": 3.25, "forecast": [9.0, 10.0, 12.0, 11.0]},
+    {"name": "moving_average", "mae": 1.25, "mse": 2.0, "forecast": [10.0, 10.5, 12.5, 11.5]},
+]
+
+
+def _series_results(logged_offset=0.0):
+    """A two-seed series run: each framework's forecast of the 4 validation steps, its logged val_mae matching."""
+    results = _results(seeds=(0, 1))
+    results["model"] = "c4w2_ts_linear"
+    results["spec"].update(metric="mae", reference_val_metric=None)
+    forecasts = {"keras": ([10.5, 12.5, 11.5, 13.5], [11.0, 13.0, 12.0, 14.0]),  # MAE 0.5 and 1.0
+                 "lightning": ([10.5, 12.5, 11.5, 12.5], [9.0, 11.0, 10.0, 12.0])}  # MAE 0.5 and 1.0
+    for fw in ("keras", "lightning"):
+        for run, values in zip(results["frameworks"][fw]["runs"], forecasts[fw]):
+            history = run["history"]
+            history["mae"] = history.pop("accuracy")
+            history["val_mae"] = history.pop("val_accuracy")
+            mae = np.mean(np.abs(np.subtract(values, TRUTH)))
+            history["val_mae"][-1] = float(np.float32(mae)) + logged_offset
+            run["forecast"] = report_mod.forecast_record(values, np.array(TRUTH, np.float32), history["val_mae"][-1])
+    results["forecast"] = {"split_time": 96, "truth": np.array(TRUTH, np.float32)}
+    results["baselines"] = copy.deepcopy(BASELINES)
+    return results
+
+
+def test_forecast_record_recomputes_the_errors_and_checks_the_logged_val_mae():
+    record = report_mod.forecast_record([1.0, 2.0, 3.0], np.ones(3, np.float32), 1.00005)
+    assert (record["mae"], record["mse"]) == (pytest.approx(1.0), pytest.approx(5 / 3))
+    assert record["rel_diff"] == pytest.approx(5e-5, rel=1e-3) and record["agrees"] is True
+    # A logged value 2e-4 away is beyond FORECAST_MAE_RTOL (1e-4): a check that can fail.
+    assert report_mod.forecast_record([1.0, 2.0, 3.0], np.ones(3), 1.0002)["agrees"] is False
+    assert report_mod.forecast_record([1.0, 2.0, 3.0], np.ones(3), None)["agrees"] is None
+    with pytest.raises(ValueError, match="one forecast per validation step"):
+        report_mod.forecast_record([1.0, 2.0], np.ones(3), 1.0)
+
+
+def test_series_report_has_each_frameworks_forecast_errors_beside_the_baselines():
+    report = build_report(_series_results())
+    validate_report(report)
+    forecast = report["forecast"]
+    assert forecast["split_time"] == 96 and forecast["truth"] == TRUTH
+    assert forecast["tolerance"]["relative"] == report_mod.FORECAST_MAE_RTOL
+    for fw in ("keras", "lightning"):
+        assert forecast["frameworks"][fw]["mae"] == {"mean": pytest.approx(0.75), "std": pytest.approx(0.353553, rel=1e-5),
+                                                     "n": 2}
+        assert forecast["frameworks"][fw]["agrees"] is True
+    assert forecast["frameworks"]["keras"]["mse"]["mean"] == pytest.approx((0.25 + 1.0) / 2)
+    assert [baseline["name"] for baseline in report["baselines"]] == ["naive", "moving_average"]
+    text = render_markdown(report)
+    assert "## Forecast" in text and "Validation period: steps 96 to 99 of the series (4 steps)" in text
+    assert "| keras (network, mean over 2 seeds) | 0.7500 ± 0.3536 | 0.6250 ± 0.5303 |" in text
+    assert "| naive (baseline) | 1.7500 | 3.2500 |" in text
+    assert "| moving_average (baseline) | 1.2500 | 2.0000 |" in text
+    assert "agrees with the framework's logged final val_mae in all 4 runs" in text
+    assert "- forecast.png: the truth, each framework's forecast of seed 0 and the best baseline (moving_average)" in text
+    assert "![Forecast vs truth](forecast.png)" in text
+
+
+def test_a_forecast_that_disagrees_with_the_logged_val_mae_is_flagged():
+    report = build_report(_series_results(logged_offset=0.01))  # 1% off: far beyond the float32 tolerance
+    assert report["forecast"]["frameworks"]["keras"]["agrees"] is False
+    assert "**disagrees** with the logged final val_mae in keras seed 0" in render_markdown(report)
+
+
+def test_series_report_writes_forecast_png_and_baseline_lines_in_the_val_mae_panel(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    final = write_report(build_report(_series_results()), tmp_path)
+    assert sorted(p.name for p in final.iterdir()) == ["curves.png", "forecast.png", "report.html", "report.json",
+                                                        "report.md"]
+    assert (final / "forecast.png").read_bytes()[:8] == PNG_SIGNATURE
+    figures = []
+    monkeypatch.setattr(Figure, "savefig", lambda figure, *args, **kwargs: figures.append(figure))
+    plot_curves(build_report(_series_results()), tmp_path / "curves.png")
+    loss_panel, mae_panel = figures[0].axes
+    flat = [line for line in mae_panel.lines if len(set(line.get_ydata())) == 1 and len(line.get_ydata()) == 2]
+    assert sorted(line.get_ydata()[0] for line in flat) == [1.25, 1.75]
+    assert all(len(set(line.get_ydata())) > 1 for line in loss_panel.lines)  # the loss panel has none
+    report_mod.plot_forecast(build_report(_series_results()), tmp_path / "forecast.png")
+    forecast_axes = figures[1].axes[0]
+    labels = [line.get_label() for line in forecast_axes.lines]
+    # truth, both frameworks' seed-0 forecasts, and the best baseline (moving_average, MAE 1.25)
+    assert labels == ["truth", "keras (MAE 0.5000)", "lightning (MAE 0.5000)", "moving_average (MAE 1.2500)"]
+    assert list(forecast_axes.lines[0].get_xdata()) == [96, 97, 98, 99]
+
+
+def test_overridden_learning_rate_is_shown_beside_the_courses():
+    results = _results()
+    results["spec"].update(optimizer="sgd(lr=1e-05, momentum=0.9)", learning_rate=1e-5, course_learning_rate=1e-6,
+                           learning_rate_overridden=True)
+    assert "- Learning rate: 1e-05 (set with --lr; the course's is 1e-06)" in render_markdown(build_report(results))
+    assert "- Learning rate" not in render_markdown(build_report(_results()))
+
+
+def _baselines_results():
+    return {
+        "model": "c4w1_stat_forecast",
+        "dataset": {"id": "synthetic-series", "source": "real", "train_size": 96, "val_size": 4, "series": "lab"},
+        "forecast": {"split_time": 96, "truth": np.array(TRUTH, np.float32)},
+        "baselines": [{**baseline, "expected_mae": 1.7, "expected_mse": None} for baseline in BASELINES],
+        "environment": {"python": "3.11.7", "numpy": "2.1.0"},
+        "spec": {"title": "Statistical forecasts", "reference": "naive 5.938"},
+    }
+
+
+def test_baselines_report_validates_without_frameworks_and_writes_no_curves(tmp_path):
+    report = report_mod.build_baselines_report(_baselines_results())
+    validate_report(report)
+    assert report["kind"] == "baselines" and "frameworks" not in report and "comparison" not in report
+    text = render_markdown(report)
+    assert "| Forecast | MAE | MSE | Course MAE | Course MSE |" in text
+    assert "| naive (baseline) | 1.7500 | 3.2500 | 1.7000 | n/a |" in text
+    assert "No network" in text and "Series: lab (synthetic-series, real), 100 steps, split at step 96" in text
+    final = write_report(report, tmp_path)
+    assert sorted(p.name for p in final.iterdir()) == ["forecast.png", "report.html", "report.json", "report.md"]
+    missing = copy.deepcopy(report)
+    del missing["baselines"]
+    with pytest.raises(jsonschema.ValidationError):
+        validate_report(missing)
+    # A model report must still carry its frameworks: the baselines' shape does not loosen the contract.
+    model_report = build_report(_results())
+    del model_report["frameworks"]
+    with pytest.raises(jsonschema.ValidationError):
+        validate_report(model_report)

@@ -17,7 +17,6 @@ from scipy import stats
 
 from parity import provenance
 from parity.align import Alignment
-from parity.compare import Margin
 from parity.report import build_report, write_report
 from parity.summary import material_speed_difference, recommend, summarize
 
@@ -354,8 +353,8 @@ def test_markdown_table_provenance_legend_and_sources(markdown, tree):
     assert "Holm's step-down correction across the table's tested rows" in legend
     assert "entirely outside [0.95, 1.053]" in legend
     sources = markdown.split("## Sources\n")[1]
-    assert f"- {tree / 'runs' / 'aligned' / 'c1w2_fmnist_dnn' / 'report.json'}" in sources
-    assert f"- {tree / 'bench' / 'cpu' / 'bench.json'}" in sources
+    assert f"- `{tree / 'runs' / 'aligned' / 'c1w2_fmnist_dnn' / 'report.json'}`" in sources
+    assert f"- `{tree / 'bench' / 'cpu' / 'bench.json'}`" in sources
     assert "c1w1_house_price-sgd-aligned" in sources
     for unused in ("c1w2_fmnist_dnn-sgd", "c1w1_house_price-adam", "staging", "notes.json"):
         assert unused not in sources

@@ -7,6 +7,8 @@ and each torch model maps the same names to its modules (torch_models.base.Cours
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 
 from parity.catalog import ModelSpec
@@ -54,10 +56,16 @@ class StepLoss(keras.metrics.Metric):
         return {"loss": self._loss, "name": self.name}
 
 
-def compile_model(model: keras.Model, spec: ModelSpec) -> keras.Model:
-    """Compile with the spec's optimizer (every value explicit), loss and metric."""
+def compile_model(model: keras.Model, spec: ModelSpec, learning_rate: float | None = None) -> keras.Model:
+    """Compile with the spec's optimizer (every value explicit), loss and metric.
+
+    `learning_rate` (`parity run --lr`) replaces the optimizer's rate; None keeps the spec's.
+    """
+    optimizer = spec.optimizer
+    if learning_rate is not None:  # an explicit rate, so no longer the Keras default one
+        optimizer = dataclasses.replace(optimizer, learning_rate=learning_rate, keras_default_lr=False)
     model.compile(
-        optimizer=make_optimizer(spec.optimizer),
+        optimizer=make_optimizer(optimizer),
         loss=spec.loss,
         metrics=[spec.metric, StepLoss(spec.loss)],
     )

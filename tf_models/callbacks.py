@@ -1,11 +1,16 @@
-"""Keras callbacks: the course's stop-at-threshold rule and the recorders the report needs."""
+"""Keras callbacks: the course's stop-at-threshold rule, the recorders the report needs, and what a run shows and
+logs (per-epoch lines, TensorBoard scalars; parity.progress). Mirror: torch_models/callbacks.py."""
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import keras
+import tensorflow as tf
 
+from parity import progress
 from parity.catalog import StopRule
 
 
@@ -20,7 +25,9 @@ class StopAtThreshold(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         value = (logs or {}).get(self.rule.monitor)
         if value is not None and self.rule.reached(float(value)):
-            print(f"\n{self.rule.describe()}: reached {self.rule.monitor}={float(value):.4f}, stopping")
+            bar_open = "\n" if sys.stdout.isatty() else ""  # on a terminal Keras' bar ends its line after this
+            print(f"{bar_open}{self.rule.describe()}: reached {self.rule.monitor}={float(value):.4f} at epoch "
+                  f"{epoch + 1}, stopping", flush=True)
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
@@ -46,3 +53,51 @@ class Recorder(keras.callbacks.Callback):
         self.epoch_seconds.append(time.perf_counter() - self._epoch_start)
         for key in self.keys:
             self.history[key].append(float(logs[key]))
+
+
+class EpochLines(keras.callbacks.Callback):
+    """One line per epoch (parity.progress.epoch_line; fewer in long runs, progress.shows_epoch) of what `recorder`
+    has just recorded: the display in a pipe or a log file, where Keras' own bar would print escape codes. Goes after
+    `recorder` and the course's stop callback in the callback list (the epoch a run stops at is always shown)."""
+
+    def __init__(self, recorder: Recorder, metric: str, epochs: int) -> None:
+        super().__init__()
+        self.recorder = recorder
+        self.keys = progress.epoch_keys(metric)
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if progress.shows_epoch(epoch + 1, self.epochs, self.model.stop_training):
+            values = {key: self.recorder.history[key][-1] for key in self.keys}
+            print(progress.epoch_line(epoch + 1, self.epochs, self.recorder.epoch_seconds[-1], values), flush=True)
+
+
+class TensorBoardScalars(keras.callbacks.Callback):
+    """What `recorder` records, written to one TensorBoard run at each epoch's end (tags and steps: parity.progress).
+
+    Not keras.callbacks.TensorBoard itself: it names its tags (epoch_loss, batch_loss), splits a run into train/ and
+    validation/ runs, counts epochs from 0 and logs, per batch, Keras' running mean of the epoch's loss instead of
+    the batch's loss, none of which Lightning's TensorBoardLogger reproduces. So the same scalars go through the
+    summary writer that callback uses (tf.summary), with the tags and steps the Lightning run has. Written after
+    `recorder` has timed the epoch (it goes before this callback), so the writing costs no measured training time.
+    """
+
+    def __init__(self, recorder: Recorder, metric: str, log_dir: Path) -> None:
+        super().__init__()
+        self.recorder = recorder
+        self.keys = progress.epoch_keys(metric)
+        self.writer = tf.summary.create_file_writer(str(log_dir))
+        self._steps_written = 0
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        with self.writer.as_default():
+            new_losses = self.recorder.step_loss[self._steps_written:]
+            for step, loss in enumerate(new_losses, start=self._steps_written + 1):
+                tf.summary.scalar(progress.STEP_LOSS_TAG, loss, step=step)
+            self._steps_written += len(new_losses)
+            for key in self.keys:
+                tf.summary.scalar(progress.epoch_tag(key), self.recorder.history[key][-1], step=epoch + 1)
+        self.writer.flush()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.writer.close()

@@ -36,7 +36,7 @@ def run_lockstep(job: dict[str, Any]) -> dict[str, Any]:
 
     from parity import jobs, lockstep
     from parity.catalog import get_spec
-    from parity.plan import BatchPlan, collate
+    from parity.plan import collate, train_plan
     from parity.weights import save_keras_layers
     from tf_models import build
     from tf_models.optimizers import make_optimizer
@@ -63,7 +63,7 @@ def run_lockstep(job: dict[str, Any]) -> dict[str, Any]:
         return loss, tf.linalg.global_norm([tf.convert_to_tensor(grad) for grad in grads])
 
     losses, grad_norms = [], []
-    plan = BatchPlan(len(data.train), job["batch_size"], job["seed"])
+    plan = train_plan(spec, len(data.train), job["seed"])
     for rows in lockstep.batch_rows(plan, job["steps"]):
         loss, grad_norm = train_step(*(tf.constant(array) for array in collate(data.train, rows)))
         losses.append(float(loss))

@@ -9,6 +9,12 @@ from parity.catalog import ModelSpec
 from tf_models.base import REGISTRY, model_input, output_layer
 from tf_models.layers import Scale
 
+# WindowRnn.cell -> the Keras recurrent layer and the name stem of its layers (rnn_1, bilstm_1, ...).
+_CELLS: dict[str, tuple[type[layers.Layer], str]] = {
+    "simple_rnn": (layers.SimpleRNN, "rnn"),
+    "lstm": (layers.LSTM, "lstm"),
+}
+
 
 def _dense_stack(units: tuple[int, ...]) -> list[layers.Layer]:
     """dense_1, dense_2, ...: Dense(relu) layers of the given widths."""
@@ -44,5 +50,28 @@ def window_conv_lstm(spec: ModelSpec) -> keras.Model:
             output_layer(spec),
             Scale(h.output_scale, name="scale"),
         ],
+        name=spec.id,
+    )
+
+
+@REGISTRY.register
+def window_rnn(spec: ModelSpec) -> keras.Model:
+    """rnn_i SimpleRNN / lstm_i LSTM (or birnn_i / bilstm_i Bidirectional of one) x N -> output Dense(1) -> scale.
+
+    c4w3_ts_simplernn, c4w3_ts_bilstm. Keras 3 defaults: tanh (LSTM gates sigmoid), Bidirectional
+    merge_mode 'concat'. The wrapped layer is named after the stem, so Bidirectional names its
+    copies forward_lstm and backward_lstm. `scale` is the course's `Lambda(lambda x: x * 100.0)`.
+    """
+    h = spec.layers
+    cell, stem = _CELLS[h.cell]
+    recurrent = []
+    for index, (units, sequences) in enumerate(zip(h.units, h.return_sequences, strict=True), start=1):
+        if h.bidirectional:
+            recurrent.append(layers.Bidirectional(cell(units, return_sequences=sequences, name=stem),
+                                                  name=f"bi{stem}_{index}"))
+        else:
+            recurrent.append(cell(units, return_sequences=sequences, name=f"{stem}_{index}"))
+    return keras.Sequential(
+        [model_input(spec), *recurrent, output_layer(spec), Scale(h.output_scale, name="scale")],
         name=spec.id,
     )

@@ -8,6 +8,7 @@ Mirror: torch_models/worker.py.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
@@ -94,13 +95,13 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
     """Train one seed; returns the model's parameter count and the run's record."""
     import keras
 
-    from parity import jobs
+    from parity import jobs, progress
     from parity.catalog import get_spec
-    from parity.plan import BatchPlan, eval_plan
+    from parity.plan import eval_plan, train_plan
     from parity.weights import save_keras_layers
     from tf_models import build
     from tf_models.base import compile_model
-    from tf_models.callbacks import Recorder, StopAtThreshold
+    from tf_models.callbacks import EpochLines, Recorder, StopAtThreshold, TensorBoardScalars
     from tf_models.data import eval_dataset, train_dataset
     from tf_models.weights import export_layers
 
@@ -110,14 +111,20 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
     keras.utils.set_random_seed(seed)
     model = build(spec.id)
     save_keras_layers(jobs.init_weights_path(workdir, tag), export_layers(model))
-    compile_model(model, spec)
-    plan = BatchPlan(len(data.train), spec.batch_size, seed)
+    compile_model(model, spec, job.get("learning_rate"))
+    plan = train_plan(spec, len(data.train), seed)
     recorder = Recorder(spec.metric)
     callbacks: list = [recorder, keras.callbacks.CSVLogger(str(Path(job["log_dir"]) / f"keras-seed{seed}.csv"))]
+    if job.get("tensorboard_dir"):
+        run_dir = Path(job["tensorboard_dir"]) / progress.tensorboard_run("keras", seed)
+        callbacks.append(TensorBoardScalars(recorder, spec.metric, run_dir))
     stopper = StopAtThreshold(spec.stop) if spec.stop else None
     if stopper:
         callbacks.append(stopper)
-    print(f"[keras] {spec.id} seed {seed}: {job['epochs']} epochs x {plan.steps_per_epoch} steps", flush=True)
+    bars = sys.stdout.isatty()  # a terminal: Keras' own progress bar; a pipe or a log file: one line per epoch
+    if not bars:
+        callbacks.append(EpochLines(recorder, spec.metric, job["epochs"]))
+    print(progress.run_header("keras", spec.id, seed, job["epochs"], plan.steps_per_epoch), flush=True)
     start = time.perf_counter()
     model.fit(
         train_dataset(plan, data.train, job["epochs"]),
@@ -126,7 +133,7 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
         validation_data=None if data.val is None else eval_dataset(eval_plan(len(data.val), spec.batch_size), data.val),
         callbacks=callbacks,
         shuffle=False,  # the batch plan already shuffled; Keras would ignore it for tf.data and warn
-        verbose=job.get("verbose", 1),
+        verbose=1 if bars else 0,
     )
     wall = time.perf_counter() - start
     return model.count_params(), {
@@ -138,6 +145,8 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
         "epochs_run": len(recorder.epoch_seconds),
         "stopped_early": bool(stopper and stopper.stopped_epoch is not None),
         "probe_predictions": _probe_predictions(model, spec),
+        "optimizer_learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
+        "forecast": _forecast(model, spec, data) if job.get("forecast") else None,
     }
 
 
@@ -150,9 +159,29 @@ def _probe_predictions(model, spec) -> list[float] | None:
     return model(x, training=False).numpy().ravel().tolist()
 
 
+def _forecast(model, spec, data: Sources) -> list[float]:
+    """The trained model's output for every validation window, in order: the course's forecast of each step after
+    the split. Batched as validation is, so each value is the one the logged val_mae was computed from."""
+    from parity.plan import eval_plan
+    from tf_models.data import eval_dataset
+
+    return model.predict(eval_dataset(eval_plan(len(data.val), spec.batch_size), data.val), verbose=0).ravel().tolist()
+
+
+def _not_a_predict_retracing_warning(record: logging.LogRecord) -> bool:
+    """False for TensorFlow's warning that Keras' predict function retraced: every seed builds a fresh model whose
+    predict (the forecast) traces for the full and the last, smaller, validation batch, so a run of several seeds
+    always "retraces". Retracing warnings of the training step stay: there they would be a real cost."""
+    message = record.getMessage()
+    return not ("triggered tf.function retracing" in message and "make_predict_function" in message)
+
+
 def _train(job: dict[str, Any]) -> dict[str, Any]:
+    import tensorflow as tf
+
     from parity import jobs
 
+    tf.get_logger().addFilter(_not_a_predict_retracing_warning)  # once: a filter is added only if not there yet
     data = jobs.load_data(Path(job["data"]))
     params, runs = zip(*(_train_one(job, seed, data) for seed in job["seeds"]))
     return {"params": params[0], "runs": list(runs)}
@@ -162,6 +191,7 @@ HANDLERS = {
     "describe": _describe, "forward": _forward, "batches": _batches, "train": _train,
     "lockstep": "tf_models.lockstep:run_lockstep", "probe": "tf_models.probes:run_job",
     "bench": "tf_models.bench:run_bench", "roundtrip": "tf_models.saving:run_roundtrip",
+    "lrsweep": "tf_models.lrsweep:run_lrsweep",
 }
 
 

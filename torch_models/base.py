@@ -6,6 +6,7 @@ Every course model maps the names of its Keras twin's weighted layers to its own
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
@@ -96,6 +97,7 @@ class CourseModule(L.LightningModule, ABC):
         self.loss_fn = _loss(self.spec, alignment)
         self.train_metric = _metric(self.spec, alignment)
         self.val_metric = _metric(self.spec, alignment)
+        self.learning_rate: float | None = None  # `parity run --lr`: replaces the optimizer's rate; None: the spec's
 
     @abstractmethod
     def keras_layers(self) -> dict[str, nn.Module]:
@@ -139,5 +141,8 @@ class CourseModule(L.LightningModule, ABC):
         return self._shared_step(batch, "val_", self.val_metric)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        name, kwargs = align.torch_optimizer_config(self.spec.optimizer, self.alignment)
+        optimizer = self.spec.optimizer
+        if self.learning_rate is not None:  # an explicit rate, so no longer the Keras default one
+            optimizer = dataclasses.replace(optimizer, learning_rate=self.learning_rate, keras_default_lr=False)
+        name, kwargs = align.torch_optimizer_config(optimizer, self.alignment)
         return make_optimizer(name, self.parameters(), kwargs)

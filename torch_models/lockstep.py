@@ -38,7 +38,7 @@ def _run_one(job: dict[str, Any], alignment, device, nudge: bool = False) -> dic
 
     from parity import align, jobs, lockstep
     from parity.catalog import get_spec
-    from parity.plan import BatchPlan, collate
+    from parity.plan import collate, train_plan
     from parity.weights import load_keras_layers
     from torch_models.optimizers import make_optimizer
     from torch_models.weights import initial_model, load_keras_layers_into
@@ -66,7 +66,7 @@ def _run_one(job: dict[str, Any], alignment, device, nudge: bool = False) -> dic
     optimizer = make_optimizer(name, model.parameters(), kwargs)
 
     losses, grad_norms = [], []
-    plan = BatchPlan(len(data.train), job["batch_size"], job["seed"])
+    plan = train_plan(spec, len(data.train), job["seed"])
     for rows in lockstep.batch_rows(plan, job["steps"]):
         x, y = (torch.from_numpy(array).to(device) for array in collate(data.train, rows))
         optimizer.zero_grad()

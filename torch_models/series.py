@@ -10,6 +10,9 @@ from parity.catalog import ModelSpec
 from torch_models.base import REGISTRY, CourseModule, numbered, output_units
 from torch_models.layers import Scale, keras_conv1d, recurrent_output
 
+# WindowRnn.cell -> the torch recurrent module and the Keras name stem of its layers (tf_models.series._CELLS).
+_CELLS: dict[str, tuple[type[nn.RNNBase], str]] = {"simple_rnn": (nn.RNN, "rnn"), "lstm": (nn.LSTM, "lstm")}
+
 
 def _dense_stack(width: int, units: tuple[int, ...]) -> nn.ModuleList:
     """The Linear layers dense_1, dense_2, ... of the given widths on inputs of `width` features."""
@@ -67,6 +70,38 @@ class WindowConvLstm(CourseModule):
                 "output": self.output}
 
 
+class WindowRnn(CourseModule):
+    """rnn_i RNN(tanh) / lstm_i LSTM (bidirectional: birnn_i / bilstm_i) x N -> output Linear(1) -> scale.
+
+    One torch module per Keras layer; a layer without return_sequences hands on the final hidden
+    state of each direction (torch_models.layers.recurrent_output).
+    """
+
+    def __init__(self, model_id: str, alignment: align.Alignment) -> None:
+        super().__init__(model_id, alignment)
+        h = self.spec.layers
+        cell, self.stem = _CELLS[h.cell]
+        directions = 2 if h.bidirectional else 1
+        cell_options = {"nonlinearity": "tanh"} if cell is nn.RNN else {}
+        self.recurrent = nn.ModuleList()
+        features = self.spec.input_shape[-1]
+        for units in h.units:
+            self.recurrent.append(cell(features, units, batch_first=True, bidirectional=h.bidirectional,
+                                       **cell_options))
+            features = directions * units
+        self.output = nn.Linear(features, output_units(self.spec))
+        self.scale = Scale(h.output_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer, sequences in zip(self.recurrent, self.spec.layers.return_sequences, strict=True):
+            x = recurrent_output(layer, x, sequences)
+        return self.scale(self.output(x))
+
+    def keras_layers(self) -> dict[str, nn.Module]:
+        prefix = f"bi{self.stem}" if self.spec.layers.bidirectional else self.stem
+        return {**numbered(prefix, self.recurrent), "output": self.output}
+
+
 @REGISTRY.register
 def window_dnn(spec: ModelSpec, alignment: align.Alignment) -> CourseModule:
     """c4w2_ts_linear, c4w2_ts_dnn, c4w4_sunspots_dnn."""
@@ -77,3 +112,9 @@ def window_dnn(spec: ModelSpec, alignment: align.Alignment) -> CourseModule:
 def window_conv_lstm(spec: ModelSpec, alignment: align.Alignment) -> CourseModule:
     """c4w4_daily_min_temp, c4w4_ts_conv_lstm, c4w4_sunspots_conv_lstm_dnn."""
     return WindowConvLstm(spec.id, alignment)
+
+
+@REGISTRY.register
+def window_rnn(spec: ModelSpec, alignment: align.Alignment) -> CourseModule:
+    """c4w3_ts_simplernn, c4w3_ts_bilstm."""
+    return WindowRnn(spec.id, alignment)

@@ -114,10 +114,11 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
-    from parity import align
+    from parity import align, progress
     from parity.catalog import get_spec
-    from parity.plan import BatchPlan, eval_plan
-    from torch_models.callbacks import Recorder, StopAtThreshold
+    from parity.plan import eval_plan, train_plan
+    from torch_models.callbacks import (EpochFromOneBar, EpochLines, Recorder, StopAtThreshold, TensorBoardScalars,
+                                        tensorboard_logger)
     from torch_models.data import plan_loader
     from torch_models.weights import initial_model
 
@@ -126,14 +127,24 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
     workdir = Path(job["workdir"])
     L.seed_everything(seed, workers=True, verbose=False)
     model = initial_model(spec.id, alignment, workdir, seed)
+    model.learning_rate = job.get("learning_rate")
     model.train()
 
-    plan = BatchPlan(len(data.train), spec.batch_size, seed)
+    plan = train_plan(spec, len(data.train), seed)
     recorder = Recorder(spec.metric)
     callbacks: list = [recorder]
+    if job.get("tensorboard_dir"):
+        logger = tensorboard_logger(Path(job["tensorboard_dir"]), progress.tensorboard_run("lightning", seed))
+        callbacks.append(TensorBoardScalars(recorder, spec.metric, logger))
     stopper = StopAtThreshold(spec.stop) if spec.stop else None
     if stopper:
         callbacks.append(stopper)
+    # A terminal: Lightning's progress bar, above which each finished epoch leaves its line, as Keras' bars do;
+    # a pipe or a log file: the lines alone.
+    bars = sys.stdout.isatty()
+    callbacks.append(EpochLines(recorder, spec.metric, job["epochs"]))
+    if bars:
+        callbacks.append(EpochFromOneBar())
     trainer = L.Trainer(
         max_epochs=job["epochs"],
         accelerator=_accelerator(),
@@ -143,10 +154,10 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
         enable_checkpointing=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        enable_progress_bar=job.get("verbose", 1) > 0,
+        enable_progress_bar=bars,
         log_every_n_steps=min(50, plan.steps_per_epoch),
     )
-    print(f"[lightning] {spec.id} seed {seed}: {job['epochs']} epochs x {plan.steps_per_epoch} steps", flush=True)
+    print(progress.run_header("lightning", spec.id, seed, job["epochs"], plan.steps_per_epoch), flush=True)
     start = time.perf_counter()
     trainer.fit(
         model,
@@ -163,6 +174,8 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
         "epochs_run": len(recorder.epoch_seconds),
         "stopped_early": bool(stopper and stopper.stopped_epoch is not None),
         "probe_predictions": _probe_predictions(model, spec),
+        "optimizer_learning_rate": float(trainer.optimizers[0].param_groups[0]["lr"]),
+        "forecast": _forecast(model, spec, data) if job.get("forecast") else None,
     }
 
 
@@ -179,6 +192,21 @@ def _probe_predictions(model, spec) -> list[float] | None:
         return model.predict_outputs(model(x)).cpu().numpy().ravel().tolist()
 
 
+def _forecast(model, spec, data: Sources) -> list[float]:
+    """The trained model's output for every validation window, in order: the course's forecast of each step after
+    the split. Batched as validation is, so each value is the one the logged val_mae was computed from."""
+    import torch
+
+    from parity.plan import eval_plan
+    from torch_models.data import plan_loader
+
+    model.eval()
+    with torch.no_grad():
+        outputs = [model.predict_outputs(model(x.to(model.device)))
+                   for x, _ in plan_loader(eval_plan(len(data.val), spec.batch_size), data.val)]
+    return torch.cat(outputs).cpu().numpy().ravel().tolist()
+
+
 def _train(job: dict[str, Any]) -> dict[str, Any]:
     from parity import jobs
 
@@ -191,6 +219,7 @@ HANDLERS = {
     "describe": _describe, "forward": _forward, "batches": _batches, "train": _train,
     "lockstep": "torch_models.lockstep:run_lockstep", "probe": "torch_models.probes:run_job",
     "bench": "torch_models.bench:run_bench", "roundtrip": "torch_models.saving:run_roundtrip",
+    "lrsweep": "torch_models.lrsweep:run_lrsweep",
 }
 
 

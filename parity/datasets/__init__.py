@@ -4,7 +4,8 @@
 $PARITY_DATA_DIR/<id>, else from the download cache (~/.cache/parity/<id>, filled with pooch);
 `synthetic=True` gives small generated stand-ins of the same shapes and dtypes. The result holds
 index-addressable sources (`parity.datasets.store`), which `parity.jobs.save_data` hands to the
-workers as a data directory and `parity.plan.collate` turns into batches.
+workers as a data directory and `parity.plan.collate` turns into batches. Series models take
+`SeriesOptions`: the course's assignment series, or a CSV file's value and time columns.
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ from collections.abc import Callable
 from parity.catalog import ModelSpec
 from parity.datasets import inline
 from parity.datasets import synthetic as stand_ins
-from parity.datasets.csv_series import load_csv_series
+from parity.datasets.csv_series import load_csv_series, load_user_series
 from parity.datasets.image_folder import load_image_folders
 from parity.datasets.sarcasm import load_sarcasm
-from parity.datasets.series import load_series
+from parity.datasets.series import SeriesOptions, load_series
 from parity.datasets.split import DataSplit
 from parity.datasets.vision import load_idx_images
 from parity.errors import DataError
+from parity.spec_types import SeriesData
 
-__all__ = ["DataSplit", "load_dataset", "needs_files", "supported_datasets"]
+__all__ = ["DataSplit", "SeriesOptions", "load_dataset", "needs_files", "supported_datasets"]
 
 # Data sets that live in code (inline arrays, the course's series generator): no files, no download.
 _IN_CODE = frozenset({"hello-world", "house-prices", "synthetic-series"})
@@ -34,10 +36,11 @@ _REAL: dict[str, Callable[[ModelSpec, str | os.PathLike | None], DataSplit]] = {
     "fashion-mnist": load_idx_images,
     "mnist": load_idx_images,
     "sarcasm": load_sarcasm,
-    "synthetic-series": lambda spec, _: load_series(spec),
+    "synthetic-series": lambda spec, _: load_series(spec, None),
     "happy-or-sad": load_image_folders,
     "cats-and-dogs-filtered": load_image_folders,
     "daily-min-temperatures": load_csv_series,
+    "sunspots": load_csv_series,
 }
 
 _SYNTHETIC: dict[str, Callable[[ModelSpec], DataSplit]] = {
@@ -50,6 +53,7 @@ _SYNTHETIC: dict[str, Callable[[ModelSpec], DataSplit]] = {
     "happy-or-sad": stand_ins.images,
     "cats-and-dogs-filtered": stand_ins.images,
     "daily-min-temperatures": stand_ins.file_series,
+    "sunspots": stand_ins.file_series,
 }
 
 
@@ -64,12 +68,19 @@ def supported_datasets() -> frozenset[str]:
 
 
 def load_dataset(
-    spec: ModelSpec, data_dir: str | os.PathLike | None = None, synthetic: bool = False
+    spec: ModelSpec,
+    data_dir: str | os.PathLike | None = None,
+    synthetic: bool = False,
+    series: SeriesOptions | None = None,
 ) -> DataSplit:
     """The training and validation arrays of `spec.dataset`, real or (synthetic=True) a stand-in.
 
     The inline data sets (hello-world, house-prices) are tiny, so they are returned as they
     are, with source "real", even when synthetic=True; `data_dir` does not apply to them.
+    Series models (`spec.data` a SeriesData) take `series`: for a generated-series model its
+    `variant`, or with `data_dir` a user's CSV series (value and time columns from `series`);
+    for a CSV data set the value and time columns that replace the spec's. Options that do not
+    apply (any option for a non-series model) are a DataError; `SeriesOptions()` is no option.
     """
     loaders = _SYNTHETIC if synthetic else _REAL
     if spec.dataset not in loaders:
@@ -77,4 +88,32 @@ def load_dataset(
             f"{spec.id}: the dataset loader is not implemented yet for {spec.dataset!r} "
             f"(implemented: {', '.join(loaders)})"
         )
-    return _SYNTHETIC[spec.dataset](spec) if synthetic else _REAL[spec.dataset](spec, data_dir)
+    options = series or SeriesOptions()
+    if not isinstance(spec.data, SeriesData):
+        if options != SeriesOptions():
+            raise DataError(f"{spec.id} is not a series model ({spec.dataset}): series options (variant, series and "
+                            "time columns) apply to the Part 4 series models only; leave them out")
+        return _SYNTHETIC[spec.dataset](spec) if synthetic else _REAL[spec.dataset](spec, data_dir)
+    return _load_series(spec, data_dir, synthetic, options)
+
+
+def _load_series(spec: ModelSpec, data_dir: str | os.PathLike | None, synthetic: bool,
+                 options: SeriesOptions) -> DataSplit:
+    generated = spec.data.synthetic is not None
+    if synthetic and options.columns_given:
+        raise DataError(f"{spec.id}: series and time columns name a CSV file's columns, and a synthetic stand-in "
+                        "reads no file; leave out the columns, or the synthetic stand-in")
+    if not generated and options.variant is not None:
+        raise DataError(f"{spec.id}: {spec.dataset} is one CSV series with no variants; leave out the variant "
+                        "(it picks the lab or assignment series of the generated-series models)")
+    if generated and data_dir is not None and not synthetic:
+        if options.variant is not None:
+            raise DataError(f"{spec.id}: a data directory holds your own CSV series, and variant {options.variant!r} "
+                            "picks a generated one; pass one of the two")
+        return load_user_series(spec, data_dir, options)
+    if generated:
+        if options.columns_given:
+            raise DataError(f"{spec.id}: series and time columns read your own CSV series: pass --data-dir with the "
+                            "CSV file (or its directory) too")
+        return stand_ins.series(spec, options.variant) if synthetic else load_series(spec, options.variant)
+    return stand_ins.file_series(spec) if synthetic else load_csv_series(spec, data_dir, options)

@@ -14,10 +14,14 @@ DATA_DIR_ENV = "PARITY_DATA_DIR"
 CACHE_DIR_ENV = "PARITY_CACHE_DIR"
 
 
+def cache_root() -> Path:
+    """The harness's cache directory: $PARITY_CACHE_DIR, default ~/.cache/parity."""
+    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "parity").expanduser()
+
+
 def cache_dir(dataset_id: str) -> Path:
     """The download cache of one data set: $PARITY_CACHE_DIR/<id>, default ~/.cache/parity/<id>."""
-    root = os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "parity"
-    return Path(root).expanduser() / dataset_id
+    return cache_root() / dataset_id
 
 
 def locate(

@@ -89,6 +89,22 @@ SOURCES: Mapping[str, Source] = MappingProxyType(
             # the structure of the downloaded file instead.
             hashes={"sarcasm.json": None},
         ),
+        "sunspots": Source(
+            "sunspots",
+            mirrors=(
+                "https://storage.googleapis.com/tensorflow-1-public/course4/",  # v2 (the spec's URL)
+                "https://storage.googleapis.com/learning-datasets/",  # v1
+            ),
+            # The course repository's file (shared/data/MANIFEST.md: 70,827 bytes, the size the v1 download has).
+            hashes={"Sunspots.csv": "sha256:0ef4cf0379879a9be0043885d8de1c1907ae852c903a0fcbbc58ba813efb3f10"},
+        ),
+        "daily-min-temperatures": Source(
+            "daily-min-temperatures",
+            mirrors=("https://raw.githubusercontent.com/jbrownlee/Datasets/master/",),
+            # The shared copy is the course repository's (sha256 8b9de63e...); whether the upstream file above is
+            # byte-identical is not known, so no hash: the loader checks a download's rows, values and dates.
+            hashes={"daily-min-temperatures.csv": None},
+        ),
     }
 )
 

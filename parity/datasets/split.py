@@ -140,26 +140,30 @@ class CountSplit:
 
 
 def course_count_split(
-    total: int, course_count: int, course_total: int, location: str, unit: str = "records"
+    total: int, course_count: int, course_total: int, location: str, unit: str = "records",
+    proportional: bool = False,
 ) -> CountSplit:
     """Where the course's split by count falls in data of `total` items.
 
     Data at least as large as the course's (`course_total` items) keeps the course's count, as
-    the course's code would. Smaller data (a user's own file) keeps the course's proportion,
-    course_count / course_total, rounded half up and held so both parts get at least one item;
-    data of fewer than 2 items is a DataError naming `location`.
+    the course's code would, unless `proportional` (data that is not the course's at all, e.g. a
+    user's own series for a model of the generated series). Smaller data (a user's own file), or
+    any size when `proportional`, keeps the course's proportion, course_count / course_total,
+    rounded half up and held so both parts get at least one item; data of fewer than 2 items is
+    a DataError naming `location`.
     """
     if total < 2:
         raise DataError(
             f"{location}: too few {unit} ({total}) to give training and validation one each (the course "
             f"trains on the first {course_count} of {course_total}); supply at least 2 {unit}"
         )
-    if total >= course_total:
+    if total == course_total or (total > course_total and not proportional):
         return CountSplit(course_count, total)
     train = (2 * total * course_count + course_total) // (2 * course_total)
     train = min(max(train, 1), total - 1)
+    size = "fewer" if total < course_total else "more"
     note = (
-        f"{location}: {total} {unit}, fewer than the course's {course_total}, so its split (the first "
+        f"{location}: {total} {unit}, {size} than the course's {course_total}, so its split (the first "
         f"{course_count} train, the rest validate) is kept as a proportion: the first {train} train, "
         f"the other {total - train} validate"
     )

@@ -11,15 +11,17 @@ import numpy as np
 
 from parity.catalog import ModelSpec
 from parity.datasets.sarcasm import encode_split
-from parity.datasets.series import lab_series, series_split, windows
+from parity.datasets.series import load_series, windows
 from parity.datasets.split import DataSplit, make_split
 from parity.datasets.store import PixelScale
 from parity.datasets.vision import COURSE_SCALE
+from parity.spec_types import COURSE_FILE
 
 SEED = 20_240_501
 TRAIN_SIZE, VAL_SIZE = 1200, 300
 LABEL_NOISE = 0.1  # fraction of labels redrawn uniformly at random
 SERIES_STEPS, SERIES_SPLIT = 500, 400
+SUNSPOT_CYCLE = 132  # months: the mean solar cycle, 11 years
 COARSE = 7  # each class's template is a random 7x7 pattern scaled up to the image size
 TEMPLATE_WEIGHT = 0.3  # pixel = 0.3 * class template + 0.7 * uniform noise: learnt in 2-3 epochs
 LARGE_IMAGE, LARGE_IMAGE_SIZES = 32 * 32 * 3, (240, 60)  # values per image above which fewer images are made
@@ -86,20 +88,31 @@ def headlines(spec: ModelSpec) -> DataSplit:
     return encode_split(spec, "synthetic", sample(TRAIN_SIZE), sample(VAL_SIZE), "generated", {"generator": generator})
 
 
-def series(spec: ModelSpec) -> DataSplit:
-    """The course's series formula over fewer steps, so that training stays quick."""
-    return series_split(spec, "synthetic", SERIES_STEPS, SERIES_SPLIT)
+def series(spec: ModelSpec, variant: str | None = None) -> DataSplit:
+    """The course's series formula (`variant`, default the lab's) over fewer steps, so that training stays quick."""
+    return load_series(spec, variant, "synthetic", SERIES_STEPS, SERIES_SPLIT)
 
 
 def file_series(spec: ModelSpec) -> DataSplit:
-    """A stand-in for a series read from a file: the lab formula with a yearly season, windowed as the spec says."""
-    settings = {"baseline": 10.0, "slope": 0.0, "amplitude": 5.0, "period": 365, "noise_level": 2.0, "noise_seed": SEED}
-    series = lab_series(SERIES_STEPS, **settings)
-    train, val = windows(series, SERIES_SPLIT, spec.data.window_size)
-    generator = _generator("file_series", steps=SERIES_STEPS, split_time=SERIES_SPLIT,
+    """A stand-in for a CSV series, windowed as the spec says: a yearly season in daily steps (temperatures),
+    or an 11-year cycle in monthly steps (sunspots): non-negative, as sunspot numbers are."""
+    time = np.arange(SERIES_STEPS)
+    if spec.dataset == "sunspots":
+        settings = {"amplitude": 120.0, "period": SUNSPOT_CYCLE, "noise_level": 15.0, "floor": 0.0}
+        season = np.sin(np.pi * time / SUNSPOT_CYCLE) ** 2
+    else:
+        settings = {"amplitude": 5.0, "period": 365, "noise_level": 2.0, "floor": None}
+        season = 2.0 + np.cos(2 * np.pi * time / 365)  # 10 +- 5 degrees
+    noise = np.random.default_rng(SEED).normal(size=SERIES_STEPS) * settings["noise_level"]
+    values = settings["amplitude"] * season + noise
+    if settings["floor"] is not None:
+        values = np.maximum(values, settings["floor"])
+    values = values.astype(np.float32)
+    train, val = windows(values, SERIES_SPLIT, spec.data.window_size)
+    generator = _generator("file_series", dataset=spec.dataset, steps=SERIES_STEPS, split_time=SERIES_SPLIT,
                            window_size=spec.data.window_size, **settings)
     return make_split(spec, "synthetic", train, val, "generated",
-                      {"steps": SERIES_STEPS, "split_time": SERIES_SPLIT, "generator": generator})
+                      {"series": COURSE_FILE, "steps": SERIES_STEPS, "split_time": SERIES_SPLIT, "generator": generator})
 
 
 def _generator(function: str, **parameters: object) -> dict[str, object]:
