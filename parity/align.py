@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from parity.catalog import ModelSpec, Optimizer
 
 MODES = ("aligned", "native")
@@ -43,6 +45,14 @@ KERAS_HUBER_DELTA = 1.0
 # Keras "accuracy" counts samples; torchmetrics MulticlassAccuracy averages per class by default.
 KERAS_ACCURACY_AVERAGE = "micro"
 TORCHMETRICS_DEFAULT_AVERAGE = "macro"
+# Early stopping and best checkpoints. Keras (EarlyStopping, ModelCheckpoint: MonitorCallback) and Lightning
+# (EarlyStopping, ModelCheckpoint) agree on the improvement test (strict: current < best - min_delta, so a tie is no
+# improvement; both compare float32 values), on patience (stop once `patience` epochs in a row brought no
+# improvement) and, with one validation per epoch, on when the value is read (the epoch's end, after validation).
+# They differ in the three early_stopping_* entries of DIFFERENCES. Lightning's monitor mode defaults to 'min'.
+LIGHTNING_DEFAULT_MONITOR_MODE = "min"
+# Keras' mode 'auto' for the monitored quantities a run logs: loss and mae go down, accuracy goes up.
+KERAS_MONITOR_MODES = {"loss": "min", "mae": "min", "accuracy": "max"}
 
 
 @dataclass(frozen=True)
@@ -199,6 +209,34 @@ DIFFERENCES: tuple[Difference, ...] = (
         "torchmetrics MulticlassAccuracy: average='macro' (mean of per-class recalls)",
         f"torchmetrics average='{KERAS_ACCURACY_AVERAGE}'",
         "keras/src/metrics/accuracy_metrics.py; torchmetrics MulticlassAccuracy docs",
+    ),
+    Difference(
+        "early_stopping_mode",
+        "EarlyStopping/ModelCheckpoint mode='auto': the direction follows the monitored metric (max for accuracy)",
+        f"EarlyStopping/ModelCheckpoint mode='{LIGHTNING_DEFAULT_MONITOR_MODE}' by default, whatever is monitored",
+        "torch gets the direction of the monitored metric (max for accuracy, min for loss and mae)",
+        "keras/src/callbacks/monitor_callback.py _set_monitor_op; lightning/pytorch/callbacks/early_stopping.py",
+    ),
+    Difference(
+        "early_stopping_non_finite",
+        "the first monitored value is the best whatever it is (NaN too); a later NaN or inf is no improvement and "
+        "patience counts on; ModelCheckpoint(save_best_only) likewise keeps a first NaN",
+        "EarlyStopping(check_finite=True) stops at the first NaN or inf; best starts at +-inf; ModelCheckpoint "
+        "scores a NaN as the worst value",
+        "torch decides by Keras' rule (align.keras_improvement): KerasRuleEarlyStopping, KerasRuleCheckpoint "
+        "(torch_models.callbacks)",
+        "keras/src/callbacks/early_stopping.py on_epoch_end; lightning/pytorch/callbacks/early_stopping.py "
+        "_evaluate_stopping_criteria, model_checkpoint.py _update_best_and_save",
+    ),
+    Difference(
+        "early_stopping_restore_min_delta",
+        "restore_best_weights restores the last epoch that improved by more than min_delta",
+        "the reloaded best checkpoint (ModelCheckpoint(save_top_k=1)) has no min_delta: it holds the epoch of the "
+        "lowest value, which may come after a gain too small to reset patience",
+        "torch's restore checkpoint is saved at each improvement of Keras' rule, min_delta included "
+        "(KerasRuleCheckpoint)",
+        "keras/src/callbacks/early_stopping.py best_weights; lightning/pytorch/callbacks/model_checkpoint.py "
+        "check_monitor_top_k",
     ),
     Difference(
         "tf32",
@@ -457,6 +495,44 @@ def lr_schedule_interval(alignment: Alignment, keras_interval: str) -> str:
 def accuracy_average(alignment: Alignment) -> str:
     """torchmetrics' `average` for multiclass accuracy."""
     return KERAS_ACCURACY_AVERAGE if alignment.is_aligned("accuracy_average") else TORCHMETRICS_DEFAULT_AVERAGE
+
+
+def keras_monitor_mode(monitor: str) -> str:
+    """Keras' mode 'auto' for `monitor` (loss, val_loss, a metric or val_<metric>): 'min' or 'max'."""
+    name = monitor.removeprefix("val_")
+    if name not in KERAS_MONITOR_MODES:
+        raise ValueError(f"no known direction for {monitor!r}; monitor one of "
+                         f"{', '.join(sorted(KERAS_MONITOR_MODES))} or their val_ versions")
+    return KERAS_MONITOR_MODES[name]
+
+
+def torch_monitor_mode(alignment: Alignment, monitor: str) -> str:
+    """The Lightning EarlyStopping/ModelCheckpoint mode for `monitor`: Keras' direction, or Lightning's default."""
+    if alignment.is_aligned("early_stopping_mode"):
+        return keras_monitor_mode(monitor)
+    return LIGHTNING_DEFAULT_MONITOR_MODE
+
+
+def keras_improvement(current: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:
+    """Keras' MonitorCallback._is_improvement: True for the first value (`best` None), whatever it is; after that
+    current + min_delta < best ('min') or current - min_delta > best ('max'), strictly and in float32 (Keras
+    subtracts in Python, then compares with ops.less/greater in floatx): a tie or a NaN is no improvement."""
+    if best is None:
+        return True
+    delta = abs(min_delta)
+    if mode == "min":
+        return bool(np.float32(current + delta) < np.float32(best))
+    return bool(np.float32(current - delta) > np.float32(best))
+
+
+def keras_rule_stopping(alignment: Alignment) -> bool:
+    """Whether torch's EarlyStopping and best checkpoint decide by Keras' rule (first value best, NaN no stop)."""
+    return alignment.is_aligned("early_stopping_non_finite")
+
+
+def keras_rule_restore(alignment: Alignment) -> bool:
+    """Whether torch restores the epoch of Keras' early-stopping best (min_delta) rather than the lowest value."""
+    return alignment.is_aligned("early_stopping_restore_min_delta")
 
 
 def tf32_allowed(alignment: Alignment) -> bool | None:

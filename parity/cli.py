@@ -18,6 +18,7 @@ from parity.fileio import write_text_atomic
 
 if TYPE_CHECKING:
     from parity.datasets.series import SeriesOptions
+    from parity.runner import EarlyStopping
 
 
 def _positive_int(text: str) -> int:
@@ -45,6 +46,25 @@ def _learning_rate(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     return value
+
+
+def _early_stopping(text: str) -> EarlyStopping:
+    """'METRIC[:PATIENCE[:MIN_DELTA]]' as parity.runner.EarlyStopping (the runner checks the metric against the
+    model)."""
+    from parity.runner import EarlyStopping
+
+    monitor, *rest = text.split(":")
+    if not monitor or len(rest) > 2:
+        raise argparse.ArgumentTypeError(f"expected METRIC[:PATIENCE[:MIN_DELTA]], e.g. val_loss:2, got {text!r}")
+    try:
+        patience = int(rest[0]) if rest else EarlyStopping.patience
+        min_delta = float(rest[1]) if len(rest) == 2 else EarlyStopping.min_delta
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"PATIENCE must be a whole number and MIN_DELTA a number, got {text!r}") \
+            from None
+    if patience < 0 or not (math.isfinite(min_delta) and min_delta >= 0):
+        raise argparse.ArgumentTypeError(f"PATIENCE and MIN_DELTA must be 0 or more, got {text!r}")
+    return EarlyStopping(monitor, patience, min_delta)
 
 
 def _column(text: str) -> str | int:
@@ -122,6 +142,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--lr", type=_learning_rate, metavar="RATE",
                      help="train with this learning rate instead of the course's, e.g. the one `parity lrsweep` "
                           "suggests (default: the course's)")
+    run.add_argument("--save", action="store_true",
+                     help="keep each seed's trained models in OUT/MODEL/models (Keras .keras with and without the "
+                          "optimizer, Lightning checkpoint and state_dict) with inputs.json, and check that each "
+                          "loads back safely and predicts bit for bit as trained")
+    run.add_argument("--early-stopping", type=_early_stopping, metavar="METRIC[:PATIENCE[:MIN_DELTA]]",
+                     help="stop once PATIENCE epochs in a row did not improve METRIC (loss, val_loss, the model's "
+                          "metric or val_<metric>) by more than MIN_DELTA, then restore the best epoch's weights "
+                          "(Keras EarlyStopping(restore_best_weights=True); Lightning EarlyStopping and the best "
+                          "checkpoint reloaded); e.g. val_loss:2 (default patience 3, min_delta 0)")
+    run.add_argument("--checkpoint", choices=("best", "last"),
+                     help="keep a checkpoint of each seed in OUT/MODEL/checkpoints: best = the best epoch of the "
+                          "early-stopping metric (else val_loss), last = the latest epoch (Keras .keras, Lightning "
+                          ".ckpt)")
     _add_series(run)
     run.add_argument("--out", type=Path, default=Path("runs"), help="output directory (default: runs)")
     run.add_argument("--quiet", action="store_true", help="no per-epoch progress from the frameworks")
@@ -230,6 +263,26 @@ def _parser() -> argparse.ArgumentParser:
                               "(accuracy as a fraction: 0.01 = 1 accuracy point; mae in the data's units), or VALUE%% "
                               "of the keras mean; METRIC= (accuracy or mae) sets it for that metric only, else for "
                               "both (default: accuracy=0.01, mae=5%%)")
+
+    predict = commands.add_parser("predict", help="both frameworks' trained models of a --save run on image files, "
+                                                  "sentences or series windows: their answers and difference")
+    predict.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="OUT/MODEL of a `parity run MODEL --save` run")
+    predict.add_argument("inputs", nargs="+", metavar="INPUT",
+                         help="an image file (image models), a sentence (text models), or a series window: "
+                              "comma-separated numbers or a CSV file of them (series models)")
+    predict.add_argument("--seed", type=int, help="which saved seed's models (default: the first saved)")
+    predict.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_common(predict)
+
+    inside = commands.add_parser("inside", help="look inside both trained models of a --save run: feature maps of "
+                                                "a conv net, or the projector export of an embedding")
+    inside.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="OUT/MODEL of a `parity run MODEL --save` run")
+    inside.add_argument("--image", type=Path, metavar="PATH", help="the image whose feature maps are drawn "
+                                                                   "(required for image models)")
+    inside.add_argument("--seed", type=int, help="which saved seed's models (default: the first saved)")
+    inside.add_argument("--out", type=Path, metavar="DIR", help="where the files go (default: RUN_DIR/inside)")
+    inside.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_common(inside)
     return parser
 
 
@@ -356,7 +409,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     options = RunOptions(epochs=args.epochs, seeds=args.seeds, alignment=_alignment(args), data_dir=args.data_dir,
                          synthetic=args.synthetic, device=args.device, threads=args.threads, out_dir=args.out,
-                         verbose=0 if args.quiet else 1, learning_rate=args.lr, series=_series_options(args))
+                         verbose=0 if args.quiet else 1, learning_rate=args.lr, series=_series_options(args),
+                         save=args.save, early_stopping=args.early_stopping, checkpoint=args.checkpoint)
     model_ids = course_run.select_models(args.models, all_models=args.all_models, part=args.part)
     if args.models and len(model_ids) == 1:  # one model named: it runs whatever OUT holds, and its errors end the command
         report_dir = run_model(model_ids[0], course_run.options_for(model_ids[0], options))
@@ -423,8 +477,38 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from parity import predict
+
+    run = predict.open_run(args.run_dir, args.seed)
+    rows = predict.predict(run, args.inputs, args.device, args.threads)
+    print(json.dumps(rows, indent=2) if args.json else predict.render(run, rows))
+    return 0 if all(row["passed"] for row in rows) else 1
+
+
+def _cmd_inside(args: argparse.Namespace) -> int:
+    from parity import inside, predict
+
+    run = predict.open_run(args.run_dir, args.seed)
+    out_dir = args.out or args.run_dir / "inside"
+    if predict.input_kind(run.inputs) == "image":
+        if args.image is None:
+            raise ParityError(f"{run.model_id} is an image model: give --image PATH, the image whose feature maps "
+                              "to draw (e.g. one of its validation images as PNG)")
+        record = inside.look_at_feature_maps(run, args.image, out_dir, args.device, args.threads)
+        text, written = inside.render_feature_maps(record), out_dir / "feature-maps.png"
+        passed = all(row["passed"] for row in record["layers"])
+    else:
+        record = inside.export_embeddings(run, out_dir, args.device, args.threads)
+        text, written, passed = inside.render_embeddings(record), out_dir, True
+    print(json.dumps(record, indent=2) if args.json else f"{text}\nwritten: {written}")
+    return 0 if passed else 1
+
+
 COMMANDS = {"list": _cmd_list, "explain": _cmd_explain, "check": _cmd_check, "run": _cmd_run, "lrsweep": _cmd_lrsweep, "lockstep": _cmd_lockstep,
-            "differences": _cmd_differences, "report": _cmd_report, "bench": _cmd_bench}
+            "differences": _cmd_differences, "report": _cmd_report, "bench": _cmd_bench,
+            "predict": _cmd_predict, "inside": _cmd_inside}
 
 
 def main(argv: list[str] | None = None) -> int:

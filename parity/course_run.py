@@ -132,6 +132,10 @@ def request_settings(model_id: str, options: RunOptions) -> dict[str, Any]:
         "series": None if series is None else dataclasses.asdict(series),
         "device": options.device,
         "threads": options.threads,
+        # Only when asked for, so that reports written before these flags existed keep their request.
+        **({"early_stopping": dataclasses.asdict(options.early_stopping)} if options.early_stopping else {}),
+        **({"checkpoint": options.checkpoint} if options.checkpoint else {}),
+        **({"save": True} if options.save else {}),
     }
 
 

@@ -167,7 +167,7 @@ def build_catalog(data_root: Path | None = None, steps: int = STEPS, threads: in
     from parity import probes
 
     measured = measure_lockstep_differences(data_root, steps, threads, progress=progress)
-    progress("layer probes: batchnorm, gru, lstm, same padding, l2, lr schedule, layout, target shape")
+    progress("layer probes: batchnorm, gru, lstm, same padding, l2, lr schedule, layout, target shape, early stopping")
     measured.update(probes.measure_all())
     missing = [d.key for d in align.DIFFERENCES if d.key not in measured]
     if missing:

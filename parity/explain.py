@@ -204,6 +204,8 @@ class Rule:
 
 FROZEN_BATCHNORM = ("the course's only BatchNormalization layers are in the frozen InceptionV3 trunk, whose moving "
                     "statistics do not change")
+EARLY_STOPPING_ONLY = ("no course recipe stops early: only `parity run --early-stopping` (and `--checkpoint best`) "
+                       "decide by a monitored value")
 RULES: dict[str, Rule] = {
     "kernel_init": Rule(_kernel_init),
     "embedding_init": Rule(_embedding_init),
@@ -228,6 +230,9 @@ RULES: dict[str, Rule] = {
         "the course's schedules (the lr sweeps' LearningRateScheduler) change the rate once per epoch in both "
         "frameworks; no course model uses a per-step LearningRateSchedule")),
     "accuracy_average": Rule(_accuracy_average),
+    "early_stopping_mode": Rule(_never, unused=EARLY_STOPPING_ONLY),
+    "early_stopping_non_finite": Rule(_never, unused=EARLY_STOPPING_ONLY),
+    "early_stopping_restore_min_delta": Rule(_never, unused=EARLY_STOPPING_ONLY),
     "tf32": Rule(lambda spec, layers: "on an Ampere or later NVIDIA GPU (no effect on a CPU)", every_model=True),
     "determinism": Rule(lambda spec, layers: "every model's kernels", every_model=True),
     "float32_summation_order": Rule(lambda spec, layers: "every model's float32 arithmetic", every_model=True),

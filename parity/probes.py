@@ -32,6 +32,16 @@ PROBE_DIFFERENCES: dict[str, tuple[str, ...]] = {
     "lr_schedule": ("lr_schedule_interval",),
     "tensor_layout": ("tensor_layout",),
     "loss_target_shape": ("loss_target_shape",),
+    "early_stopping": ("early_stopping_mode", "early_stopping_non_finite", "early_stopping_restore_min_delta"),
+}
+# Planted histories of the monitored value, one per early-stopping scenario, fed to the real callbacks in a short
+# fit of a tiny model (one epoch per value): `mode` rises (an accuracy), `non_finite` has a NaN, `min_delta` ends in
+# gains below min_delta, `ties` repeats its best (no difference: both frameworks count a tie as no improvement).
+EARLY_STOPPING_HISTORIES = {
+    "mode": (0.70, 0.75, 0.80, 0.82, 0.81, 0.83, 0.79, 0.78),
+    "non_finite": (1.0, 0.8, float("nan"), 0.7, 0.75, 0.72, 0.9, 0.95),
+    "min_delta": (1.0, 0.9, 0.895, 0.893, 0.95, 0.96),
+    "ties": (1.0, 0.9, 0.9, 0.9, 0.85, 0.8),
 }
 SETTINGS: dict[str, dict[str, Any]] = {
     "batchnorm": {"seed": 0, "batches": 20, "batch_shape": (32, 8, 8, 4)},
@@ -47,6 +57,12 @@ SETTINGS: dict[str, dict[str, Any]] = {
                       "filters": _CNN.layers.conv_filters[0], "kernel": _CNN.layers.kernel_size},
     # The course's house-price data (C1W1), predicted by an untrained single neuron.
     "loss_target_shape": {"seed": 7, "model": "c1w1_house_price"},
+    "early_stopping": {"seed": 8, "samples": 32, "features": 2, "batch": 8, "learning_rate": 0.05, "scenarios": {
+        "mode": {"monitor": "val_accuracy", "patience": 2, "min_delta": 0.0},
+        "non_finite": {"monitor": "val_loss", "patience": 2, "min_delta": 0.0},
+        "min_delta": {"monitor": "val_loss", "patience": 2, "min_delta": 0.01},
+        "ties": {"monitor": "val_loss", "patience": 2, "min_delta": 0.0},
+    }},
 }
 # Effects compared relative to the Keras value (a learning rate, a loss); all others in absolute terms.
 RELATIVE = frozenset({"lr", "loss"})
@@ -79,13 +95,25 @@ HEADLINES: dict[str, tuple[str, str, str]] = {
     "loss_target_shape": ("loss_target_shape", "loss_max_rel_diff",
                           ("MSELoss of (N, 1) outputs against (N,) targets: relative loss error {native} vs "
                            "{aligned} against (N, 1) targets")),
+    "early_stopping_mode": ("early_stopping", "epochs_run_mode_max_abs_diff",
+                            ("planted rising val_accuracy, patience 2: Lightning stops {native} epochs apart from "
+                             "Keras with its default mode 'min' vs {aligned} with mode 'max' (Keras stops at 8)")),
+    "early_stopping_non_finite": ("early_stopping", "epochs_run_non_finite_max_abs_diff",
+                                  ("planted val_loss with a NaN at epoch 3, patience 2: Lightning stops {native} "
+                                   "epochs apart from Keras with check_finite vs {aligned} with Keras' rule (Keras "
+                                   "stops at 6)")),
+    "early_stopping_restore_min_delta": ("early_stopping", "restored_epoch_min_delta_max_abs_diff",
+                                         ("planted val_loss, min_delta 0.01, patience 2: the restored epoch is "
+                                          "{native} epochs apart from Keras' with ModelCheckpoint's lowest value vs "
+                                          "{aligned} with Keras' min_delta rule (Keras restores epoch 2)")),
 }
 
 
 def probe_path(workdir: Path, name: str, role: str, alignment: align.Alignment | None = None) -> Path:
     """The file of probe `name`: role 'inputs', 'keras-init', 'keras' or 'lightning' (one per alignment)."""
     if role == "lightning":
-        tag = "aligned" if alignment is None or not alignment.native else "native-" + "+".join(alignment.to_job())
+        mode = "aligned" if alignment is None else alignment.mode  # mode native: a name short enough for any disk
+        tag = mode if mode != "aligned-except" else "native-" + "+".join(alignment.to_job())
         return Path(workdir) / f"probe-{name}-lightning-{tag}.npz"
     return Path(workdir) / f"probe-{name}-{role}.npz"
 
@@ -120,6 +148,10 @@ def make_inputs(name: str) -> dict[str, np.ndarray]:
         x = normal(samples, s["features"])
         y = x @ normal(s["features"], s.get("units", 1)) + 0.1 * normal(samples, s.get("units", 1))
         return {"x": x, "y": y.astype(np.float32)}
+    if name == "early_stopping":
+        x = normal(s["samples"], s["features"])
+        histories = {f"history_{key}": np.array(values, np.float32) for key, values in EARLY_STOPPING_HISTORIES.items()}
+        return {"x": x, "y": (x @ normal(s["features"], 1)).astype(np.float32), **histories}
     if name == "loss_target_shape":
         train = load_dataset(get_spec(s["model"])).train
         x, y = collate(train, np.arange(len(train)))

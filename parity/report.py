@@ -73,15 +73,25 @@ def _last(values: Sequence[float | None] | None) -> float:
     return float(values[-1])
 
 
+def final_value(run: Mapping[str, Any], key: str) -> float:
+    """A run's final `key` (val_loss, val_<metric>): the restored model's, evaluated once more after training, when
+    early stopping restored the best weights; else the last epoch's. NaN when neither exists."""
+    stop = run.get("early_stopping")
+    if stop and stop.get("restored") and stop.get(f"restored_{key}") is not None:
+        return float(stop[f"restored_{key}"])
+    return _last(run["history"].get(key))
+
+
 def _final_value(framework: str, run: Mapping[str, Any], key: str) -> float:
-    """The last epoch's `key` of a run's history; a missing or empty series is an error."""
+    """final_value of `key`; a history without the series is an error."""
     if not run["history"].get(key):
         raise ValueError(f"{framework} run with seed {run.get('seed')}: history has no {key!r}")
-    return _last(run["history"][key])
+    return final_value(run, key)
 
 
 def final_values_by_seed(framework: str, runs: Sequence[Mapping[str, Any]], metric: str) -> dict[int, float]:
-    """seed -> the last epoch's val_<metric> of each run, in run order; two runs with one seed are an error."""
+    """seed -> the final val_<metric> of each run (final_value: the restored model's after early stopping), in run
+    order; two runs with one seed are an error."""
     finals: dict[int, float] = {}
     for run in runs:
         if run["seed"] in finals:
@@ -158,6 +168,8 @@ def build_report(results: Mapping[str, Any]) -> dict:
         report["forecast"] = _forecast_section(results["forecast"], frameworks)
     if "baselines" in results:
         report["baselines"] = list(results["baselines"])
+    if "saved" in results:
+        report["saved"] = dict(results["saved"])
     return to_jsonable(report)
 
 
@@ -219,16 +231,18 @@ def _results_table(report: Mapping[str, Any]) -> list[str]:
         "| Train samples/s (median) | Wall s (median) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    any_stopped = False
+    any_stopped = any_early = False
     for fw in FRAMEWORKS:
         runs = report["frameworks"][fw]["runs"]
         epochs = []
         for run in runs:
             stopped = bool(run.get("stopped_early"))
             any_stopped |= stopped
+            early = bool((run.get("early_stopping") or {}).get("stopped_epoch"))
+            any_early |= early
             count = run.get("epochs_run", len(run["history"]["loss"]))
-            epochs.append(f"{count}{'*' if stopped else ''}")
-        val_loss = compare.summarize([_last(run["history"]["val_loss"]) for run in runs])
+            epochs.append(f"{count}{'*' if stopped else ''}{'†' if early else ''}")
+        val_loss = compare.summarize([final_value(run, "val_loss") for run in runs])
         lines.append(
             f"| {fw} | {report['frameworks'][fw]['params']:,} "
             f"| {formatting.mean_std(report['comparison']['final_val'][fw])} | {formatting.mean_std(val_loss)} "
@@ -238,7 +252,32 @@ def _results_table(report: Mapping[str, Any]) -> list[str]:
         )
     if any_stopped:
         lines += ["", "\\* stopped early by the course callback."]
+    if any_early:
+        lines += ["", "† stopped by early stopping (see Early stopping)."]
     return lines
+
+
+def _early_stopping_lines(report: Mapping[str, Any]) -> list[str]:
+    """Per run: where early stopping stopped, the best epoch restored and its value, the restored model's values."""
+    metric = report["comparison"]["metric"]
+    lines = []
+    for fw in FRAMEWORKS:
+        for run in report["frameworks"][fw]["runs"]:
+            stop = run.get("early_stopping")
+            if not stop:
+                continue
+            stopped = f"stopped at epoch {stop['stopped_epoch']}" if stop["stopped_epoch"] else "did not stop"
+            restored = (f"best epoch {stop['best_epoch']} ({stop['monitor']} {formatting.metric(stop['best_value'])}) "
+                        + ("restored" if stop["restored"] else "not restored"))
+            values = (f"; restored model: val_loss {formatting.metric(stop.get('restored_val_loss'))}, "
+                      f"val_{metric} {formatting.metric(stop.get(f'restored_val_{metric}'))}"
+                      if stop.get("restored_val_loss") is not None else "")
+            lines.append(f"- {fw} seed {run['seed']}: monitor {stop['monitor']} ({stop['mode']}, patience "
+                         f"{stop['patience']}, min_delta {stop['min_delta']:g}): {stopped}, {restored}{values}")
+    if not lines:
+        return []
+    return lines + ["", "The final values above (results table, comparison statistics) are the restored model's, "
+                        "evaluated once more on the validation set after training; the curves show every epoch run."]
 
 
 def _interval_text(interval: Sequence[float | None], level: str = "95%") -> str:
@@ -309,6 +348,32 @@ def _probe_lines(report: Mapping[str, Any]) -> list[str]:
                 for fw in FRAMEWORKS
             )
             lines.append(f"- seed {seed}: predict({_array_text(x)}): {predictions}")
+    return lines
+
+
+def _saved_lines(saved: Mapping[str, Any]) -> list[str]:
+    """The files `--save` kept with their sizes, and each reload's verdict on the probe inputs."""
+    lines = [f"Kept in `{saved['directory']}/` (inputs record: `{saved['inputs']}`); each file loaded back safely and "
+             f"its predictions on {saved['probe_samples']} probe inputs compared with the trained model's, "
+             "bit for bit.", "", "| framework | seed | file | bytes | holds |", "|---|---|---|---:|---|"]
+    for fw, rows in saved["frameworks"].items():
+        lines += [f"| {fw} | {row['seed']} | {entry['file']} | {entry['bytes']:,} | {entry['holds']} |"
+                  for row in rows for entry in row["files"]]
+    lines.append("")
+    for row in saved["frameworks"].get("keras", []):
+        full, light = (entry["bytes"] for entry in row["files"])
+        lines.append(f"- keras seed {row['seed']}: saved without the optimizer (the course's way to save space) "
+                     f"{light:,} bytes, {light / full:.0%} of the {full:,} with it")
+    for fw, rows in saved["frameworks"].items():
+        for row in rows:
+            for reload in row["reloads"]:
+                if reload["loaded"]:
+                    verdict = ("predictions bit for bit equal" if reload["predictions_equal"] else
+                               f"predictions DIFFER (max abs diff {formatting.significant(reload['max_abs_diff'], 2)})")
+                else:
+                    verdict = f"not loaded: {reload['error']}"
+                lines.append(f"- {fw} seed {row['seed']}, {reload['file']} via `{reload['loader']}`: {verdict}")
+    lines.append(f"- Round trip: {'passed' if saved['equal'] else 'FAILED'}")
     return lines
 
 
@@ -452,6 +517,11 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     probe = _probe_lines(report)
     if probe:
         lines += ["", "## Probe predictions", "", *probe]
+    stopping = _early_stopping_lines(report)
+    if stopping:
+        lines += ["", "## Early stopping", "", *stopping]
+    if report.get("saved"):
+        lines += ["", "## Saved models", "", *_saved_lines(report["saved"])]
     lines += ["", "## Provenance", "", *_provenance_lines(report)]
     lines += ["", "## Environment", ""]
     lines += [

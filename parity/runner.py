@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from parity import align, compare, jobs, model_facts, progress, provenance
+from parity import align, compare, jobs, model_facts, progress, provenance, saved_models
 from parity.baselines import baseline_forecasts, baseline_settings
 from parity.catalog import CATALOG, ModelSpec, get_spec
 from parity.datasets import DataSplit, load_dataset, supported_datasets
@@ -25,11 +25,27 @@ from parity.datasets.series import SeriesOptions, series_of, window_of
 from parity.errors import ParityError
 from parity.fileio import staging_dir
 from parity.plan import collate
-from parity.report import build_baselines_report, build_report, forecast_record, write_report
+from parity.report import build_baselines_report, build_report, final_value, forecast_record, write_report
 from parity.spec_types import SeriesData
 
 PROBE_SIZE = 256  # validation samples on which the initial Keras and torch outputs are compared
 CHECK_SEED = 0
+DEFAULT_PATIENCE = 3  # `--early-stopping METRIC` without a patience (Lightning's default; the course uses 2 to 5)
+CHECKPOINT_KINDS = ("best", "last")
+CHECKPOINT_DIR = "checkpoints"  # OUT/MODEL/checkpoints: `--checkpoint` files of both frameworks
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """`--early-stopping METRIC[:PATIENCE[:MIN_DELTA]]`: stop once `patience` epochs in a row did not improve
+    `monitor` by more than `min_delta`, then restore the best epoch's weights (both frameworks)."""
+
+    monitor: str
+    patience: int = DEFAULT_PATIENCE
+    min_delta: float = 0.0
+
+    def to_job(self) -> dict[str, Any]:
+        return {"monitor": self.monitor, "patience": self.patience, "min_delta": self.min_delta}
 
 
 @dataclass(frozen=True)
@@ -47,6 +63,9 @@ class RunOptions:
     verbose: int = 1  # 0 (`--quiet`): the console gets one summary line per framework, the logs every epoch
     learning_rate: float | None = None  # `--lr`: replaces the optimizer's rate in both frameworks (None: the spec's)
     series: SeriesOptions | None = None  # `--series`, `--series-column`, `--time-column` (None: the spec's series)
+    save: bool = False  # `--save`: keep each seed's trained models and their inputs record in OUT/MODEL/models
+    early_stopping: EarlyStopping | None = None  # `--early-stopping`
+    checkpoint: str | None = None  # `--checkpoint best|last`: files in OUT/MODEL/checkpoints
     # What the command asked for, copied into report.json as `request` (parity.course_run compares it to resume).
     request: dict[str, Any] | None = None
 
@@ -172,13 +191,41 @@ def _samples_per_s(run: dict[str, Any], train_size: int) -> float:
 
 def _summary_line(framework: str, spec: ModelSpec, answer: dict[str, Any]) -> str:
     runs = answer["runs"]
-    finals = [run["history"][f"val_{spec.metric}"][-1] for run in runs]
+    finals = [final_value(run, f"val_{spec.metric}") for run in runs]
     epochs = "/".join(str(run["epochs_run"]) for run in runs)
     stopped = " (course callback stopped it)" if any(run["stopped_early"] for run in runs) else ""
+    stops = [run["early_stopping"] for run in runs if run.get("early_stopping")]
+    if stops:
+        stopped += " (early stopping: " + "/".join(
+            f"{'stopped at ' + str(stop['stopped_epoch']) if stop['stopped_epoch'] else 'ran out'}, best epoch "
+            f"{stop['best_epoch']} restored" for stop in stops) + ")"
     return (f"{framework}: {spec.id}, {len(runs)} seed(s), epochs {epochs}{stopped}, "
             f"final val_{spec.metric} {statistics.fmean(finals):.4f}, "
             f"{statistics.fmean(run['train_samples_per_s'] for run in runs):,.0f} samples/s, "
             f"wall {sum(run['wall_s'] for run in runs):.1f} s")
+
+
+def monitor_choices(spec: ModelSpec, has_validation: bool) -> tuple[str, ...]:
+    """What `--early-stopping` and `--checkpoint best` can monitor for `spec`: the logged loss and metric."""
+    train = ("loss", spec.metric)
+    return (*train, *(f"val_{key}" for key in train)) if has_validation else train
+
+
+def stopping_job(spec: ModelSpec, split: DataSplit, options: RunOptions, checkpoint_dir: Path) -> dict[str, Any]:
+    """The train job's `early_stopping` and `checkpoint` settings; `--checkpoint best` monitors the early-stopping
+    metric, else val_loss (loss without validation data). A metric the run does not log is an error."""
+    choices = monitor_choices(spec, split.val is not None)
+    stopping = options.early_stopping
+    if stopping is not None and stopping.monitor not in choices:
+        missing = "" if split.val is not None else " (this run has no validation data, so no val_ values)"
+        raise ParityError(f"{spec.id}: --early-stopping cannot monitor {stopping.monitor!r}{missing}; use one of "
+                          f"{', '.join(choices)}, e.g. --early-stopping {choices[-1]}:{DEFAULT_PATIENCE}")
+    if options.checkpoint not in (None, *CHECKPOINT_KINDS):
+        raise ParityError(f"--checkpoint must be one of {', '.join(CHECKPOINT_KINDS)}, got {options.checkpoint!r}")
+    monitor = stopping.monitor if stopping else ("val_loss" if split.val is not None else "loss")
+    return {"early_stopping": stopping.to_job() if stopping else None,
+            "checkpoint": None if options.checkpoint is None else
+            {"kind": options.checkpoint, "monitor": monitor, "dir": str(checkpoint_dir)}}
 
 
 def _dataset_info(spec: ModelSpec, split: DataSplit) -> dict[str, Any]:
@@ -291,7 +338,11 @@ def run_model(model_id: str, options: RunOptions) -> Path:
         job = {"kind": "train", "model": spec.id, "native": options.alignment.to_job(), "seeds": seeds, "epochs": epochs,
                "data": str(data_file), "log_dir": str(staging / "logs"),
                "tensorboard_dir": str(staging / progress.TENSORBOARD_DIR),
-               "learning_rate": options.learning_rate, "forecast": forecasting}
+               "learning_rate": options.learning_rate, "forecast": forecasting,
+               "save_to": str(staging) if options.save else None,
+               **stopping_job(spec, split, options, staging / CHECKPOINT_DIR)}
+        if options.save:  # before training: a model whose inputs cannot be recorded costs no training time
+            saved_models.write_inputs(staging, saved_models.inputs_record(spec, split))
         answers = {}
         for framework in jobs.FRAMEWORKS:
             # Quiet: the workers' per-epoch lines go to their logs only; the console gets the summary lines.
@@ -305,10 +356,13 @@ def run_model(model_id: str, options: RunOptions) -> Path:
                 forecast = run.pop("forecast")
                 if forecast is not None:
                     run["forecast"] = forecast_record(forecast, series["forecast"]["truth"],
-                                                      run["history"]["val_mae"][-1])
+                                                      final_value(run, "val_mae"))
             print(_summary_line(framework, spec, answers[framework]), flush=True)
         if forecasting:
             print(_forecast_line(answers, series["baselines"]), flush=True)
+        saved = _saved_block(answers, len(np.load(jobs.probe_inputs_path(workdir, spec.id), mmap_mode="r")))
+        if saved:
+            print(_saved_line(saved), flush=True)
         for log in workdir.glob("*.log"):
             raw = log.read_bytes().decode(errors="replace")  # bytes: read_text would turn carriage returns into lines
             text = progress.readable_log(raw, gpus_hidden=options.device == "cpu")
@@ -327,8 +381,34 @@ def run_model(model_id: str, options: RunOptions) -> Path:
             "provenance": provenance.build_provenance(data, options.alignment, answers, options.threads,
                                                       spec.epochs, epochs, check, options.learning_rate),
             **series,
+            **({"saved": saved} if saved else {}),
         }
         return write_report(with_request(build_report(results), options), out_dir, staging=staging)
+
+
+def _saved_block(answers: dict[str, dict[str, Any]], probe_samples: int) -> dict[str, Any] | None:
+    """The report's `saved` block, taken out of each run's record (None when the run saved nothing): per framework
+    and seed the files kept in OUT/MODEL/models with their sizes, each reload and whether it predicts the
+    `probe_samples` probe inputs bit for bit as the trained model did."""
+    frameworks: dict[str, list[dict[str, Any]]] = {fw: [] for fw in jobs.FRAMEWORKS}
+    for fw in jobs.FRAMEWORKS:
+        for run in answers[fw]["runs"]:
+            saved = run.pop("saved", None)
+            if saved:
+                frameworks[fw].append({"seed": run["seed"], **saved})
+    if not any(frameworks.values()):
+        return None
+    return {"directory": saved_models.MODELS_DIR, "inputs": f"{saved_models.MODELS_DIR}/{saved_models.INPUTS_FILE}",
+            "probe_samples": probe_samples, "frameworks": frameworks,
+            "equal": all(row["equal"] for rows in frameworks.values() for row in rows)}
+
+
+def _saved_line(saved: dict[str, Any]) -> str:
+    """'saved models/: keras-seed0.keras 1,244,516 B, ...; reloaded bit for bit: yes'."""
+    files = ", ".join(f"{entry['file']} {entry['bytes']:,} B" for rows in saved["frameworks"].values()
+                      for row in rows for entry in row["files"])
+    verdict = "yes" if saved["equal"] else "NO (see report.md, Saved models)"
+    return f"saved {saved['directory']}/: {files}; reloaded predictions bit for bit: {verdict}"
 
 
 def run_baselines(spec: ModelSpec, options: RunOptions) -> Path:

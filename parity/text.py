@@ -78,6 +78,17 @@ class Tokenizer:
         # dict(zip(...)) as in Keras: should the OOV token also occur as a word, its later index wins.
         self.word_index = dict(zip(vocabulary, range(1, len(vocabulary) + 1)))
 
+    def get_vocabulary(self) -> list[str]:
+        """Every word of `word_index` in index order, '' (padding) at index 0: the inverse of `word_index`."""
+        words = [PAD_TOKEN] * (max(self.word_index.values(), default=0) + 1)
+        for word, index in self.word_index.items():
+            words[index] = word
+        return words
+
+    def set_vocabulary(self, vocabulary: Sequence[str]) -> None:
+        """Use `vocabulary`, a `get_vocabulary()` list, as `word_index` instead of fitting."""
+        self.word_index = {word: index for index, word in enumerate(vocabulary) if index}
+
     def texts_to_sequences(self, texts: Iterable[str]) -> list[list[int]]:
         """Each text as word indices; words at or beyond `num_words`, and unknown words,
         become the OOV index when there is an OOV token, else they are dropped."""
@@ -133,6 +144,15 @@ class TextVectorization:
         if self.max_tokens:
             tokens = tokens[: self.max_tokens - 2]
         self._ids = {token: index for index, token in enumerate(tokens, start=2)}
+
+    def set_vocabulary(self, vocabulary: Sequence[str]) -> None:
+        """Use `vocabulary`, a `get_vocabulary()` list ('' and '[UNK]' first), instead of adapting."""
+        if list(vocabulary[:2]) != [PAD_TOKEN, OOV_TOKEN]:
+            raise ValueError(f"a TextVectorization vocabulary starts with {PAD_TOKEN!r} and {OOV_TOKEN!r} "
+                             f"(as get_vocabulary() gives it), not {list(vocabulary[:2])}")
+        if self.max_tokens and len(vocabulary) > self.max_tokens:
+            raise ValueError(f"{len(vocabulary)} tokens exceed max_tokens={self.max_tokens}")
+        self._ids = {token: index for index, token in enumerate(vocabulary[2:], start=2)}
 
     def get_vocabulary(self) -> list[str]:
         """The vocabulary in id order, reserved tokens first, as Keras' `get_vocabulary()`."""

@@ -156,3 +156,25 @@ def test_keras_batchnorm2d_feeds_the_biased_variance_into_running_var():
     torch.testing.assert_close(reference.running_var, 1 + bn.momentum * (biased * n / (n - 1) - 1), atol=1e-6, rtol=0)
     native = batchnorm2d(2, align.Alignment(frozenset({"batchnorm_variance"})))
     assert type(native) is torch.nn.BatchNorm2d
+
+
+# Early stopping (parity.probes 'early_stopping'): epochs are whole numbers, so aligned means exactly equal.
+# tests/test_early_stopping.py checks the epochs themselves in each framework.
+def test_early_stopping_mode_native_lightning_minimises_an_accuracy(measured):
+    entry = measured["early_stopping_mode"]
+    assert _all_below(entry["aligned"], 0), entry["aligned"]
+    assert entry["native"]["epochs_run_mode_max_abs_diff"] == 5  # Keras stops at 8; mode 'min' at the first rise, 3
+    assert entry["native"]["restored_epoch_mode_max_abs_diff"] == 5  # Keras restores 6; mode 'min' the lowest, 1
+
+
+def test_early_stopping_non_finite_native_lightning_stops_at_the_nan(measured):
+    native = measured["early_stopping_non_finite"]["native"]
+    assert native["epochs_run_non_finite_max_abs_diff"] == 3  # Keras goes on past the NaN to epoch 6; check_finite: 3
+    assert native["restored_epoch_non_finite_max_abs_diff"] == 2  # Keras restores 4 (after the NaN); Lightning 2
+    assert native["epochs_run_ties_max_abs_diff"] == 0  # no NaN, no difference
+
+
+def test_early_stopping_restore_min_delta_native_reloads_the_lowest_value(measured):
+    native = measured["early_stopping_restore_min_delta"]["native"]
+    assert native["epochs_run_min_delta_max_abs_diff"] == 0  # both stop by the same min_delta rule
+    assert native["restored_epoch_min_delta_max_abs_diff"] == 2  # Keras restores 2; the checkpoint keeps 4 (0.893)

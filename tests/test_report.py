@@ -181,6 +181,17 @@ def test_report_with_a_run_missing_val_loss_fails_validation():
         validate_report(report)
 
 
+def test_the_early_stopping_block_of_a_run_is_checked():
+    report = build_report(_results())
+    run = report["frameworks"]["keras"]["runs"][0]
+    run["early_stopping"] = {"monitor": "val_loss", "patience": 2, "min_delta": 0.0, "mode": "min", "stopped_epoch": 7,
+                             "best_epoch": 5, "restored": True}
+    validate_report(report)
+    run["early_stopping"]["mode"] = "auto"  # Keras' setting, never what the run resolved it to
+    with pytest.raises(jsonschema.ValidationError):
+        validate_report(report)
+
+
 def test_bad_enum_fails_validation():
     report = build_report(_results())
     report["mode"] = "fast"

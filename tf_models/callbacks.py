@@ -1,11 +1,13 @@
-"""Keras callbacks: the course's stop-at-threshold rule, the recorders the report needs, and what a run shows and
-logs (per-epoch lines, TensorBoard scalars; parity.progress). Mirror: torch_models/callbacks.py."""
+"""Keras callbacks: the course's stop-at-threshold rule, early stopping with the best weights restored, the
+checkpoints of `--checkpoint`, the recorders the report needs, and what a run shows and logs (per-epoch lines,
+TensorBoard scalars; parity.progress). Mirror: torch_models/callbacks.py."""
 
 from __future__ import annotations
 
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -101,3 +103,25 @@ class TensorBoardScalars(keras.callbacks.Callback):
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self.writer.close()
+
+
+def early_stopping(settings: dict[str, Any]) -> keras.callbacks.EarlyStopping:
+    """keras.callbacks.EarlyStopping on `settings` (monitor, patience, min_delta) with restore_best_weights=True, in
+    Keras' own mode 'auto' (the direction of the monitored metric; align.early_stopping_mode)."""
+    return keras.callbacks.EarlyStopping(monitor=settings["monitor"], patience=settings["patience"],
+                                         min_delta=settings["min_delta"], restore_best_weights=True)
+
+
+def monitor_mode(callback: keras.callbacks.Callback) -> str:
+    """The direction Keras resolved for a monitoring callback that has seen an epoch: 'min' or 'max'."""
+    return "max" if callback.monitor_op is keras.ops.greater else "min"
+
+
+def best_checkpoint(monitor: str, path: Path) -> keras.callbacks.ModelCheckpoint:
+    """ModelCheckpoint(save_best_only=True): the whole model (.keras) at each epoch that improves `monitor`."""
+    return keras.callbacks.ModelCheckpoint(str(path), monitor=monitor, save_best_only=True)
+
+
+def last_checkpoint(path: Path) -> keras.callbacks.ModelCheckpoint:
+    """ModelCheckpoint at every epoch's end, one file replaced each time: the latest epoch."""
+    return keras.callbacks.ModelCheckpoint(str(path))

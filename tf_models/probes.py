@@ -109,9 +109,51 @@ def loss_target_shape(inputs: dict[str, np.ndarray], settings: dict[str, Any]) -
     return {"loss": np.asarray(loss, np.float32)}, export_layers(model)
 
 
+class _PlantedValues(keras.callbacks.Callback):
+    """Puts the planted value of each epoch into the epoch's logs (Keras hands the same dict to the callbacks after
+    this one) and keeps each epoch's weights, to tell which epoch a restore brought back."""
+
+    def __init__(self, monitor: str, history: np.ndarray) -> None:
+        super().__init__()
+        self.monitor, self.history = monitor, history
+        self.weights: list[list[np.ndarray]] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs[self.monitor] = float(self.history[epoch])
+        self.weights.append(self.model.get_weights())
+
+
+def _matching_epoch(weights: list[np.ndarray], epochs: list[list[np.ndarray]]) -> int:
+    """The 1-based epoch whose end-of-epoch weights equal `weights` exactly (0: none)."""
+    for epoch, saved in enumerate(epochs, start=1):
+        if all(np.array_equal(a, b) for a, b in zip(weights, saved)):
+            return epoch
+    return 0
+
+
+def early_stopping(inputs: dict[str, np.ndarray], settings: dict[str, Any]) -> Result:
+    """Per scenario, a tiny regression fit one epoch per planted value with the run's EarlyStopping
+    (tf_models.callbacks.early_stopping: restore_best_weights, mode 'auto'): epochs run and the epoch restored."""
+    from tf_models.callbacks import early_stopping as keras_early_stopping
+
+    arrays = {}
+    for name, scenario in settings["scenarios"].items():
+        model = _model(inputs["x"].shape[1:], keras.layers.Dense(1))
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=settings["learning_rate"]), loss="mse",
+                      metrics=["accuracy"])  # mode 'auto' of val_accuracy reads the compiled metric's direction
+        history = inputs[f"history_{name}"]
+        planted = _PlantedValues(scenario["monitor"], history)
+        model.fit(inputs["x"], inputs["y"], batch_size=settings["batch"], epochs=len(history), shuffle=False,
+                  callbacks=[planted, keras_early_stopping(scenario)], verbose=0)
+        arrays[f"epochs_run_{name}"] = np.array(len(planted.weights))
+        arrays[f"restored_epoch_{name}"] = np.array(_matching_epoch(model.get_weights(), planted.weights))
+    return arrays, []
+
+
 PROBES: dict[str, Callable[[dict[str, np.ndarray], dict[str, Any]], Result]] = {
     "batchnorm": batchnorm, "gru": gru, "lstm": lstm, "same_padding": same_padding, "l2": l2,
     "lr_schedule": lr_schedule, "tensor_layout": tensor_layout, "loss_target_shape": loss_target_shape,
+    "early_stopping": early_stopping,
 }
 
 

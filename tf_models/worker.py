@@ -101,7 +101,7 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
     from parity.weights import save_keras_layers
     from tf_models import build
     from tf_models.base import compile_model
-    from tf_models.callbacks import EpochLines, Recorder, StopAtThreshold, TensorBoardScalars
+    from tf_models.callbacks import EpochLines, Recorder, StopAtThreshold, TensorBoardScalars, early_stopping
     from tf_models.data import eval_dataset, train_dataset
     from tf_models.weights import export_layers
 
@@ -121,6 +121,9 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
     stopper = StopAtThreshold(spec.stop) if spec.stop else None
     if stopper:
         callbacks.append(stopper)
+    best = early_stopping(job["early_stopping"]) if job.get("early_stopping") else None
+    checkpoint = _checkpoint(job["checkpoint"], seed) if job.get("checkpoint") else None
+    callbacks += [callback for callback in (best, checkpoint) if callback]
     bars = sys.stdout.isatty()  # a terminal: Keras' own progress bar; a pipe or a log file: one line per epoch
     if not bars:
         callbacks.append(EpochLines(recorder, spec.metric, job["epochs"]))
@@ -136,6 +139,12 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
         verbose=1 if bars else 0,
     )
     wall = time.perf_counter() - start
+    stop = _early_stopping_record(best, model, recorder, spec, data) if best else None
+    saved = None
+    if job.get("save_to"):  # after training and any restore of the best weights: the model as the run ends
+        from tf_models.saving import save_trained
+
+        saved = save_trained(model, Path(job["save_to"]), seed, np.load(jobs.probe_inputs_path(workdir, spec.id)))
     return model.count_params(), {
         "seed": seed,
         "history": recorder.history,
@@ -147,6 +156,51 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
         "probe_predictions": _probe_predictions(model, spec),
         "optimizer_learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
         "forecast": _forecast(model, spec, data) if job.get("forecast") else None,
+        "early_stopping": stop,
+        "checkpoint": _checkpoint_record(job["checkpoint"], seed) if checkpoint else None,
+        "saved": saved,
+    }
+
+
+def _checkpoint_file(settings: dict[str, Any], seed: int) -> Path:
+    return Path(settings["dir"]) / f"keras-seed{seed}-{settings['kind']}.keras"
+
+
+def _checkpoint(settings: dict[str, Any], seed: int):
+    """`--checkpoint best|last`: Keras' ModelCheckpoint writing the whole model to CHECKPOINT_DIR."""
+    from tf_models.callbacks import best_checkpoint, last_checkpoint
+
+    path = _checkpoint_file(settings, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return best_checkpoint(settings["monitor"], path) if settings["kind"] == "best" else last_checkpoint(path)
+
+
+def _checkpoint_record(settings: dict[str, Any], seed: int) -> dict[str, Any]:
+    path = _checkpoint_file(settings, seed)
+    return {"kind": settings["kind"], "monitor": settings["monitor"], "file": path.name, "bytes": path.stat().st_size}
+
+
+def _early_stopping_record(stopper, model, recorder, spec, data: Sources) -> dict[str, Any]:
+    """What EarlyStopping decided (epochs 1-based) and the restored model's validation loss and metric, evaluated
+    once more on the validation batches (None without validation data)."""
+    from parity.plan import eval_plan
+    from tf_models.callbacks import monitor_mode
+    from tf_models.data import eval_dataset
+
+    restored = {}
+    if data.val is not None:
+        logs = model.evaluate(eval_dataset(eval_plan(len(data.val), spec.batch_size), data.val), verbose=0,
+                              return_dict=True)
+        restored = {key: float(value) for key, value in logs.items()}
+    return {
+        "monitor": stopper.monitor, "patience": stopper.patience, "min_delta": abs(stopper.min_delta),
+        "mode": monitor_mode(stopper),
+        "stopped_epoch": stopper.stopped_epoch + 1 if stopper.stopped_epoch > 0 else None,
+        "best_epoch": stopper.best_epoch + 1,
+        "best_value": recorder.history[stopper.monitor][stopper.best_epoch],
+        "restored": stopper.best_weights is not None,
+        "restored_val_loss": restored.get("loss"),
+        f"restored_val_{spec.metric}": restored.get(spec.metric),
     }
 
 
@@ -192,6 +246,7 @@ HANDLERS = {
     "lockstep": "tf_models.lockstep:run_lockstep", "probe": "tf_models.probes:run_job",
     "bench": "tf_models.bench:run_bench", "roundtrip": "tf_models.saving:run_roundtrip",
     "lrsweep": "tf_models.lrsweep:run_lrsweep",
+    "predict": "tf_models.inside:run_predict", "inside": "tf_models.inside:run_inside",
 }
 
 

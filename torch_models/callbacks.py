@@ -1,17 +1,21 @@
-"""Lightning callbacks: the course's stop-at-threshold rule, the recorders the report needs, and what a run shows
-and logs (progress bar, per-epoch lines, TensorBoard scalars; parity.progress). Mirror: tf_models/callbacks.py."""
+"""Lightning callbacks: the course's stop-at-threshold rule, early stopping with the best weights reloaded, the
+checkpoints of `--checkpoint`, the recorders the report needs, and what a run shows and logs (progress bar, per-epoch
+lines, TensorBoard scalars; parity.progress). Mirror: tf_models/callbacks.py."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import RichProgressBar
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from parity import progress
+from parity import align, progress
 from parity.catalog import StopRule
 
 
@@ -119,3 +123,108 @@ class TensorBoardScalars(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.logger.finalize("success")
+
+
+class KerasRuleEarlyStopping(EarlyStopping):
+    """Lightning's EarlyStopping deciding as Keras' EarlyStopping does (align: early_stopping_non_finite): the first
+    value is the best whatever it is, a later one improves only by align.keras_improvement (a NaN never does, and
+    does not stop training by itself), and training stops once `patience` epochs in a row brought no improvement."""
+
+    def __init__(self, monitor: str, patience: int, mode: str, min_delta: float = 0.0) -> None:
+        super().__init__(monitor=monitor, patience=patience, mode=mode, min_delta=min_delta, check_finite=False)
+        self.keras_min_delta = abs(min_delta)
+        self.keras_best: float | None = None
+
+    def _evaluate_stopping_criteria(self, current: torch.Tensor) -> tuple[bool, str | None]:
+        value = float(current)
+        if align.keras_improvement(value, self.keras_best, self.mode, self.keras_min_delta):
+            self.keras_best, self.best_score, self.wait_count = value, current, 0
+            return False, f"{self.monitor} improved to {value:.6g}"
+        self.wait_count += 1
+        if self.wait_count < self.patience:
+            return False, None
+        self.stopping_reason = EarlyStoppingReason.PATIENCE_EXHAUSTED
+        return True, f"{self.monitor} did not improve in {self.wait_count} epochs (best {self.keras_best:.6g})"
+
+
+class FileCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, told apart from another one on the same monitor by its file name (a Trainer
+    refuses two stateful callbacks with one state key: the restore checkpoint and `--checkpoint best`)."""
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(monitor=self.monitor, mode=self.mode, filename=self.filename)
+
+
+class KerasRuleCheckpoint(FileCheckpoint):
+    """ModelCheckpoint(save_top_k=1) that saves when Keras would count an improvement (align.keras_improvement with
+    `min_delta`): Keras' ModelCheckpoint(save_best_only=True) with min_delta 0, the epoch EarlyStopping's
+    restore_best_weights keeps with the early-stopping min_delta (align: early_stopping_restore_min_delta)."""
+
+    def __init__(self, *, min_delta: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(save_top_k=1, **kwargs)
+        self.keras_min_delta = abs(min_delta)
+        self.keras_best: float | None = None
+
+    def check_monitor_top_k(self, trainer: L.Trainer, current: torch.Tensor | None = None) -> bool:
+        if current is None:
+            return False
+        improved = align.keras_improvement(float(current), self.keras_best, self.mode, self.keras_min_delta)
+        if improved:
+            self.keras_best = float(current)
+        return improved
+
+
+def best_checkpoint(monitor: str, min_delta: float, alignment: align.Alignment, dirpath: Path,
+                    filename: str, weights_only: bool = False) -> ModelCheckpoint:
+    """The checkpoint `dirpath`/`filename`.ckpt of the best epoch of `monitor`, in the mode align.torch_monitor_mode
+    gives: Keras' rule (KerasRuleCheckpoint, with `min_delta` where early_stopping_restore_min_delta is aligned)
+    unless both early-stopping rule differences are native, then Lightning's ModelCheckpoint(save_top_k=1)."""
+    settings = {"dirpath": str(dirpath), "filename": filename, "monitor": monitor, "enable_version_counter": False,
+                "mode": align.torch_monitor_mode(alignment, monitor), "save_weights_only": weights_only}
+    delta = min_delta if align.keras_rule_restore(alignment) else 0.0
+    if delta or align.keras_rule_stopping(alignment):
+        return KerasRuleCheckpoint(min_delta=delta, **settings)
+    return FileCheckpoint(save_top_k=1, **settings)
+
+
+def last_checkpoint(dirpath: Path, filename: str) -> ModelCheckpoint:
+    """Lightning's default checkpointing: the latest epoch, one file replaced at every epoch's end."""
+    return FileCheckpoint(dirpath=str(dirpath), filename=filename, monitor=None, save_top_k=1,
+                          enable_version_counter=False)
+
+
+@dataclass
+class BestRestore:
+    """Early stopping with the best weights reloaded afterwards: the stopper and the checkpoint it reloads."""
+
+    stopper: EarlyStopping
+    checkpoint: ModelCheckpoint
+
+    @property
+    def callbacks(self) -> list[L.Callback]:
+        return [self.stopper, self.checkpoint]
+
+    @property
+    def stopped(self) -> bool:
+        return self.stopper.stopping_reason != EarlyStoppingReason.NOT_STOPPED
+
+    def restore(self, model: L.LightningModule) -> int:
+        """Load the best checkpoint's weights into `model` with torch.load(weights_only=True) (tensors and plain
+        containers only: nothing in the file is executed); returns the 0-based epoch it was saved at."""
+        saved = torch.load(self.checkpoint.best_model_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(saved["state_dict"])
+        return int(saved["epoch"])
+
+
+def early_stopping(settings: dict[str, Any], alignment: align.Alignment, restore_dir: Path) -> BestRestore:
+    """Lightning's EarlyStopping (Keras' rule where aligned: KerasRuleEarlyStopping) on `settings` (monitor,
+    patience, min_delta) and the weights-only checkpoint in `restore_dir` whose best epoch is reloaded."""
+    monitor, patience, min_delta = settings["monitor"], settings["patience"], settings["min_delta"]
+    mode = align.torch_monitor_mode(alignment, monitor)
+    if align.keras_rule_stopping(alignment):
+        stopper: EarlyStopping = KerasRuleEarlyStopping(monitor, patience, mode, min_delta)
+    else:
+        stopper = EarlyStopping(monitor=monitor, patience=patience, mode=mode, min_delta=min_delta)
+    return BestRestore(stopper, best_checkpoint(monitor, min_delta, alignment, restore_dir, "restore",
+                                                weights_only=True))

@@ -8,6 +8,7 @@ Mirror: tf_models/probes.py.
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -175,9 +176,71 @@ def loss_target_shape(inputs: dict[str, np.ndarray], settings: dict[str, Any], l
         return {"loss": nn.MSELoss()(outputs, y.reshape(-1, 1)).numpy(), "native_loss": nn.MSELoss()(outputs, y).numpy()}
 
 
+class _TinyRegressor(L.LightningModule):
+    """Linear regression trained with SGD: weights that change every epoch, for the early-stopping probe."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        super().__init__()
+        self.learning_rate = settings["learning_rate"]
+        self.dense = nn.Linear(settings["features"], 1)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return F.mse_loss(self.dense(x), y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=self.learning_rate)
+
+
+class _PlantedValues(L.Callback):
+    """Puts the planted value of each epoch into trainer.callback_metrics before the monitoring callbacks (early
+    stopping, checkpoints: Lightning calls them last) read it, and keeps each epoch's weights."""
+
+    def __init__(self, monitor: str, history: np.ndarray) -> None:
+        self.monitor, self.history = monitor, history
+        self.states: list[dict[str, torch.Tensor]] = []
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        trainer.callback_metrics[self.monitor] = torch.tensor(self.history[trainer.current_epoch])
+        self.states.append({key: value.detach().clone() for key, value in pl_module.state_dict().items()})
+
+
+def _matching_epoch(state: dict[str, torch.Tensor], epochs: list[dict[str, torch.Tensor]]) -> int:
+    """The 1-based epoch whose end-of-epoch weights equal `state` exactly (0: none)."""
+    for epoch, saved in enumerate(epochs, start=1):
+        if all(torch.equal(state[key], value) for key, value in saved.items()):
+            return epoch
+    return 0
+
+
+def early_stopping(inputs: dict[str, np.ndarray], settings: dict[str, Any], layers: list[KerasLayer],
+                   alignment: align.Alignment) -> dict[str, np.ndarray]:
+    """Per scenario, a tiny regression fit one epoch per planted value with the run's early stopping under
+    `alignment` (torch_models.callbacks.early_stopping, best checkpoint reloaded): epochs run, the epoch restored."""
+    from torch_models.callbacks import early_stopping as lightning_early_stopping
+
+    data = TensorDataset(torch.from_numpy(inputs["x"]), torch.from_numpy(inputs["y"]))
+    arrays = {}
+    for name, scenario in settings["scenarios"].items():
+        history = inputs[f"history_{name}"]
+        model = _TinyRegressor(settings)
+        planted = _PlantedValues(scenario["monitor"], history)
+        with tempfile.TemporaryDirectory() as restore_dir:
+            best = lightning_early_stopping(scenario, alignment, Path(restore_dir))
+            trainer = L.Trainer(max_epochs=len(history), accelerator="cpu", devices=1, logger=False,
+                                callbacks=[planted, *best.callbacks], enable_model_summary=False,
+                                enable_progress_bar=False)
+            trainer.fit(model, DataLoader(data, batch_size=settings["batch"], shuffle=False))
+            best.restore(model)
+        arrays[f"epochs_run_{name}"] = np.array(len(planted.states))
+        arrays[f"restored_epoch_{name}"] = np.array(_matching_epoch(model.state_dict(), planted.states))
+    return arrays
+
+
 PROBES: dict[str, Probe] = {
     "batchnorm": batchnorm, "gru": gru, "lstm": lstm, "same_padding": same_padding, "l2": l2,
     "lr_schedule": lr_schedule, "tensor_layout": tensor_layout, "loss_target_shape": loss_target_shape,
+    "early_stopping": early_stopping,
 }
 
 

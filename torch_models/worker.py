@@ -118,7 +118,7 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
     from parity.catalog import get_spec
     from parity.plan import eval_plan, train_plan
     from torch_models.callbacks import (EpochFromOneBar, EpochLines, Recorder, StopAtThreshold, TensorBoardScalars,
-                                        tensorboard_logger)
+                                        early_stopping, tensorboard_logger)
     from torch_models.data import plan_loader
     from torch_models.weights import initial_model
 
@@ -139,6 +139,11 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
     stopper = StopAtThreshold(spec.stop) if spec.stop else None
     if stopper:
         callbacks.append(stopper)
+    # Early stopping, its restore checkpoint and `--checkpoint` monitor: Lightning calls them after the others.
+    best = early_stopping(job["early_stopping"], alignment, workdir / f"restore-lightning-seed{seed}") \
+        if job.get("early_stopping") else None
+    checkpoint = _checkpoint(job["checkpoint"], alignment, seed) if job.get("checkpoint") else None
+    callbacks += [*(best.callbacks if best else ()), *([checkpoint] if checkpoint else ())]
     # A terminal: Lightning's progress bar, above which each finished epoch leaves its line, as Keras' bars do;
     # a pipe or a log file: the lines alone.
     bars = sys.stdout.isatty()
@@ -151,7 +156,7 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
         devices=1,
         logger=CSVLogger(job["log_dir"], name="lightning", version=f"seed{seed}"),
         callbacks=callbacks,
-        enable_checkpointing=False,
+        enable_checkpointing=bool(best or checkpoint),
         enable_model_summary=False,
         num_sanity_val_steps=0,
         enable_progress_bar=bars,
@@ -165,6 +170,15 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
         val_dataloaders=None if data.val is None else plan_loader(eval_plan(len(data.val), spec.batch_size), data.val),
     )
     wall = time.perf_counter() - start
+    val_loader = None if data.val is None else plan_loader(eval_plan(len(data.val), spec.batch_size), data.val)
+    stop = _early_stopping_record(best, model, trainer, recorder, spec, val_loader) if best else None
+    saved = None
+    if job.get("save_to"):  # after training and any restore of the best weights: the model as the run ends
+        from parity import jobs
+        from torch_models.saving import save_trained
+
+        saved = save_trained(model, trainer, Path(job["save_to"]), seed,
+                             np.load(jobs.probe_inputs_path(workdir, spec.id)))
     return sum(p.numel() for p in model.parameters()), {
         "seed": seed,
         "history": recorder.history,
@@ -176,6 +190,45 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
         "probe_predictions": _probe_predictions(model, spec),
         "optimizer_learning_rate": float(trainer.optimizers[0].param_groups[0]["lr"]),
         "forecast": _forecast(model, spec, data) if job.get("forecast") else None,
+        "early_stopping": stop,
+        "checkpoint": _checkpoint_record(job["checkpoint"], checkpoint) if checkpoint else None,
+        "saved": saved,
+    }
+
+
+def _checkpoint(settings: dict[str, Any], alignment, seed: int):
+    """`--checkpoint best|last`: Lightning's ModelCheckpoint (Keras' rule for `best` where aligned) writing
+    lightning-seedN-KIND.ckpt to CHECKPOINT_DIR."""
+    from torch_models.callbacks import best_checkpoint, last_checkpoint
+
+    filename = f"lightning-seed{seed}-{settings['kind']}"
+    if settings["kind"] == "best":
+        return best_checkpoint(settings["monitor"], 0.0, alignment, Path(settings["dir"]), filename)
+    return last_checkpoint(Path(settings["dir"]), filename)
+
+
+def _checkpoint_record(settings: dict[str, Any], checkpoint) -> dict[str, Any]:
+    path = Path(checkpoint.best_model_path)
+    return {"kind": settings["kind"], "monitor": settings["monitor"], "file": path.name, "bytes": path.stat().st_size}
+
+
+def _early_stopping_record(best, model, trainer, recorder, spec, val_loader) -> dict[str, Any]:
+    """What EarlyStopping decided (epochs 1-based), the best checkpoint reloaded into `model`, and the restored
+    model's validation loss and metric, evaluated once more on the validation batches (None without them)."""
+    epoch = best.restore(model)
+    restored = {}
+    if val_loader is not None:
+        restored = {key: float(value) for key, value in trainer.validate(model, val_loader, verbose=False)[0].items()}
+    stopper = best.stopper
+    return {
+        "monitor": stopper.monitor, "patience": stopper.patience, "min_delta": abs(stopper.min_delta),
+        "mode": stopper.mode,
+        "stopped_epoch": stopper.stopped_epoch + 1 if best.stopped else None,
+        "best_epoch": epoch + 1,
+        "best_value": recorder.history[stopper.monitor][epoch],
+        "restored": True,
+        "restored_val_loss": restored.get("val_loss"),
+        f"restored_val_{spec.metric}": restored.get(f"val_{spec.metric}"),
     }
 
 
@@ -220,6 +273,7 @@ HANDLERS = {
     "lockstep": "torch_models.lockstep:run_lockstep", "probe": "torch_models.probes:run_job",
     "bench": "torch_models.bench:run_bench", "roundtrip": "torch_models.saving:run_roundtrip",
     "lrsweep": "torch_models.lrsweep:run_lrsweep",
+    "predict": "torch_models.inside:run_predict", "inside": "torch_models.inside:run_inside",
 }
 
 

@@ -89,6 +89,7 @@ class TokenIds:
     train: list[list[int]]
     val: list[list[int]]
     info: Mapping[str, Any]  # the tokenizer and its vocabulary's size, for DataSplit.info
+    vocabulary: list[str]  # the fitted tokens in id order, '' (padding) at id 0, for DataSplit.vocabulary
 
 
 def tokenize(data: TextData, train_texts: Sequence[str], val_texts: Sequence[str]) -> TokenIds:
@@ -98,16 +99,18 @@ def tokenize(data: TextData, train_texts: Sequence[str], val_texts: Sequence[str
         tokenizer = Tokenizer(num_words=data.vocab_size, oov_token=data.oov_token)
         tokenizer.fit_on_texts(train_texts)
         encode, info = tokenizer.texts_to_sequences, {"vocab_words": len(tokenizer.word_index)}
+        vocabulary = tokenizer.get_vocabulary()
     elif data.tokenizer == "text_vectorization":
         vectorizer = TextVectorization(max_tokens=data.vocab_size)
         vectorizer.adapt(train_texts)
         encode, info = vectorizer, {"vocabulary_size": vectorizer.vocabulary_size()}
+        vocabulary = vectorizer.get_vocabulary()
     else:
         raise DataError(
             f"tokenizer {data.tokenizer!r} does not apply to word-level headline data; "
             f"the spec's data.tokenizer must be one of {TOKENIZERS}"
         )
-    return TokenIds(encode(train_texts), encode(val_texts), {"tokenizer": data.tokenizer, **info})
+    return TokenIds(encode(train_texts), encode(val_texts), {"tokenizer": data.tokenizer, **info}, vocabulary)
 
 
 def encode_split(
@@ -130,6 +133,7 @@ def encode_split(
         (ragged_array(ids.val), val[1]),
         location,
         {**ids.info, **(info or {})},
+        vocabulary=ids.vocabulary,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -28,6 +28,8 @@ class DataSplit:
     `source` is "real" or "synthetic"; `location` the file or directory read, or "inline"/"generated".
     For the data's provenance (parity.provenance) every loader puts in `info` either "files", the paths
     of the files it read, or "generator", the parameters that generated the data in code.
+    `vocabulary`: for tokenized text, the fitted tokenizer's tokens in id order (id 0, padding, is ''),
+    so that new text can be encoded as the training text was (parity.saved_models); None otherwise.
     """
 
     dataset_id: str
@@ -36,11 +38,14 @@ class DataSplit:
     val: SampleSource | None
     location: str
     info: Mapping[str, Any] = field(default_factory=dict)
+    vocabulary: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"source {self.source!r} is not one of {SOURCES}")
         object.__setattr__(self, "info", MappingProxyType(dict(self.info)))
+        if self.vocabulary is not None:
+            object.__setattr__(self, "vocabulary", tuple(self.vocabulary))
 
     @property
     def val_size(self) -> int:
@@ -50,7 +55,8 @@ class DataSplit:
     def head(self, train: int, val: int) -> DataSplit:
         """The first `train` training and `val` validation samples (views of the same arrays)."""
         val_head = None if self.val is None else self.val.head(val)
-        return DataSplit(self.dataset_id, self.source, self.train.head(train), val_head, self.location, self.info)
+        return DataSplit(self.dataset_id, self.source, self.train.head(train), val_head, self.location, self.info,
+                         self.vocabulary)
 
     def probe_inputs(self, count: int) -> np.ndarray:
         """Model inputs of the first `count` validation samples (training samples without validation)."""
@@ -66,6 +72,7 @@ def make_split(
     location: str,
     info: Mapping[str, Any] | None = None,
     scale: PixelScale | None = None,
+    vocabulary: Sequence[str] | None = None,
 ) -> DataSplit:
     """A DataSplit of (x, y) pairs; `val` None for no validation, `val is train` to validate on the training data.
 
@@ -77,7 +84,7 @@ def make_split(
     """
     train_source = _source(spec, *train, scale)
     val_source = None if val is None else train_source if val is train else _source(spec, *val, scale)
-    return DataSplit(spec.dataset, source, train_source, val_source, location, info or {})
+    return DataSplit(spec.dataset, source, train_source, val_source, location, info or {}, vocabulary)
 
 
 def _source(spec: ModelSpec, x: np.ndarray | Ragged, y: np.ndarray, scale: PixelScale | None) -> SampleSource:

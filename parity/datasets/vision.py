@@ -15,6 +15,12 @@ from parity.errors import DataError
 
 # The notebooks' `images / 255.0`: float32 division by 255 is bit-identical to it (see PixelScale).
 COURSE_SCALE = PixelScale(255.0, divide=True)
+# Label i names class CLASS_NAMES[dataset][i] (Fashion-MNIST: the data set's README; MNIST: the digits).
+CLASS_NAMES = {
+    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"),
+    "mnist": tuple(str(digit) for digit in range(10)),
+}
 
 
 def load_idx_images(spec: ModelSpec, data_dir: str | os.PathLike | None) -> DataSplit:
@@ -32,4 +38,5 @@ def load_idx_images(spec: ModelSpec, data_dir: str | os.PathLike | None) -> Data
             )
         splits.append((images, labels))
     read = [str(files[name]) for name in SOURCES[spec.dataset].files]
-    return make_split(spec, "real", splits[0], splits[1], location, {"files": read}, scale=COURSE_SCALE)
+    return make_split(spec, "real", splits[0], splits[1], location,
+                      {"files": read, "classes": list(CLASS_NAMES[spec.dataset])}, scale=COURSE_SCALE)
