@@ -7,14 +7,15 @@ import json
 import math
 import os
 import sys
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from parity import align, bench
 from parity.catalog import OPTIMIZERS, UnknownModelError, get_spec
 from parity.lockstep import TOLERANCE
 from parity.errors import ParityError
-from parity.fileio import write_text_atomic
+from parity.fileio import output_error_message, require_writable, write_text_atomic
 
 if TYPE_CHECKING:
     from parity.datasets.series import SeriesOptions
@@ -101,8 +102,15 @@ def _add_series(parser: argparse.ArgumentParser) -> None:
                              "for gaps (default: the course file's)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (the usage is one `--help` away), as every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="parity", description=__doc__)
+    parser = _Parser(prog="parity", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     listing = commands.add_parser("list", help="every course model and which frameworks implement it")
@@ -410,7 +418,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(epochs=args.epochs, seeds=args.seeds, alignment=_alignment(args), data_dir=args.data_dir,
                          synthetic=args.synthetic, device=args.device, threads=args.threads, out_dir=args.out,
                          verbose=0 if args.quiet else 1, learning_rate=args.lr, series=_series_options(args),
-                         save=args.save, early_stopping=args.early_stopping, checkpoint=args.checkpoint)
+                         save=args.save, early_stopping=args.early_stopping, checkpoint=args.checkpoint,
+                         command=args.command_line)
     model_ids = course_run.select_models(args.models, all_models=args.all_models, part=args.part)
     if args.models and len(model_ids) == 1:  # one model named: it runs whatever OUT holds, and its errors end the command
         report_dir = run_model(model_ids[0], course_run.options_for(model_ids[0], options))
@@ -511,16 +520,50 @@ COMMANDS = {"list": _cmd_list, "explain": _cmd_explain, "check": _cmd_check, "ru
             "predict": _cmd_predict, "inside": _cmd_inside}
 
 
+# Each command's output flags: (argument, flag, "directory" it writes into or "file" it writes), checked before
+# any work so that a long measurement does not end in an unwritable place.
+OUTPUTS = {
+    "run": (("out", "--out", "directory"),),
+    "lrsweep": (("out", "--out", "directory"),),
+    "lockstep": (("out", "--out", "directory"),),
+    "bench": (("out", "--out", "directory"), ("markdown", "--markdown", "file")),
+    "report": (("out", "--out", "file"),),
+    "differences": (("write", "--write", "file"),),
+    "inside": (("out", "--out", "directory"),),
+}
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    """The harness's own warnings (e.g. a skipped data file) as one `parity: warning:` line; others as Python
+    shows them."""
+    text = (f"parity: warning: {message}\n" if category.__module__.startswith("parity.")
+            else warnings.formatwarning(message, category, filename, lineno, line))
+    (file or sys.stderr).write(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `parity` console script."""
     args = _parser().parse_args(argv)
+    args.command_line = ("parity", *(sys.argv[1:] if argv is None else argv))  # recorded in report.json
     try:
-        return COMMANDS[args.command](args)
+        for argument, flag, kind in OUTPUTS.get(args.command, ()):
+            if getattr(args, argument) is not None:
+                require_writable(getattr(args, argument), flag, kind)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return COMMANDS[args.command](args)
     except (ParityError, UnknownModelError) as error:
         print(f"parity: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("parity: interrupted; no report was written", file=sys.stderr)
+    except OSError as error:  # a full disk or an unwritable place met while writing: the user's to fix
+        message = output_error_message(error)
+        if message is None:
+            raise
+        print(f"parity: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as interrupt:  # a run that kept finished seeds says where (parity.runner.RunInterrupted)
+        print(f"parity: interrupted; {interrupt or 'no report was written'}", file=sys.stderr)
         return 130
 
 

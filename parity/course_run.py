@@ -180,9 +180,11 @@ def previous_run(model_id: str, options: RunOptions) -> Previous:
         return Previous(False, "")
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         return Previous(False, f"its report {path} is unreadable ({error}); running it again")
     recorded = report.get("request") if isinstance(report, dict) else None
+    if isinstance(recorded, dict) and report.get("status") in runner.INCOMPLETE_STATUSES:
+        return Previous(False, f"its report is incomplete ({report.get('status_note')}); running it again")
     if not isinstance(recorded, dict):
         return Previous(False, f"its report {path} records no request (written before course runs); running it again")
     wanted = json.loads(json.dumps(request_settings(model_id, options)))
@@ -332,6 +334,8 @@ def _interrupted_line(model_id: str, options: RunOptions, course: CourseRun) -> 
     if previous.done:
         course.outcomes.append(Outcome(model_id, DONE, previous.note))
         left = "its report was complete before the interruption"
+    elif previous.note.startswith("its report is incomplete"):  # parity.runner.RunInterrupted: finished seeds kept
+        left = f"{previous.note.removesuffix('; running it again')}, kept as a partial report"
     else:
         left = f"no report of it was written (its logs may stay in a hidden .work-{model_id}-* folder)"
     return (f"interrupted during {model_id}: {left}; finished models are kept: run the same command again "

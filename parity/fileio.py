@@ -13,6 +13,7 @@ staging directory beside its final place and swapped in when complete (`staging_
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -23,6 +24,67 @@ from typing import Any, Iterator
 
 from parity.errors import ParityError
 
+# What a user can do about an OSError of the place the harness writes to; other OSErrors are not the user's to fix.
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_OUTPUT_FIXES = {
+    **dict.fromkeys(_NO_SPACE, "free some space there or choose another output location"),
+    **dict.fromkeys((errno.EROFS, errno.EACCES, errno.EPERM), "make it writable or choose another output location"),
+    errno.ENOTDIR: "a part of the path is a file, not a directory: choose another output location",
+    errno.EISDIR: "it is a directory: give a file path",
+}
+# Hidden directories inside the user's output directory: `staging_dir`, `swap_in` and the runner's work directories.
+HIDDEN_WORK_MARKERS = (".staging-", ".old-", ".work-")
+
+
+def output_error_message(error: OSError, path: Path | None = None) -> str | None:
+    """One line for an OSError of writing `path` (default: the error's file) that the user can fix: for a full disk
+    the directory they chose and "no space left on device", else the path; then the fix. None for other errors."""
+    fix = _OUTPUT_FIXES.get(error.errno)
+    if fix is None:
+        return None
+    reason = (error.strerror or os.strerror(error.errno)).lower()
+    target = path if path is not None else error.filename
+    if target is None:
+        return f"{reason}; {fix}"
+    target = Path(os.fsdecode(target))
+    if error.errno not in _NO_SPACE:
+        return f"{target}: {reason}; {fix}"
+    parts = target.parts[:-1]
+    hidden = next((i for i, part in enumerate(parts)
+                   if part.startswith(".") and any(marker in part for marker in HIDDEN_WORK_MARKERS)), len(parts))
+    return f"{Path(*parts[:hidden]) if hidden else Path('.')}: {reason} (writing {target.name}); {fix}"
+
+
+def require_writable(path: Path, flag: str, kind: str = "directory") -> None:
+    """Refuse (ParityError naming `flag`) an output `path` the command could not write, before any work is done:
+    `kind` "directory" (the command writes into `path`) or "file" (it writes `path`). Nothing is created; the
+    nearest existing directory on the way must accept a new file."""
+    path = Path(path).expanduser()
+    if kind == "file" and path.is_dir():
+        raise ParityError(f"{flag} {path}: is a directory; give a file path, e.g. {path / 'summary.md'}")
+    if kind == "directory" and path.exists() and not path.is_dir():
+        raise ParityError(f"{flag} {path}: is a file, not a directory; choose another output directory")
+    existing = path if kind == "directory" and path.is_dir() else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ParityError(f"{flag} {path}: {existing} is a file, not a directory; choose another output location")
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".parity-write-check-"):
+            pass
+    except OSError as error:
+        raise ParityError(f"{flag} {path}: cannot write in {existing} ({(error.strerror or str(error)).lower()}); "
+                          "make it writable or choose another output location") from None
+
+
+def _write_failed(path: Path, error: OSError) -> ParityError:
+    if error.errno in _NO_SPACE:
+        return ParityError(output_error_message(error, path))
+    if error.errno == errno.EEXIST:  # mkdir met a file on the way
+        return ParityError(f"cannot write {path}: {_OUTPUT_FIXES[errno.ENOTDIR]}")
+    fix = _OUTPUT_FIXES.get(error.errno, "choose another location")
+    return ParityError(f"cannot write {path}: {(error.strerror or str(error)).lower()}; {fix}")
+
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` (mode 0644) through a temporary file in the same directory and a rename."""
@@ -31,7 +93,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as error:
-        raise ParityError(f"cannot write {path}: {error.strerror}; choose another location") from None
+        raise _write_failed(path, error) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -40,7 +102,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(error, OSError):
-            raise ParityError(f"cannot write {path}: {error.strerror}; choose another location") from None
+            raise _write_failed(path, error) from None
         raise
 
 

@@ -6,6 +6,9 @@ before torch._dynamo, so each framework runs in its own process (`python -m tf_m
 file; arrays travel as .npz/.npy files in a work directory (the training data as a data
 directory of memory-mapped .npy files, `save_data`); the worker answers with a JSON
 result file. Both sides use the path helpers below, so they agree on every file name.
+A `train` job also writes each seed's result as soon as that seed has finished
+(`seed_result_path`), so that a run stopped later (a worker killed, Ctrl-C) keeps it
+(`finished_seeds`); every other job kind has its one answer.
 
 A worker serves many jobs: `worker_session` starts one process of a framework at its first
 job and feeds it jobs one after another, so TensorFlow and torch are imported once per
@@ -34,7 +37,7 @@ import numpy as np
 
 from parity.datasets import store
 from parity.errors import WorkerError
-from parity.fileio import write_json_atomic
+from parity.fileio import write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
     from parity.datasets import DataSplit
@@ -108,13 +111,32 @@ def load_data(path: Path) -> store.Sources:
     return store.load_sources(path)
 
 
+def seed_result_path(workdir: Path, framework: str, seed: int) -> Path:
+    """One finished seed of a `train` job: {"params": N, "run": RECORD}, written when the seed ends."""
+    return Path(workdir) / f"{framework}-train-seed{seed}.json"
+
+
 def read_job(path: str | os.PathLike) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
 
 
 def write_result(path: str | os.PathLike, result: dict[str, Any]) -> None:
-    """Write the worker's answer atomically (a reader never sees half a file)."""
-    write_json_atomic(Path(path), result, indent=None)
+    """Write the worker's answer atomically (a reader never sees half a file).
+
+    NaN and infinities are kept (as JSON's NaN/Infinity extension, which json.loads reads): a run whose loss
+    went non-finite reports its history as it was; the report turns them into null.
+    """
+    write_text_atomic(Path(path), json.dumps(result, allow_nan=True) + "\n")
+
+
+def finished_seeds(workdir: Path, framework: str, seeds: Sequence[int]) -> dict[str, Any] | None:
+    """What a `train` job of `framework` had finished of `seeds` when it stopped: {"params", "runs"} in seed order,
+    or None when no seed had finished (each seed's file is written whole, when the seed ends)."""
+    finished = [json.loads(path.read_text()) for path in (seed_result_path(workdir, framework, seed) for seed in seeds)
+                if path.is_file()]
+    if not finished:
+        return None
+    return {"params": finished[0]["params"], "runs": [entry["run"] for entry in finished]}
 
 
 def save_batches(path: str | os.PathLike, train: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -184,8 +206,45 @@ def _exit_text(returncode: int | None) -> str:
     if returncode is None:
         return "still running"
     if returncode < 0:
-        return f"killed by {signal.Signals(-returncode).name}"
+        return f"killed by {signal_name(returncode)}"
     return f"exit code {returncode}"
+
+
+def signal_name(returncode: int | None) -> str | None:
+    """'SIGKILL' for a process that a signal ended (a negative return code), else None."""
+    if returncode is None or returncode >= 0:
+        return None
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+class WorkerFailed(WorkerError):
+    """A job that did not answer: it raised (`error` is its last line), its worker ended without answering
+    (`returncode`, negative for a signal) or it overran its timeout. `log` is the job's log file."""
+
+    def __init__(self, message: str, *, framework: str, kind: str, log: Path, error: str | None = None,
+                 returncode: int | None = None, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.framework = framework
+        self.kind = kind
+        self.log = log
+        self.error = error
+        self.returncode = returncode
+        self.timed_out = timed_out
+
+    @property
+    def signal(self) -> str | None:
+        """The signal that ended the worker ('SIGKILL'), if one did."""
+        return signal_name(self.returncode)
+
+    @property
+    def cause(self) -> str:
+        """What happened, in a few words: 'killed by SIGKILL', 'exit code 1', 'ValueError: ...', 'timed out'."""
+        if self.error is not None:
+            return self.error
+        return "timed out" if self.timed_out else _exit_text(self.returncode)
 
 
 class WorkerSession:
@@ -250,16 +309,18 @@ class WorkerSession:
             self._log.close()
             self._log = None
         where = f"(full log: {self._log_path})"
+        failure = {"framework": self.framework, "kind": kind, "log": self._log_path}
         if answer == DONE:
             return json.loads(result_path.read_text())
         if answer == FAILED:
             line = json.loads(result_path.read_text())["error"]["line"]
-            raise WorkerError(f"the {self.framework} worker failed in its {kind} job: {line} {where}")
+            raise WorkerFailed(f"the {self.framework} worker failed in its {kind} job: {line} {where}", **failure,
+                               error=line)
         if answer is None:
-            raise WorkerError(f"the {self.framework} worker failed in its {kind} job ({_exit_text(self._exit_code)}): "
-                              f"{_last_line(self._log_path)} {where}")
-        raise WorkerError(f"the {self.framework} worker did not finish its {kind} job within {timeout:g} s and was "
-                          f"stopped {where}")
+            raise WorkerFailed(f"the {self.framework} worker failed in its {kind} job ({_exit_text(self._exit_code)}): "
+                               f"{_last_line(self._log_path)} {where}", **failure, returncode=self._exit_code)
+        raise WorkerFailed(f"the {self.framework} worker did not finish its {kind} job within {timeout:g} s and was "
+                           f"stopped {where}", **failure, timed_out=True)
 
     def close(self) -> None:
         """End the worker: EOF on its input, then terminate it if it has not exited within CLOSE_GRACE_S."""

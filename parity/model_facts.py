@@ -7,7 +7,9 @@ $PARITY_CACHE_DIR/model-facts/<key>.json (default ~/.cache/parity), where the ke
 over that code (`source_files`: both model packages and the parity modules their builders
 import), the installed framework versions and the models asked about. A changed file gives a
 new key, so a stale answer is never read; a file that does not hold the key's answers in the
-expected shape is ignored and written again.
+expected shape, with the sha256 of those answers it records, is ignored and written again. The
+file is written atomically; two processes asking at once count once (the second waits on the
+cache lock, `parity.cache.entry_lock`, and reads what the first cached).
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from parity.datasets.locate import cache_root
+from parity.cache import cache_root, entry_lock
 from parity.errors import ParityError
 from parity.fileio import write_json_atomic
 from parity.jobs import FRAMEWORKS, WORKER_MODULES
 
-FACTS_FORMAT = 1
+FACTS_FORMAT = 2  # 2: the record holds the sha256 of its answers
 FACTS_DIR = "model-facts"
 # The parity modules that tf_models and torch_models import to build a model (tests/test_list_fast.py checks
 # this list against a real import of each package), relative to the parity package.
@@ -114,20 +116,28 @@ def load_facts(key: str, candidates: Iterable[str]) -> Answers | None:
     """The cached answers of code version `key`; None when there are none, or the file is not what it should be."""
     try:
         record = json.loads(facts_path(key).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deeply
         return None
     if not isinstance(record, dict) or record.get("format") != FACTS_FORMAT or record.get("key") != key:
         return None
     answers = record.get("frameworks")
-    return answers if _valid_answers(answers, set(candidates)) else None
+    if not _valid_answers(answers, set(candidates)) or record.get("sha256") != answers_sha256(answers):
+        return None
+    return answers
 
 
 def save_facts(key: str, candidates: Iterable[str], answers: Answers) -> Path:
     """Cache `answers` under `key` (atomically); returns the file."""
     path = facts_path(key)
     write_json_atomic(path, {"format": FACTS_FORMAT, "key": key, "candidates": sorted(candidates),
-                             "versions": installed_versions(), "frameworks": answers})
+                             "versions": installed_versions(), "frameworks": answers,
+                             "sha256": answers_sha256(answers)})
     return path
+
+
+def answers_sha256(answers: Any) -> str:
+    """The sha256 of `answers` as canonical JSON (sorted keys): a changed count or name changes it."""
+    return hashlib.sha256(json.dumps(answers, sort_keys=True).encode()).hexdigest()
 
 
 def framework_facts(candidates: list[str], ask: Callable[[], Answers],
@@ -138,15 +148,19 @@ def framework_facts(candidates: list[str], ask: Callable[[], Answers],
     cached = load_facts(key, candidates)
     if cached is not None:
         return cached
-    path = facts_path(key)
-    notify(f"parity: first listing since the model code or the frameworks changed: counting parameters in both "
-           f"frameworks once (cached in {path})")
-    answers = ask()
-    if not _valid_answers(answers, set(candidates)):
-        raise ParityError(f"the framework workers answered the describe job in an unexpected shape: {answers!r}; "
-                          "the worker code and parity.model_facts disagree")
-    try:
-        save_facts(key, candidates, answers)
-    except ParityError as error:
-        notify(f"parity: warning: the parameter counts were not cached ({error}); the next call counts them again")
+    with entry_lock(f"{FACTS_DIR}-{key}", notify):  # a concurrent call waits and reads what this one caches
+        cached = load_facts(key, candidates)
+        if cached is not None:
+            return cached
+        path = facts_path(key)
+        notify(f"parity: first listing since the model code or the frameworks changed: counting parameters in both "
+               f"frameworks once (cached in {path})")
+        answers = ask()
+        if not _valid_answers(answers, set(candidates)):
+            raise ParityError(f"the framework workers answered the describe job in an unexpected shape: {answers!r}; "
+                              "the worker code and parity.model_facts disagree")
+        try:
+            save_facts(key, candidates, answers)
+        except ParityError as error:
+            notify(f"parity: warning: the parameter counts were not cached ({error}); the next call counts them again")
     return answers

@@ -91,14 +91,87 @@ def _final_value(framework: str, run: Mapping[str, Any], key: str) -> float:
 
 def final_values_by_seed(framework: str, runs: Sequence[Mapping[str, Any]], metric: str) -> dict[int, float]:
     """seed -> the final val_<metric> of each run (final_value: the restored model's after early stopping), in run
-    order; two runs with one seed are an error."""
+    order, leaving out runs whose loss went non-finite (`diverged`: no final value to compare); two runs with one
+    seed are an error."""
     finals: dict[int, float] = {}
     for run in runs:
         if run["seed"] in finals:
             raise ValueError(f"{framework}: two runs with seed {run['seed']}; runs are paired by seed, "
                              "so each seed may run once per framework")
-        finals[run["seed"]] = _final_value(framework, run, f"val_{metric}")
+        if not run.get("diverged"):
+            finals[run["seed"]] = _final_value(framework, run, f"val_{metric}")
     return finals
+
+
+def _where(record: Mapping[str, Any]) -> str:
+    """'inf at epoch 1, step 4, global step 4': where a run's loss went non-finite."""
+    return f"{record['loss']} at epoch {record['epoch']}, step {record['step']}, global step {record['global_step']}"
+
+
+def divergence_rows(frameworks: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per seed where a run's loss went non-finite: each framework's record (None: it stayed finite; absent runs
+    too) and `same_step`, whether both went non-finite at the same global step (None unless both ran the seed)."""
+    runs = {fw: {run["seed"]: run for run in frameworks[fw]["runs"]} for fw in FRAMEWORKS}
+    seeds = sorted({seed for fw in FRAMEWORKS for seed, run in runs[fw].items() if run.get("diverged")})
+    rows = []
+    for seed in seeds:
+        records = {fw: (runs[fw][seed].get("diverged") if seed in runs[fw] else None) for fw in FRAMEWORKS}
+        both_ran = all(seed in runs[fw] for fw in FRAMEWORKS)
+        steps = {(record or {}).get("global_step") for record in records.values()}
+        rows.append({"seed": seed, **records, "same_step": (len(steps) == 1) if both_ran else None})
+    return rows
+
+
+def run_status(frameworks: Mapping[str, Any], seeds: Sequence[int], interrupted: bool) -> tuple[str, str]:
+    """The report's `status` and its one-line `status_note`: 'partial' (Ctrl-C stopped it), 'failed' (a framework's
+    worker failed), 'diverged' (every run ran, and the loss of one or more went non-finite) or 'complete'."""
+    finished = {fw: _run_seeds(frameworks[fw]) for fw in FRAMEWORKS}
+    kept = "; ".join(f"{fw} {seeds_text(finished[fw])}" for fw in FRAMEWORKS)
+    if interrupted:
+        after = last_seed_in_both(frameworks, seeds)
+        when = "before any seed finished in both frameworks" if after is None else f"after seed {after}"
+        return "partial", f"partial: stopped by Ctrl-C {when} (finished: {kept}; {len(seeds)} asked for)"
+    failed = [fw for fw in FRAMEWORKS if frameworks[fw].get("status") == "failed"]
+    if failed:
+        failure = frameworks[failed[0]]["failure"]
+        return "failed", (f"failed: the {failed[0]} worker failed while training seed {failure['seed']} "
+                          f"({failure['cause']}; log: {failure['log']}); finished runs kept: {kept}")
+    diverged = [f"{fw} seed {run['seed']} ({_where(run['diverged'])})" for fw in FRAMEWORKS
+                for run in frameworks[fw]["runs"] if run.get("diverged")]
+    if diverged:
+        return "diverged", (f"diverged: the training loss went non-finite in {', '.join(diverged)}; the comparison "
+                            "leaves these runs out")
+    return "complete", "complete: every run finished"
+
+
+def _run_seeds(framework: Mapping[str, Any]) -> list[int]:
+    """The seeds of a framework block's runs, in run order."""
+    return [run["seed"] for run in framework["runs"]]
+
+
+def last_seed_in_both(frameworks: Mapping[str, Any], seeds: Sequence[int]) -> int | None:
+    """The last of `seeds` (in order) that every framework finished, before the first that one did not; None when
+    the first seed is not finished in both."""
+    finished = [set(_run_seeds(frameworks[fw])) for fw in FRAMEWORKS]
+    last = None
+    for seed in seeds:
+        if not all(seed in done for done in finished):
+            break
+        last = seed
+    return last
+
+
+def seeds_text(seeds: Sequence[int]) -> str:
+    """'seeds 0, 1, 2', 'seed 0', 'no seed'."""
+    if not seeds:
+        return "no seed"
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+
+
+def _left_out(frameworks: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The runs the comparison statistics leave out, and why."""
+    return [{"framework": fw, "seed": run["seed"], "reason": f"diverged: loss {_where(run['diverged'])}"}
+            for fw in FRAMEWORKS for run in frameworks[fw]["runs"] if run.get("diverged")]
 
 
 def forecast_errors(forecast: Sequence[float] | np.ndarray, truth: Sequence[float] | np.ndarray) -> tuple[float, float]:
@@ -123,10 +196,12 @@ def forecast_record(values: Sequence[float], truth: Sequence[float] | np.ndarray
 
 
 def _forecast_section(forecast: Mapping[str, Any], frameworks: Mapping[str, Any]) -> dict[str, Any]:
-    """The validation period, the truth, and each framework's forecast MAE/MSE over its seeds (mean, std)."""
+    """The validation period, the truth, and each framework's forecast MAE/MSE over its seeds (mean, std), diverged
+    runs left out."""
     summaries = {}
     for fw in FRAMEWORKS:
-        records = [run["forecast"] for run in frameworks[fw]["runs"] if run.get("forecast")]
+        records = [run["forecast"] for run in frameworks[fw]["runs"]
+                   if run.get("forecast") and not run.get("diverged")]
         summaries[fw] = {key: {**compare.summarize([record[key] for record in records]), "n": len(records)}
                          for key in ("mae", "mse")}
         summaries[fw]["agrees"] = all(record["agrees"] is not False for record in records)
@@ -144,9 +219,13 @@ def build_report(results: Mapping[str, Any]) -> dict:
     final_val = compare.final_val_comparison(finals["keras"], finals["lightning"], metric)
     for fw in FRAMEWORKS:
         final_val[fw]["values"] = list(finals[fw].values())
-    rates = {fw: [run["train_samples_per_s"] for run in frameworks[fw]["runs"]] for fw in FRAMEWORKS}
+    rates = {fw: [run["train_samples_per_s"] for run in frameworks[fw]["runs"] if not run.get("diverged")]
+             for fw in FRAMEWORKS}
+    status, note = run_status(frameworks, results["seeds"], "interrupted" in results)
     report = {
         "model": results["model"],
+        "status": status,
+        "status_note": note,
         "mode": results["mode"],
         "native_differences": list(results.get("native_differences", [])),
         "seeds": list(results["seeds"]),
@@ -158,12 +237,18 @@ def build_report(results: Mapping[str, Any]) -> dict:
             "metric": metric,
             "final_val": final_val,
             "throughput_ratio": compare.throughput_ratio(rates["keras"], rates["lightning"]),
+            "left_out": _left_out(frameworks),
+            "divergence": divergence_rows(frameworks),
         },
         "environment": results["environment"],
         "spec": results["spec"],
         "created": _now(),
         **({"provenance": results["provenance"]} if "provenance" in results else {}),
     }
+    if "interrupted" in results:
+        report["interrupted"] = {**results["interrupted"],
+                                 "after_seed": last_seed_in_both(frameworks, results["seeds"]),
+                                 "finished_seeds": {fw: _run_seeds(frameworks[fw]) for fw in FRAMEWORKS}}
     if "forecast" in results:
         report["forecast"] = _forecast_section(results["forecast"], frameworks)
     if "baselines" in results:
@@ -200,9 +285,18 @@ def _schema() -> dict:
     return json.loads(text)
 
 
+@functools.cache
+def _validator() -> jsonschema.Draft202012Validator:
+    """The report schema's validator, the schema itself checked once (jsonschema.validate re-checks it every call)."""
+    jsonschema.Draft202012Validator.check_schema(_schema())
+    return jsonschema.Draft202012Validator(_schema())
+
+
 def validate_report(report: Mapping[str, Any]) -> None:
     """Raise jsonschema.ValidationError unless `report` (plain JSON types) matches the schema."""
-    jsonschema.validate(report, _schema(), cls=jsonschema.Draft202012Validator)
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(report))
+    if error is not None:
+        raise error
 
 
 # ---------------------------------------------------------------------------- markdown
@@ -231,7 +325,7 @@ def _results_table(report: Mapping[str, Any]) -> list[str]:
         "| Train samples/s (median) | Wall s (median) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    any_stopped = any_early = False
+    any_stopped = any_early = any_diverged = False
     for fw in FRAMEWORKS:
         runs = report["frameworks"][fw]["runs"]
         epochs = []
@@ -240,11 +334,14 @@ def _results_table(report: Mapping[str, Any]) -> list[str]:
             any_stopped |= stopped
             early = bool((run.get("early_stopping") or {}).get("stopped_epoch"))
             any_early |= early
+            diverged = bool(run.get("diverged"))
+            any_diverged |= diverged
             count = run.get("epochs_run", len(run["history"]["loss"]))
-            epochs.append(f"{count}{'*' if stopped else ''}{'†' if early else ''}")
-        val_loss = compare.summarize([final_value(run, "val_loss") for run in runs])
+            epochs.append(f"{count}{'*' if stopped else ''}{'†' if early else ''}{'‡' if diverged else ''}")
+        val_loss = compare.summarize([final_value(run, "val_loss") for run in runs if not run.get("diverged")])
+        params = report["frameworks"][fw]["params"]
         lines.append(
-            f"| {fw} | {report['frameworks'][fw]['params']:,} "
+            f"| {fw} | {'n/a' if params is None else format(params, ',')} "
             f"| {formatting.mean_std(report['comparison']['final_val'][fw])} | {formatting.mean_std(val_loss)} "
             f"| {', '.join(epochs) or 'n/a'} "
             f"| {formatting.rate(_median([run['train_samples_per_s'] for run in runs]))} "
@@ -254,6 +351,30 @@ def _results_table(report: Mapping[str, Any]) -> list[str]:
         lines += ["", "\\* stopped early by the course callback."]
     if any_early:
         lines += ["", "† stopped by early stopping (see Early stopping)."]
+    if any_diverged:
+        lines += ["", "‡ stopped at the step where the loss went non-finite (see Divergence); left out of the final "
+                      "values and the comparison."]
+    for fw in FRAMEWORKS:
+        status = report["frameworks"][fw].get("status", "complete")
+        if status != "complete":
+            failure = report["frameworks"][fw].get("failure")
+            why = (f": {failure['cause']} while training seed {failure['seed']}, log `{failure['log']}`"
+                   if failure else "")
+            finished = seeds_text(_run_seeds(report["frameworks"][fw]))
+            lines += ["", f"{fw}: **{status}**{why}; its finished runs: {finished}."]
+    return lines
+
+
+def _divergence_lines(report: Mapping[str, Any]) -> list[str]:
+    """Per seed whose loss went non-finite: where, in each framework, and whether at the same step."""
+    lines = []
+    for row in report["comparison"].get("divergence", []):
+        where = "; ".join(f"{fw} {_where(row[fw]) if row[fw] else 'stayed finite'}" for fw in FRAMEWORKS)
+        same = {True: "the same step in both", False: "not the same step", None: "not run in both"}[row["same_step"]]
+        lines.append(f"- seed {row['seed']}: {where}: {same}")
+    if lines:
+        lines += ["", "Each such run stopped at that step; its history up to it is kept (the curves show it, the "
+                      "non-finite values as gaps) and the comparison statistics leave it out."]
     return lines
 
 
@@ -328,6 +449,9 @@ def _comparison_lines(report: Mapping[str, Any]) -> list[str]:
         f"{equivalence['margin_rule']}): {tost}**{equivalence['verdict']}**: {equivalence['detail']}",
         f"- Throughput ratio lightning / keras (median train samples/s): "
         f"{formatting.significant(comparison['throughput_ratio'], 3)}",
+        *(["- Left out of these statistics: " + "; ".join(f"{row['framework']} seed {row['seed']} ({row['reason']})"
+                                                          for row in comparison["left_out"])]
+          if comparison.get("left_out") else []),
     ]
 
 
@@ -490,6 +614,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines = [f"# {report['model']}" + (f": {spec['title']}" if spec.get("title") else ""), ""]
     native = report.get("native_differences") or []
     lines.append(f"- Mode: {report['mode']}" + (f" (native: {', '.join(native)})" if report["mode"] != "native" and native else ""))
+    if report.get("status", "complete") != "complete":
+        lines.append(f"- Status: **{report['status_note']}**")
     lines.append(f"- Seeds: {', '.join(str(seed) for seed in report['seeds'])}")
     lines.append(
         f"- Dataset: {dataset['id']} ({dataset['source']}), {dataset['train_size']:,} train / "
@@ -517,6 +643,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     probe = _probe_lines(report)
     if probe:
         lines += ["", "## Probe predictions", "", *probe]
+    divergence = _divergence_lines(report)
+    if divergence:
+        lines += ["", "## Divergence", "", *divergence]
     stopping = _early_stopping_lines(report)
     if stopping:
         lines += ["", "## Early stopping", "", *stopping]
@@ -666,18 +795,19 @@ def plot_forecast(report: Mapping[str, Any], path: Path) -> None:
 KEPT_FROM_OTHER_COMMANDS = ("lrsweep.json", "lrsweep.png")
 
 
-def write_report(report: Mapping[str, Any], out_dir: Path, staging: Path | None = None) -> Path:
+def write_report(report: Mapping[str, Any], out_dir: Path, staging: Path | None = None,
+                 name: str | None = None) -> Path:
     """Validate and write report.json, report.md, curves.png (trained networks), forecast.png (series) and
-    report.html (report.md as one self-contained page, plots embedded) to out_dir/<model> atomically.
+    report.html (report.md as one self-contained page, plots embedded) to out_dir/<name> atomically.
 
-    `staging`, if given, is a directory from `staging_dir(out_dir, model)` whose other
-    files (logs...) move along with the report; otherwise a fresh one is used.
+    `name` defaults to the model id. `staging`, if given, is a directory from `staging_dir(out_dir, model)`
+    whose other files (logs...) move along with the report; otherwise a fresh one is used.
     """
     out_dir = Path(out_dir)
     model = report["model"]
     if staging is None:
         with staging_dir(out_dir, model) as tmp:
-            return write_report(report, out_dir, staging=tmp)
+            return write_report(report, out_dir, staging=tmp, name=name)
     staging = Path(staging)
     if staging.parent.resolve() != out_dir.resolve():
         raise ValueError(f"staging directory {staging} is not inside {out_dir}")
@@ -697,9 +827,9 @@ def write_report(report: Mapping[str, Any], out_dir: Path, staging: Path | None 
         plots.append("forecast.png")
     images = {name: (staging / name).read_bytes() for name in plots}
     (staging / "report.html").write_text(html_report.render_html(markdown, images), encoding="utf-8")
-    final = out_dir / model
-    for name in KEPT_FROM_OTHER_COMMANDS:
-        if (final / name).is_file() and not (staging / name).exists():
-            shutil.copy2(final / name, staging / name)
+    final = out_dir / (name or model)
+    for kept in KEPT_FROM_OTHER_COMMANDS:
+        if (final / kept).is_file() and not (staging / kept).exists():
+            shutil.copy2(final / kept, staging / kept)
     swap_in(staging, final)
     return final

@@ -8,6 +8,8 @@ over the same steps; a model that trains no network (c4w1_stat_forecast) gets th
 
 from __future__ import annotations
 
+import functools
+import json
 import platform
 import statistics
 import sys
@@ -22,10 +24,11 @@ from parity.baselines import baseline_forecasts, baseline_settings
 from parity.catalog import CATALOG, ModelSpec, get_spec
 from parity.datasets import DataSplit, load_dataset, supported_datasets
 from parity.datasets.series import SeriesOptions, series_of, window_of
-from parity.errors import ParityError
+from parity.errors import ParityError, WorkerError
 from parity.fileio import staging_dir
 from parity.plan import collate
-from parity.report import build_baselines_report, build_report, final_value, forecast_record, write_report
+from parity.report import (build_baselines_report, build_report, final_value, forecast_record, seeds_text,
+                           write_report)
 from parity.spec_types import SeriesData
 
 PROBE_SIZE = 256  # validation samples on which the initial Keras and torch outputs are compared
@@ -33,6 +36,9 @@ CHECK_SEED = 0
 DEFAULT_PATIENCE = 3  # `--early-stopping METRIC` without a patience (Lightning's default; the course uses 2 to 5)
 CHECKPOINT_KINDS = ("best", "last")
 CHECKPOINT_DIR = "checkpoints"  # OUT/MODEL/checkpoints: `--checkpoint` files of both frameworks
+# report.json `status` of a run that stopped before every seed finished (parity.report.run_status): a course run
+# runs such a model again. A `diverged` run is complete: its report is the measurement.
+INCOMPLETE_STATUSES = ("failed", "partial")
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,8 @@ class RunOptions:
     checkpoint: str | None = None  # `--checkpoint best|last`: files in OUT/MODEL/checkpoints
     # What the command asked for, copied into report.json as `request` (parity.course_run compares it to resume).
     request: dict[str, Any] | None = None
+    # The command line that started the run (`parity`, its arguments), recorded in report.json as `command`.
+    command: tuple[str, ...] = ()
 
 
 def _tell(line: str) -> None:
@@ -141,15 +149,21 @@ def _require_implemented(spec: ModelSpec) -> None:
         raise ParityError(f"{reason}; `parity list` shows what is implemented")
 
 
-def forward_check(model_ids: list[str], seeds: list[int], workers: jobs.WorkerPool, workdir: Path) -> list[dict[str, Any]]:
+def forward_check(model_ids: list[str], seeds: list[int], workers: jobs.WorkerPool, workdir: Path,
+                  reported: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Forward parity on random weights: every Keras variable drawn at random (seeded), copied into torch by
     name, outputs compared on the probe inputs already in `workdir` (inference, and training mode with dropout
     off for BatchNorm/dropout models). One row per model, seed and mode, with its tolerance, its verdict and the
-    transfer's counts (every Keras variable read, every torch tensor assigned)."""
+    transfer's counts (every Keras variable read, every torch tensor assigned). `reported`, when given, receives
+    each framework's `device` and `versions` as its worker answered."""
     rows = []
     for seed in seeds:
         job = {"kind": "forward", "models": model_ids, "seed": seed}
-        transfers = [workers.run(framework, job, workdir) for framework in jobs.FRAMEWORKS][-1]["transfers"]
+        answers = {framework: workers.run(framework, job, workdir) for framework in jobs.FRAMEWORKS}
+        if reported is not None:
+            reported.update({fw: {"device": answer["device"], "versions": answer["versions"]}
+                             for fw, answer in answers.items()})
+        transfers = answers[jobs.FRAMEWORKS[-1]]["transfers"]
         rows += [{**row, "seed": seed, "transfer": transfers[model_id]} for model_id in model_ids
                  for row in compare.forward_check_rows(workdir, model_id, seed)]
     return rows
@@ -183,9 +197,18 @@ def require_forward_parity(spec: ModelSpec, rows: list[dict[str, Any]], workdir:
             f"trained or reported. Run `parity check {spec.id}`; files kept in {workdir}")
 
 
-def _samples_per_s(run: dict[str, Any], train_size: int) -> float:
-    """Training samples per second of epoch time (training plus that epoch's validation), median after epoch 1."""
-    seconds = run["epoch_seconds"][1:] or run["epoch_seconds"]
+def _samples_per_s(run: dict[str, Any], train_size: int, batch_size: int) -> float:
+    """Training samples per second of epoch time (training plus that epoch's validation), median after epoch 1.
+
+    A run whose loss went non-finite ended in a partial epoch: the complete epochs before it, or without one, the
+    samples of that partial epoch over its time."""
+    seconds = run["epoch_seconds"]
+    diverged = run.get("diverged")
+    if diverged and diverged["step"] * batch_size < train_size:
+        if len(seconds) == 1:
+            return diverged["step"] * batch_size / seconds[0]
+        seconds = seconds[:-1]
+    seconds = seconds[1:] or seconds
     return train_size / statistics.median(seconds)
 
 
@@ -194,6 +217,10 @@ def _summary_line(framework: str, spec: ModelSpec, answer: dict[str, Any]) -> st
     finals = [final_value(run, f"val_{spec.metric}") for run in runs]
     epochs = "/".join(str(run["epochs_run"]) for run in runs)
     stopped = " (course callback stopped it)" if any(run["stopped_early"] for run in runs) else ""
+    diverged = [f"seed {run['seed']} at epoch {run['diverged']['epoch']} step {run['diverged']['step']}"
+                for run in runs if run.get("diverged")]
+    if diverged:
+        stopped += f" (loss non-finite: {', '.join(diverged)})"
     stops = [run["early_stopping"] for run in runs if run.get("early_stopping")]
     if stops:
         stopped += " (early stopping: " + "/".join(
@@ -313,7 +340,12 @@ def _forecast_line(answers: dict[str, dict[str, Any]], baselines: list[dict[str,
 
 def run_model(model_id: str, options: RunOptions) -> Path:
     """Train `model_id` in both frameworks on identical batches; write OUT/MODEL/{report.json,report.md,curves.png}
-    (and forecast.png for a series model). A model that trains no network gets its baselines' report instead."""
+    (and forecast.png for a series model). A model that trains no network gets its baselines' report instead.
+
+    Report `status` (parity.report.run_status): a run whose loss went non-finite is `diverged` (returned, with a
+    warning on stderr). A worker that fails in training, or Ctrl-C, still writes the report of the seeds finished
+    so far (`failed`, `partial`), then raises RunFailed / RunInterrupted naming it; with no seed finished nothing
+    is written and the worker's error (or KeyboardInterrupt) is raised as it was."""
     spec = get_spec(model_id)
     if computes_baselines_only(spec):
         return run_baselines(spec, options)
@@ -330,8 +362,9 @@ def run_model(model_id: str, options: RunOptions) -> Path:
         (staging / "logs").mkdir()
         data_file = jobs.save_data(workdir, split)
         np.save(jobs.probe_inputs_path(workdir, spec.id), split.probe_inputs(PROBE_SIZE))
+        reported: dict[str, dict[str, Any]] = {}  # each framework's device and versions
         with jobs.worker_pool(device=options.device, threads=options.threads, quiet=True) as workers:
-            check = forward_check([spec.id], seeds, workers, workdir)
+            check = forward_check([spec.id], seeds, workers, workdir, reported)
         require_forward_parity(spec, check, workdir)
         print(f"forward check: {len(check)} of {len(check)} passed (largest max abs diff "
               f"{max(row['max_abs_diff'] for row in check):.2g}, random weights)", flush=True)
@@ -343,22 +376,11 @@ def run_model(model_id: str, options: RunOptions) -> Path:
                **stopping_job(spec, split, options, staging / CHECKPOINT_DIR)}
         if options.save:  # before training: a model whose inputs cannot be recorded costs no training time
             saved_models.write_inputs(staging, saved_models.inputs_record(spec, split))
-        answers = {}
-        for framework in jobs.FRAMEWORKS:
-            # Quiet: the workers' per-epoch lines go to their logs only; the console gets the summary lines.
-            answers[framework] = jobs.run_worker(framework, job, workdir, device=options.device,
-                                                 threads=options.threads, quiet=options.verbose == 0)
-            for run in answers[framework]["runs"]:
-                run["train_samples_per_s"] = _samples_per_s(run, len(split.train))
-                predictions = run.pop("probe_predictions")
-                if predictions is not None:
-                    run["probe"] = {"x": list(spec.data.probe_x), framework: predictions}
-                forecast = run.pop("forecast")
-                if forecast is not None:
-                    run["forecast"] = forecast_record(forecast, series["forecast"]["truth"],
-                                                      final_value(run, "val_mae"))
-            print(_summary_line(framework, spec, answers[framework]), flush=True)
-        if forecasting:
+        training = train_frameworks(job, workdir, options, functools.partial(_finish_answer, spec, split, series))
+        answers = training.answers
+        if not answers:  # stopped before any seed finished: nothing to report (a failure keeps its logs here)
+            raise training.failure if training.failure else KeyboardInterrupt
+        if forecasting and len(training.complete) == len(jobs.FRAMEWORKS):
             print(_forecast_line(answers, series["baselines"]), flush=True)
         saved = _saved_block(answers, len(np.load(jobs.probe_inputs_path(workdir, spec.id), mmap_mode="r")))
         if saved:
@@ -373,17 +395,157 @@ def run_model(model_id: str, options: RunOptions) -> Path:
             "native_differences": options.alignment.to_job(),
             "seeds": seeds,
             "dataset": _dataset_info(spec, split),
-            "frameworks": {fw: {"params": answers[fw]["params"], "runs": answers[fw]["runs"]} for fw in jobs.FRAMEWORKS},
+            "frameworks": training.frameworks(),
             "forward_check": check,
             "forward_max_abs_diff": max(row["max_abs_diff"] for row in check if row["mode"] == "inference"),
-            "environment": _environment(answers, options),
+            "environment": _environment(reported, options),
             "spec": _spec_info(spec, epochs, options.learning_rate),
-            "provenance": provenance.build_provenance(data, options.alignment, answers, options.threads,
+            "provenance": provenance.build_provenance(data, options.alignment, reported, options.threads,
                                                       spec.epochs, epochs, check, options.learning_rate),
             **series,
             **({"saved": saved} if saved else {}),
+            **({"interrupted": {"by": "Ctrl-C"}} if training.interrupted else {}),
         }
-        return write_report(with_request(build_report(results), options), out_dir, staging=staging)
+        report = with_request(build_report(results), options)
+        final = write_report(report, out_dir, staging=staging, name=report_name(out_dir, spec.id, report["status"]))
+    return _outcome(report, final, training)
+
+
+def report_name(out_dir: Path, model_id: str, status: str) -> str:
+    """Where a run's report goes in OUT: OUT/MODEL, except that a failed or partial run never replaces a complete
+    report there (nothing already computed is lost): it goes to OUT/MODEL.<status> instead."""
+    if status in INCOMPLETE_STATUSES and _finished_report(out_dir / model_id / "report.json"):
+        return f"{model_id}.{status}"
+    return model_id
+
+
+def _finished_report(path: Path) -> bool:
+    """Whether `path` is a report whose runs all finished (complete or diverged; a report written before the status
+    existed counts as finished)."""
+    try:
+        status = json.loads(path.read_text(encoding="utf-8")).get("status")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, RecursionError):
+        return False
+    return status not in INCOMPLETE_STATUSES
+
+
+class RunFailed(WorkerError):
+    """A framework's worker failed during training; the report, written before this is raised, keeps the finished
+    runs and marks the framework failed."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training; the partial report of the finished seeds was written before this is raised. Its
+    text names the report."""
+
+
+@dataclass
+class Training:
+    """What the train jobs gave: each framework's answer ({"params", "runs"}: every seed, or the seeds it had
+    finished when the run stopped; a framework with none finished is absent), the failure that stopped the run
+    (a worker's) and whether Ctrl-C did. The frameworks train one after another, in jobs.FRAMEWORKS order."""
+
+    answers: dict[str, dict[str, Any]]
+    complete: set[str]
+    seeds: list[int]
+    failure: jobs.WorkerFailed | None = None
+    interrupted: bool = False
+
+    def framework_status(self, framework: str) -> str:
+        """'complete', 'failed', 'interrupted' (Ctrl-C came while it trained) or 'not run' (the run stopped before)."""
+        if framework in self.complete:
+            return "complete"
+        if self.failure is not None:
+            return "failed" if self.failure.framework == framework else "not run"
+        started = [fw for fw in jobs.FRAMEWORKS if fw not in self.complete]
+        return "interrupted" if started and started[0] == framework else "not run"
+
+    def frameworks(self) -> dict[str, dict[str, Any]]:
+        """The report's `frameworks` block: params, runs and status of each, and the failure of a failed one."""
+        block = {}
+        for fw in jobs.FRAMEWORKS:
+            answer = self.answers.get(fw, {})
+            block[fw] = {"params": answer.get("params"), "runs": answer.get("runs", []),
+                         "status": self.framework_status(fw)}
+            if block[fw]["status"] == "failed":
+                block[fw]["failure"] = _failure_record(self.failure, self.seeds, block[fw]["runs"])
+        return block
+
+
+def _failure_record(failure: jobs.WorkerFailed, seeds: list[int], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A failed framework's entry: the seed it was training (the first of `seeds` it had not finished), what ended
+    it and its log (in OUT/MODEL/logs)."""
+    finished = {run["seed"] for run in runs}
+    return {"seed": next(seed for seed in seeds if seed not in finished), "cause": failure.cause,
+            "signal": failure.signal,
+            "exit_code": failure.returncode if failure.returncode is not None and failure.returncode >= 0 else None,
+            "error": failure.error, "log": f"logs/{failure.log.name}"}
+
+
+def train_frameworks(job: dict[str, Any], workdir: Path, options: RunOptions,
+                     finish: Callable[[str, dict[str, Any]], None]) -> Training:
+    """Run the train job in each framework's worker in turn; `finish(framework, answer)` takes each answer as it
+    arrives. A worker that fails, or Ctrl-C, stops the run (the worker is stopped); the seeds each framework had
+    finished by then are kept (parity.jobs.finished_seeds) and finished too."""
+    answers: dict[str, dict[str, Any]] = {}
+    failure, interrupted = None, False
+    try:
+        for framework in jobs.FRAMEWORKS:
+            # Quiet: the workers' per-epoch lines go to their logs only; the console gets the summary lines.
+            answer = jobs.run_worker(framework, job, workdir, device=options.device, threads=options.threads,
+                                     quiet=options.verbose == 0)
+            finish(framework, answer)
+            answers[framework] = answer
+    except jobs.WorkerFailed as error:
+        failure = error
+    except KeyboardInterrupt:
+        interrupted = True
+    complete = set(answers)
+    for framework in jobs.FRAMEWORKS:
+        finished = None if framework in answers else jobs.finished_seeds(workdir, framework, job["seeds"])
+        if finished is not None:
+            finish(framework, finished)
+            answers[framework] = finished
+    return Training(answers, complete, list(job["seeds"]), failure, interrupted)
+
+
+def _finish_answer(spec: ModelSpec, split: DataSplit, series: dict[str, Any], framework: str,
+                   answer: dict[str, Any]) -> None:
+    """Add the harness's numbers to each run of a framework's answer (samples/s, probe, forecast record) and print
+    the framework's summary line."""
+    for run in answer["runs"]:
+        run["train_samples_per_s"] = _samples_per_s(run, len(split.train), spec.batch_size)
+        predictions = run.pop("probe_predictions")
+        if predictions is not None:
+            run["probe"] = {"x": list(spec.data.probe_x), framework: predictions}
+        forecast = run.pop("forecast")
+        if forecast is not None:
+            run["forecast"] = forecast_record(forecast, series["forecast"]["truth"], final_value(run, "val_mae"))
+    print(_summary_line(framework, spec, answer), flush=True)
+
+
+def _outcome(report: dict[str, Any], final: Path, training: Training) -> Path:
+    """Return the report directory; first warn of diverged runs (exit 0), or raise RunFailed / RunInterrupted
+    (non-zero exit) naming the report that keeps the finished runs."""
+    where = final / "report.md"
+    kept = (f" (the complete report in {final.parent / report['model']} is kept as it was)"
+            if final.name != report["model"] else "")
+    if training.failure is not None:
+        failure = training.failure
+        record = report["frameworks"][failure.framework]["failure"]
+        finished = "; ".join(f"{fw}: {seeds_text([run['seed'] for run in report['frameworks'][fw]['runs']])}"
+                             for fw in jobs.FRAMEWORKS)
+        raise RunFailed(f"the {failure.framework} worker failed while training {report['model']} seed "
+                        f"{record['seed']} ({failure.cause}; log: {final / record['log']}); the report keeps the "
+                        f"finished runs ({finished}) and marks {failure.framework} failed: {where}{kept}; run the "
+                        "command again to retry")
+    if training.interrupted:
+        raise RunInterrupted(f"{report['status_note']}; report of the finished runs: {where}{kept}")
+    if report["status"] == "diverged":
+        rate = report["spec"]["learning_rate"]
+        print(f"parity: warning: {report['status_note']}; a smaller --lr may train (this run's rate {rate:g}, "
+              f"the course's {report['spec']['course_learning_rate']:g})", file=sys.stderr, flush=True)
+    return final
 
 
 def _saved_block(answers: dict[str, dict[str, Any]], probe_samples: int) -> dict[str, Any] | None:
@@ -392,7 +554,7 @@ def _saved_block(answers: dict[str, dict[str, Any]], probe_samples: int) -> dict
     `probe_samples` probe inputs bit for bit as the trained model did."""
     frameworks: dict[str, list[dict[str, Any]]] = {fw: [] for fw in jobs.FRAMEWORKS}
     for fw in jobs.FRAMEWORKS:
-        for run in answers[fw]["runs"]:
+        for run in answers.get(fw, {}).get("runs", []):
             saved = run.pop("saved", None)
             if saved:
                 frameworks[fw].append({"seed": run["seed"], **saved})
@@ -448,20 +610,24 @@ def run_baselines(spec: ModelSpec, options: RunOptions) -> Path:
 
 
 def with_request(report: dict[str, Any], options: RunOptions) -> dict[str, Any]:
-    """`report` with `options.request` as its `request` block (unchanged when the command recorded none)."""
+    """`report` with `options.request` as its `request` block (unchanged when the command recorded none) and
+    the command line and working directory that started it as `command` (when known)."""
+    if options.command:
+        report = {**report, "command": {"argv": list(options.command), "cwd": str(Path.cwd())}}
     return report if options.request is None else {**report, "request": dict(options.request)}
 
 
-def _environment(answers: dict[str, dict[str, Any]], options: RunOptions) -> dict[str, Any]:
-    keras_versions = answers["keras"]["versions"]
-    torch_versions = answers["lightning"]["versions"]
+def _environment(reported: dict[str, dict[str, Any]], options: RunOptions) -> dict[str, Any]:
+    """Versions and devices as each framework's worker reported them (`reported`: forward_check's)."""
+    keras_versions = reported["keras"]["versions"]
+    torch_versions = reported["lightning"]["versions"]
     return {
         "python": platform.python_version(),
         "tensorflow": keras_versions["tensorflow"],
         "keras": keras_versions["keras"],
         "torch": torch_versions["torch"],
         "lightning": torch_versions["lightning"],
-        "device": f"keras: {answers['keras']['device']}; lightning: {answers['lightning']['device']}",
+        "device": f"keras: {reported['keras']['device']}; lightning: {reported['lightning']['device']}",
         "threads": options.threads,
         "platform": platform.platform(),
     }

@@ -21,6 +21,7 @@ import numpy as np
 from parity.catalog import ModelSpec
 from parity.datasets import DataSplit
 from parity.datasets.store import PixelScale
+from parity.errors import DataError
 from parity.fileio import write_json_atomic
 from parity.spec_types import IdxData, ImageFolderData, SeriesData, TextData
 from parity.text import FILTERS, OOV_TOKEN, TextVectorization, Tokenizer, pad_sequences
@@ -72,7 +73,15 @@ def read_inputs(run_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: run `parity run MODEL --save` to keep the trained models "
                                 "and the record of their inputs")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise DataError(f"{path}: not a readable inputs record ({error}); rerun `parity run MODEL --save` to write "
+                        "it again") from None
+    if not isinstance(record, dict) or "model" not in record:
+        raise DataError(f"{path}: not a readable inputs record (no model named); rerun `parity run MODEL --save` to "
+                        "write it again")
+    return record
 
 
 def inputs_record(spec: ModelSpec, split: DataSplit) -> dict[str, Any]:

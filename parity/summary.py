@@ -217,7 +217,7 @@ def load(path: Path, warn: Warn) -> tuple[str, Any] | None:
     """(kind, document) of one file; None, after a one-line warning, when it is unreadable or invalid."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:  # too deeply nested
         warn(f"{path}: unreadable ({_short(str(error))}); skipped")
         return None
     kind = _kind(path, data)
@@ -232,6 +232,10 @@ def load(path: Path, warn: Warn) -> tuple[str, Any] | None:
         return None
     if kind == "run" and data.get("kind") == BASELINES_KIND:
         return None  # statistical forecasts only (c4w1_stat_forecast): no framework to compare
+    if kind == "run" and data.get("status") in ("failed", "partial"):
+        warn(f"{path}: a {data['status']} run ({_short(data.get('status_note') or 'not finished')}); skipped: run "
+             "it again to complete it")
+        return None
     return kind, data
 
 
@@ -743,7 +747,9 @@ def write_summary(rows: Sequence[Mapping[str, Any]], margins: Mapping[str, compa
         shown.append((caption, path.name))
         images[path.name] = pictures[name]
     markdown = render_markdown(rows, margins, shown)
-    write_text_atomic(out, markdown)
     html_path = out.with_suffix(".html")
+    # The page before the Markdown: a write that fails (a full disk) leaves the previous Markdown, never a new one
+    # beside an old page.
     write_text_atomic(html_path, html_report.render_html(markdown, images))
+    write_text_atomic(out, markdown)
     return [out, html_path, *written]

@@ -12,13 +12,19 @@ and the worker answers each with one line `done PATH` or `failed PATH` on its co
 stdout and stderr carry only what the frameworks print (progress bars, warnings, tracebacks),
 which the parent relays and logs. By hand: `python -m tf_models.worker JOB.json...` runs those
 jobs and exits (status 1 if any failed).
+
+A served worker ignores SIGINT: a terminal's Ctrl-C reaches the whole process group, and the
+parent, which gets it too, decides what to keep and stops its workers (parity.jobs). A `train`
+job writes each seed's result when the seed ends (`train_seeds`), so a run stopped later keeps it.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import platform
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -67,6 +73,31 @@ def error_line(error: BaseException) -> str:
     return lines[-1] if lines else type(error).__name__
 
 
+def train_seeds(job: Job, train_one: Callable[[int], tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+    """A `train` job's seeds one after another (`train_one(seed)` -> (parameter count, run record)); each finished
+    seed is written at once to its own file (parity.jobs.seed_result_path). The job's answer: {"params", "runs"}."""
+    params, runs = 0, []
+    for seed in job["seeds"]:
+        params, run = train_one(seed)
+        jobs.write_result(jobs.seed_result_path(Path(job["workdir"]), job["framework"], seed),
+                          {"params": params, "run": run})
+        runs.append(run)
+    return {"params": params, "runs": runs}
+
+
+def non_finite_record(epoch: int, step: int, global_step: int, loss: float) -> dict[str, Any]:
+    """Where a run's training loss first went NaN or infinite: `epoch` and `step` (within the epoch) 0-based as the
+    frameworks count them, written 1-based; `global_step` counted from 1; the value in words ('nan', 'inf', '-inf')."""
+    value = "nan" if math.isnan(loss) else ("inf" if loss > 0 else "-inf")
+    return {"epoch": epoch + 1, "step": step + 1, "global_step": global_step, "loss": value}
+
+
+def non_finite_line(record: dict[str, Any]) -> str:
+    """'loss became nan at epoch 2, step 3 (global step 7): training stopped'."""
+    return (f"loss became {record['loss']} at epoch {record['epoch']}, step {record['step']} (global step "
+            f"{record['global_step']}): training stopped")
+
+
 def run_job(worker: Worker, job_path: Path) -> bool:
     """Run one job file and write its result file; an exception is printed (to the log) and written as the result."""
     job = jobs.read_job(job_path)
@@ -104,6 +135,8 @@ def serve(worker: Worker, argv: Sequence[str] | None = None) -> int:
     parser.add_argument("jobs", nargs="*", help="job files to run (default: paths read from stdin, one per line)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     control = open(args.control_fd, "w", buffering=1, closefd=True) if args.control_fd is not None else None
+    if control is not None:  # served: the parent handles Ctrl-C and stops this worker (module docstring)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     failures = 0
     for path in _job_paths(args.jobs, sys.stdin):
         succeeded = run_job(worker, Path(path))

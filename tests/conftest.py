@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from saved_runs import train_saved_runs
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -38,3 +39,9 @@ def served(tmp_path: Path):
     yield root, f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def saved_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """{model id: RUN_DIR} of three tiny `--save` runs (tests/saved_runs.py), trained once per session."""
+    return train_saved_runs(tmp_path_factory.mktemp("saved-runs"))

@@ -8,25 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from cli_helpers import run_cli
 
 FMNIST, SARCASM, SERIES = "c1w3_fmnist_cnn", "c3w2_sarcasm_embed_gap", "c4w2_ts_dnn"
-_TRAINED: dict[str, Path] = {}  # model id -> run directory, filled by the first test module that asks
 
 
 def train_saved_runs(root: Path) -> dict[str, Path]:
-    """The run directory of each model, trained into `root` unless this session trained them already."""
-    if not _TRAINED:
-        for model_id in (FMNIST, SARCASM, SERIES):
-            result = run_cli("run", model_id, "--synthetic", "--epochs", "1", "--save", "--quiet", "--out", str(root),
-                             env={"PARITY_OFFLINE": "1", "PARITY_CACHE_DIR": str(root / "cache")})
-            assert result.returncode == 0, result.stderr
-            _TRAINED[model_id] = root / model_id
-    return dict(_TRAINED)
-
-
-@pytest.fixture(scope="module")
-def saved_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """{model id: RUN_DIR} of the three saved runs."""
-    return train_saved_runs(tmp_path_factory.mktemp("saved-runs"))
+    """{model id: RUN_DIR} of the three runs, trained into `root` (the `saved_runs` fixture of conftest.py)."""
+    runs = {}
+    for model_id in (FMNIST, SARCASM, SERIES):
+        result = run_cli("run", model_id, "--synthetic", "--epochs", "1", "--save", "--quiet", "--out", str(root),
+                         env={"PARITY_OFFLINE": "1", "PARITY_CACHE_DIR": str(root / "cache")})
+        assert result.returncode == 0, result.stderr
+        runs[model_id] = root / model_id
+    return runs

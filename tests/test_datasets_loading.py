@@ -229,7 +229,7 @@ def test_sarcasm_real_split_and_encoding(shared_data):
 
 def test_sarcasm_file_with_bad_records_is_refused(tmp_path):
     (tmp_path / "sarcasm.json").write_text(json.dumps([{"headline": "a", "is_sarcastic": 1}, {"headline": 3}]))
-    with pytest.raises(DataError, match=r"record 1 is not an object with a string 'headline'"):
+    with pytest.raises(DataError, match=r"record 1 \(counting from 0\) has no string 'headline'.*fix or remove"):
         load_dataset(SARCASM, data_dir=tmp_path)
 
 

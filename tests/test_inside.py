@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from cli_helpers import run_cli
 from PIL import Image
-from saved_runs import FMNIST, SARCASM, SERIES, saved_runs  # noqa: F401 (saved_runs: the module fixture)
+from saved_runs import FMNIST, SARCASM, SERIES
 
 from parity import inside, saved_models
 from parity.errors import ParityError

@@ -555,3 +555,16 @@ def test_a_constant_difference_is_never_significant():
         assert recommendation["backend"] == "either"
         assert recommendation["reason"] == (f"{metric} comparison degenerate (all 3 differences equal -0.1000): "
                                             "no significance verdict; no material speed difference")
+
+
+def test_a_failed_or_partial_run_report_is_skipped_with_a_warning(tmp_path):
+    _write_run(tmp_path / "done", "c1w3_fmnist_cnn", "accuracy", [0.80, 0.81, 0.79], [0.80, 0.82, 0.79], (1000.0, 900.0))
+    partial = _write_run(tmp_path / "stopped", "c1w2_fmnist_dnn", "accuracy", [0.80, 0.81], [0.80, 0.82], (1.0, 1.0))
+    report = json.loads(partial.read_text())
+    report.update(status="partial", status_note="partial: stopped by Ctrl-C after seed 1")
+    partial.write_text(json.dumps(report))
+    warnings = []
+    rows = summarize([tmp_path], warn=warnings.append)
+    assert [row["model"] for row in rows] == ["c1w3_fmnist_cnn"]
+    assert warnings == [f"{partial}: a partial run (partial: stopped by Ctrl-C after seed 1); skipped: run it again to "
+                        "complete it"]

@@ -1,9 +1,10 @@
-"""Keras callbacks: the course's stop-at-threshold rule, early stopping with the best weights restored, the
-checkpoints of `--checkpoint`, the recorders the report needs, and what a run shows and logs (per-epoch lines,
-TensorBoard scalars; parity.progress). Mirror: torch_models/callbacks.py."""
+"""Keras callbacks: the course's stop-at-threshold rule, the stop at a non-finite loss, early stopping with the
+best weights restored, the checkpoints of `--checkpoint`, the recorders the report needs, and what a run shows and
+logs (per-epoch lines, TensorBoard scalars; parity.progress). Mirror: torch_models/callbacks.py."""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ import tensorflow as tf
 
 from parity import progress
 from parity.catalog import StopRule
+from parity.worker_runtime import non_finite_line, non_finite_record
 
 
 class StopAtThreshold(keras.callbacks.Callback):
@@ -31,6 +33,32 @@ class StopAtThreshold(keras.callbacks.Callback):
             print(f"{bar_open}{self.rule.describe()}: reached {self.rule.monitor}={float(value):.4f} at epoch "
                   f"{epoch + 1}, stopping", flush=True)
             self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+
+class StopAtNonFiniteLoss(keras.callbacks.Callback):
+    """Stop at the step whose batch loss is NaN or infinite, and record where (`diverged`: parity.worker_runtime.
+    non_finite_record; None while the loss is finite). keras.callbacks.TerminateOnNaN stops at the same step (it
+    checks the epoch's running mean, which turns non-finite with the batch's) but does not say where. Keras ends the
+    epoch there (its validation and epoch-end callbacks run on the partial epoch) and stops. Goes after `Recorder`,
+    so the step's loss is recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.diverged: dict[str, Any] | None = None
+        self._epoch = 0
+        self._global_step = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._global_step += 1
+        loss = float(logs["step_loss"])
+        if self.diverged is None and not math.isfinite(loss):
+            self.diverged = non_finite_record(self._epoch, batch, self._global_step, loss)
+            bar_open = "\n" if sys.stdout.isatty() else ""  # on a terminal Keras' bar ends its line after this
+            print(f"{bar_open}{non_finite_line(self.diverged)}", flush=True)
             self.model.stop_training = True
 
 

@@ -101,7 +101,8 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
     from parity.weights import save_keras_layers
     from tf_models import build
     from tf_models.base import compile_model
-    from tf_models.callbacks import EpochLines, Recorder, StopAtThreshold, TensorBoardScalars, early_stopping
+    from tf_models.callbacks import (EpochLines, Recorder, StopAtNonFiniteLoss, StopAtThreshold, TensorBoardScalars,
+                                     early_stopping)
     from tf_models.data import eval_dataset, train_dataset
     from tf_models.weights import export_layers
 
@@ -114,7 +115,9 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
     compile_model(model, spec, job.get("learning_rate"))
     plan = train_plan(spec, len(data.train), seed)
     recorder = Recorder(spec.metric)
-    callbacks: list = [recorder, keras.callbacks.CSVLogger(str(Path(job["log_dir"]) / f"keras-seed{seed}.csv"))]
+    non_finite = StopAtNonFiniteLoss()
+    callbacks: list = [recorder, non_finite,
+                       keras.callbacks.CSVLogger(str(Path(job["log_dir"]) / f"keras-seed{seed}.csv"))]
     if job.get("tensorboard_dir"):
         run_dir = Path(job["tensorboard_dir"]) / progress.tensorboard_run("keras", seed)
         callbacks.append(TensorBoardScalars(recorder, spec.metric, run_dir))
@@ -153,6 +156,7 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
         "wall_s": wall,
         "epochs_run": len(recorder.epoch_seconds),
         "stopped_early": bool(stopper and stopper.stopped_epoch is not None),
+        "diverged": non_finite.diverged,
         "probe_predictions": _probe_predictions(model, spec),
         "optimizer_learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
         "forecast": _forecast(model, spec, data) if job.get("forecast") else None,
@@ -231,14 +235,15 @@ def _not_a_predict_retracing_warning(record: logging.LogRecord) -> bool:
 
 
 def _train(job: dict[str, Any]) -> dict[str, Any]:
+    """Every seed of the job in turn, each written as it finishes (parity.worker_runtime.train_seeds)."""
     import tensorflow as tf
 
     from parity import jobs
+    from parity.worker_runtime import train_seeds
 
     tf.get_logger().addFilter(_not_a_predict_retracing_warning)  # once: a filter is added only if not there yet
     data = jobs.load_data(Path(job["data"]))
-    params, runs = zip(*(_train_one(job, seed, data) for seed in job["seeds"]))
-    return {"params": params[0], "runs": list(runs)}
+    return train_seeds(job, lambda seed: _train_one(job, seed, data))
 
 
 HANDLERS = {

@@ -1,9 +1,10 @@
-"""Lightning callbacks: the course's stop-at-threshold rule, early stopping with the best weights reloaded, the
-checkpoints of `--checkpoint`, the recorders the report needs, and what a run shows and logs (progress bar, per-epoch
-lines, TensorBoard scalars; parity.progress). Mirror: tf_models/callbacks.py."""
+"""Lightning callbacks: the course's stop-at-threshold rule, the stop at a non-finite loss, early stopping with the
+best weights reloaded, the checkpoints of `--checkpoint`, the recorders the report needs, and what a run shows and
+logs (progress bar, per-epoch lines, TensorBoard scalars; parity.progress). Mirror: tf_models/callbacks.py."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from parity import align, progress
 from parity.catalog import StopRule
+from parity.worker_runtime import non_finite_line, non_finite_record
 
 
 class StopAtThreshold(L.Callback):
@@ -32,6 +34,27 @@ class StopAtThreshold(L.Callback):
             print(f"{self.rule.describe()}: reached {self.rule.monitor}={float(value):.4f} at epoch "
                   f"{trainer.current_epoch + 1}, stopping", flush=True)
             self.stopped_epoch = trainer.current_epoch
+            trainer.should_stop = True
+
+
+class StopAtNonFiniteLoss(L.Callback):
+    """Stop at the step whose batch loss is NaN or infinite, and record where (`diverged`: parity.worker_runtime.
+    non_finite_record; None while the loss is finite). `trainer.should_stop` set in on_train_batch_end ends the
+    epoch loop after this batch (Lightning checks it before the next one, min_epochs unset); validation and the
+    epoch-end hooks then run on the partial epoch, as in Keras. Lightning's own EarlyStopping(check_finite=True) only
+    looks at epoch ends, and detect_anomaly raises inside the backward pass. Goes after `Recorder`."""
+
+    def __init__(self) -> None:
+        self.diverged: dict[str, Any] | None = None
+        self._global_step = 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
+                           batch_idx: int) -> None:
+        self._global_step += 1
+        loss = float(outputs["loss"])
+        if self.diverged is None and not math.isfinite(loss):
+            self.diverged = non_finite_record(trainer.current_epoch, batch_idx, self._global_step, loss)
+            print(non_finite_line(self.diverged), flush=True)
             trainer.should_stop = True
 
 

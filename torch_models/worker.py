@@ -117,8 +117,8 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
     from parity import align, progress
     from parity.catalog import get_spec
     from parity.plan import eval_plan, train_plan
-    from torch_models.callbacks import (EpochFromOneBar, EpochLines, Recorder, StopAtThreshold, TensorBoardScalars,
-                                        early_stopping, tensorboard_logger)
+    from torch_models.callbacks import (EpochFromOneBar, EpochLines, Recorder, StopAtNonFiniteLoss, StopAtThreshold,
+                                        TensorBoardScalars, early_stopping, tensorboard_logger)
     from torch_models.data import plan_loader
     from torch_models.weights import initial_model
 
@@ -132,7 +132,8 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
 
     plan = train_plan(spec, len(data.train), seed)
     recorder = Recorder(spec.metric)
-    callbacks: list = [recorder]
+    non_finite = StopAtNonFiniteLoss()
+    callbacks: list = [recorder, non_finite]
     if job.get("tensorboard_dir"):
         logger = tensorboard_logger(Path(job["tensorboard_dir"]), progress.tensorboard_run("lightning", seed))
         callbacks.append(TensorBoardScalars(recorder, spec.metric, logger))
@@ -187,6 +188,7 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
         "wall_s": wall,
         "epochs_run": len(recorder.epoch_seconds),
         "stopped_early": bool(stopper and stopper.stopped_epoch is not None),
+        "diverged": non_finite.diverged,
         "probe_predictions": _probe_predictions(model, spec),
         "optimizer_learning_rate": float(trainer.optimizers[0].param_groups[0]["lr"]),
         "forecast": _forecast(model, spec, data) if job.get("forecast") else None,
@@ -261,11 +263,12 @@ def _forecast(model, spec, data: Sources) -> list[float]:
 
 
 def _train(job: dict[str, Any]) -> dict[str, Any]:
+    """Every seed of the job in turn, each written as it finishes (parity.worker_runtime.train_seeds)."""
     from parity import jobs
+    from parity.worker_runtime import train_seeds
 
     data = jobs.load_data(Path(job["data"]))
-    params, runs = zip(*(_train_one(job, seed, data) for seed in job["seeds"]))
-    return {"params": params[0], "runs": list(runs)}
+    return train_seeds(job, lambda seed: _train_one(job, seed, data))
 
 
 HANDLERS = {

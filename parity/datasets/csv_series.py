@@ -238,8 +238,9 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
             rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise DataError(f"{path}: not a readable CSV file ({error})") from None
-    if header is None:
-        raise DataError(f"{path}: empty file; expected a header row and one row per step")
+    if not header:  # None: no line at all; []: a blank first line
+        raise DataError(f"{path}: {'empty file' if header is None else 'blank first line'}; "
+                        "expected a header row and one row per step")
     return header, rows
 
 

@@ -6,7 +6,11 @@ of the files' contents (sha256 of each file's bytes, in order), the target size,
 mode and the decoder (Pillow's version and the filter), so a renamed or moved copy of the same
 images hits the cache and a changed file misses it. An entry is written into a temporary
 folder and renamed into place, so a reader never sees half an entry; both workers and later
-runs memory-map it.
+runs memory-map it. Its index.json, written last, records the sha256 and size of images.npy:
+an entry is checked against it before each use, and one that fails (truncated, corrupt, or
+written before entries carried the record) is decoded again after a one-line note. The check
+and the decoding hold the cache lock of the entry (`parity.cache.entry_lock`), so two runs that
+need the same images at once decode them once.
 
 Resampling: Pillow's BILINEAR filter, the `bilinear` interpolation that the course v2's
 `image_dataset_from_directory` asks for (Keras' own PIL path, `load_img(interpolation=
@@ -38,13 +42,14 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.datasets.locate import CACHE_DIR_ENV
+from parity.cache import cache_root, entry_lock, note, sha256_file
 from parity.errors import DataError
 
 COLOR_MODES = {"rgb": ("RGB", 3), "grayscale": ("L", 1)}
 DECODED = "decoded"
 IMAGES = "images.npy"
 INDEX = "index.json"
+INDEX_FORMAT = 2  # 2: the index records images.npy's sha256 and size
 
 
 class DataWarning(UserWarning):
@@ -72,28 +77,60 @@ class DecodedImages:
 
 def decoded_root() -> Path:
     """$PARITY_CACHE_DIR/decoded (default ~/.cache/parity/decoded)."""
-    root = os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "parity"
-    return Path(root).expanduser() / DECODED
+    return cache_root() / DECODED
 
 
 def decode_images(files: Sequence[ImageFile], size: tuple[int, int], color_mode: str) -> DecodedImages:
     """All `files` decoded to uint8 (height, width, channels) = (*size, 3 or 1), from the cache or decoded now.
 
     An unreadable or non-image file is skipped with a DataWarning naming it (every time, also
-    from the cache).
+    from the cache). A file that cannot be read at all is a DataError naming it.
     """
     if color_mode not in COLOR_MODES:
         raise DataError(f"color_mode {color_mode!r} is not one of {tuple(COLOR_MODES)}")
-    digests = [hashlib.sha256(image.read()).hexdigest() for image in files]
+    if not files:
+        raise DataError("no image files to decode; give class folders that hold images")
+    digests = [hashlib.sha256(_read(image)).hexdigest() for image in files]
     entry = decoded_root() / _key(digests, size, color_mode)
-    if not (entry / INDEX).is_file():
-        _decode_into(entry, files, size, color_mode)
-    index = json.loads((entry / INDEX).read_text())
+    with entry_lock(f"{DECODED}-{entry.name}"):
+        index, problem = checked_index(entry, len(files))
+        if index is None:
+            if entry.exists():
+                note(f"parity: the decoded-image cache entry {entry} is unusable ({problem}); decoding again")
+                shutil.rmtree(entry)
+            index = _decode_into(entry, files, size, color_mode)
     skipped = tuple(files[position].name for position in index["skipped"])
     for name, reason in zip(skipped, index["reasons"]):
         warnings.warn(f"{name}: not a readable image ({reason}); skipped", DataWarning, stacklevel=2)
     return DecodedImages(np.load(entry / IMAGES, mmap_mode="r"), np.array(index["kept"], dtype=np.int64),
                          skipped, entry)
+
+
+def checked_index(entry: Path, count: int) -> tuple[dict | None, str]:
+    """The index of cache entry `entry` of `count` input files when the entry passes its check, else (None, why)."""
+    try:
+        index = json.loads((entry / INDEX).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, "no index"
+    except (OSError, ValueError, RecursionError) as error:  # RecursionError: JSON nested too deeply
+        return None, f"unreadable index: {' '.join(str(error).split())[:120]}"
+    if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
+        return None, f"index not in format {INDEX_FORMAT}"
+    kept, skipped, reasons, images = (index.get(name) for name in ("kept", "skipped", "reasons", "images"))
+    lists = all(isinstance(value, list) for value in (kept, skipped, reasons))
+    if (not lists or not isinstance(images, dict) or len(reasons) != len(skipped)
+            or not all(isinstance(position, int) for position in kept + skipped)
+            or sorted(kept + skipped) != list(range(count))):
+        return None, "index does not describe the input files"
+    path = entry / IMAGES
+    try:
+        size, digest = path.stat().st_size, sha256_file(path)
+    except OSError as error:
+        return None, f"{IMAGES} unreadable: {error.strerror}"
+    if size != images.get("bytes") or digest != images.get("sha256"):
+        return None, (f"{IMAGES} has {size:,} bytes and sha256 {digest[:12]}..., its index records "
+                      f"{images.get('bytes')} bytes and {str(images.get('sha256'))[:12]}...")
+    return index, ""
 
 
 def decoder_version() -> str:
@@ -124,8 +161,9 @@ def decode_one(data: bytes, size: tuple[int, int], color_mode: str) -> np.ndarra
     return np.asarray(converted, dtype=np.uint8).reshape(height, width, channels)
 
 
-def _decode_into(entry: Path, files: Sequence[ImageFile], size: tuple[int, int], color_mode: str) -> None:
-    """Decode into a temporary folder beside `entry`, then rename it into place (atomic)."""
+def _decode_into(entry: Path, files: Sequence[ImageFile], size: tuple[int, int], color_mode: str) -> dict:
+    """Decode into a temporary folder beside `entry`, then rename it into place (atomic; the caller holds the
+    entry's lock and has removed any previous entry); returns the entry's index."""
     from PIL import Image
 
     channels = COLOR_MODES[color_mode][1]
@@ -139,7 +177,7 @@ def _decode_into(entry: Path, files: Sequence[ImageFile], size: tuple[int, int],
         kept, skipped, reasons = [], [], []
         for position, image in enumerate(files):
             try:
-                pixels[len(kept)] = decode_one(image.read(), size, color_mode)
+                pixels[len(kept)] = decode_one(_read(image), size, color_mode)
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
                 skipped.append(position)
                 reasons.append(" ".join(str(error).split())[:200] or type(error).__name__)
@@ -151,16 +189,23 @@ def _decode_into(entry: Path, files: Sequence[ImageFile], size: tuple[int, int],
             raise DataError(f"none of the {len(files)} files is a readable image, e.g. {files[0].name}: {reasons[0]}")
         if skipped:
             _truncate(temporary / IMAGES, len(kept))
-        (temporary / INDEX).write_text(json.dumps({"kept": kept, "skipped": skipped, "reasons": reasons,
-                                                   "size": list(size), "color_mode": color_mode,
-                                                   "decoder": decoder_version()}))
-        try:
-            os.rename(temporary, entry)
-        except OSError:
-            if not (entry / INDEX).is_file():  # not a concurrent writer's finished entry: a real failure
-                raise
+        images = {"sha256": sha256_file(temporary / IMAGES), "bytes": (temporary / IMAGES).stat().st_size}
+        index = {"format": INDEX_FORMAT, "kept": kept, "skipped": skipped, "reasons": reasons, "images": images,
+                 "size": list(size), "color_mode": color_mode, "decoder": decoder_version()}
+        (temporary / INDEX).write_text(json.dumps(index))
+        os.rename(temporary, entry)
+        return index
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _read(image: ImageFile) -> bytes:
+    """The bytes of `image`; a DataError naming it when it cannot be read at all."""
+    try:
+        return image.read()
+    except OSError as error:
+        raise DataError(f"{image.name}: cannot read the file ({error.strerror or error}); "
+                        "fix its permissions or remove it") from None
 
 
 def _truncate(path: Path, rows: int) -> None:

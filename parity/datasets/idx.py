@@ -19,6 +19,8 @@ UBYTE = 0x08
 IMAGES_MAGIC = 0x0803  # 2051: unsigned bytes, 3 dimensions (count, rows, cols)
 LABELS_MAGIC = 0x0801  # 2049: unsigned bytes, 1 dimension (count)
 _KINDS = {IMAGES_MAGIC: "images", LABELS_MAGIC: "labels"}
+_SHAPES = {IMAGES_MAGIC: "count, rows, cols", LABELS_MAGIC: "count"}
+REPLACE = "replace it with a complete copy in the IDX format (as the course's MNIST / Fashion-MNIST files)"
 
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
@@ -26,25 +28,34 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     data = _read_bytes(path)
     kind = _KINDS[magic]
     if len(data) < 4:
-        raise DataError(f"{path}: not an IDX {kind} file: only {len(data)} bytes")
+        raise DataError(f"{path}: not an IDX {kind} file: only {len(data)} bytes; {REPLACE}")
     found = int.from_bytes(data[:4], "big")
     if found != magic:
+        fix = REPLACE
         if data[:2] == b"\0\0" and data[2] != UBYTE:
             detail = f"data type 0x{data[2]:02x}, only unsigned bytes (0x08) are supported"
+        elif data[:3] == b"\0\0\x08" and found in _KINDS:
+            detail = f"magic number {found} is that of IDX {_KINDS[found]}; check that the file names are not swapped"
+        elif data[:3] == b"\0\0\x08":
+            wanted = 3 if magic == IMAGES_MAGIC else 1
+            detail = f"{data[3]} dimensions, expected {wanted} ({_SHAPES[magic]})"
+            if magic == IMAGES_MAGIC and data[3] == 4:
+                detail += ", i.e. images with channels: only single-channel (grayscale) images are supported"
+                fix = "convert the images to one channel (grayscale), as the course's MNIST / Fashion-MNIST files"
         else:
             detail = f"magic number {found} (0x{found:08x}), expected {magic} for IDX {kind}"
-        raise DataError(f"{path}: not an IDX {kind} file: {detail}")
+        raise DataError(f"{path}: not an IDX {kind} file: {detail}; {fix}")
     ndim = data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise DataError(f"{path}: truncated IDX header: {len(data)} bytes, expected at least {header}")
+        raise DataError(f"{path}: truncated IDX header: {len(data)} bytes, expected at least {header}; {REPLACE}")
     dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected, actual = math.prod(dims), len(data) - header
     if actual != expected:
         problem = "truncated" if actual < expected else "too long"
         raise DataError(
             f"{path}: {problem} IDX {kind} file: the header gives shape {dims}, i.e. {expected} "
-            f"bytes of data, but the file holds {actual}"
+            f"bytes of data, but the file holds {actual}; {REPLACE}"
         )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
@@ -61,7 +72,7 @@ def read_idx_pair(images_path: Path, labels_path: Path, classes: int) -> tuple[n
     if labels.size and labels.max() >= classes:
         raise DataError(
             f"{labels_path}: label {labels.max()} is out of range: the model has {classes} classes "
-            f"(labels 0..{classes - 1})"
+            f"(labels 0..{classes - 1}); fix the labels, or use a model with as many classes as the data"
         )
     return images, labels
 

@@ -7,14 +7,21 @@ validation/{cats,dogs}). Classes are the sorted sub-folder names (or `spec.data.
 files are taken in sorted order. Hidden files and folders and macOS `__MACOSX` folders are
 ignored; other files beside the class folders (a README, a script) too. A zip is read in
 place, never extracted; a member with an absolute path, a `..` component or a symlink makes
-the whole archive refused. Pixels come from `parity.datasets.decode` (decoded once, cached).
+the whole archive refused, and so does a zip bomb (`ZipLimits`: one member's or all members'
+uncompressed size over a limit, or a large member compressed suspiciously well, from the sizes
+the archive declares; and a member that inflates to more than the limit while it is read). A
+corrupt member is a DataError naming it. Tar archives are not read here. Pixels come from
+`parity.datasets.decode` (decoded once, cached; Pillow refuses decompression bombs in pixels).
 """
 
 from __future__ import annotations
 
+import functools
+import lzma
 import os
 import stat
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -34,6 +41,31 @@ from parity.errors import DataError
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 SPLIT_ROLES = ("train", "validation", "test")
 VALIDATION_NAMES = {"validation": ("validation", "test"), "test": ("test", "validation")}
+# What opening a corrupt zip or reading a corrupt member can raise: a bad CRC or header, a broken
+# deflate/bzip2/lzma stream, an unsupported zip version or compression method, an encrypted member,
+# a name that is not UTF-8 (ValueError), a truncated file.
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, RuntimeError,
+              NotImplementedError, ValueError)
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    """The most a zip archive may inflate to before it is refused as a zip bomb.
+
+    The course's image zips hold members of at most 93 KB, 68.6 MB in all, stored at a ratio of
+    about 1.0 (JPEG and PNG do not compress further); a Pillow-readable image is at most about
+    2 x 89.5 M pixels (Image.MAX_IMAGE_PIXELS), so a larger member is no image anyway. The ratio
+    limit is Apache POI's (its ZipSecureFile: minimum inflate ratio 0.01) for members over 1 MiB,
+    where a highly compressible small file (a flat BMP) is harmless.
+    """
+
+    member_bytes: int = 256 * 2**20  # one member's uncompressed size, declared and as read
+    total_bytes: int = 16 * 2**30  # all members' declared uncompressed sizes together
+    ratio: float = 100.0  # uncompressed / compressed size of one member ...
+    ratio_from_bytes: int = 2**20  # ... checked for members larger than this
+
+
+ZIP_LIMITS = ZipLimits()
 
 
 @dataclass(frozen=True)
@@ -58,14 +90,16 @@ class ClassFolders:
         return f"{self.origin}:{'/'.join(part for part in (self.root, name) if part) or '/'}"
 
 
-def load_image_folders(spec: ModelSpec, data_dir: str | os.PathLike | None) -> DataSplit:
+def load_image_folders(spec: ModelSpec, data_dir: str | os.PathLike | None,
+                       zip_limits: ZipLimits = ZIP_LIMITS) -> DataSplit:
     """The spec's training (and validation) images, uint8 pixels scaled by spec.data.rescale per batch.
 
     Reads `data_dir` (the course zip(s), or folders of class folders), else the data set's
-    folder under PARITY_DATA_DIR, else the download cache (filled from spec.data.urls).
+    folder under PARITY_DATA_DIR, else the download cache (filled from spec.data.urls). A zip
+    that would inflate beyond `zip_limits` is refused.
     """
     source = spec_source(spec, SPLIT_ROLES)
-    sets, location = _find_sets(spec, source, data_dir)
+    sets, location = _find_sets(spec, source, data_dir, zip_limits)
     train = _pick(sets, "train", spec, location)
     classes = _class_names(spec, train)
     train_arrays, train_files = _decode(spec, train, classes)
@@ -91,11 +125,12 @@ def load_image_folders(spec: ModelSpec, data_dir: str | os.PathLike | None) -> D
     return make_split(spec, "real", train_arrays, val_arrays, location, info, scale=PixelScale(spec.data.rescale))
 
 
-def _find_sets(spec: ModelSpec, source: Source, data_dir: str | os.PathLike | None) -> tuple[dict[str, ClassFolders], str]:
+def _find_sets(spec: ModelSpec, source: Source, data_dir: str | os.PathLike | None,
+               limits: ZipLimits) -> tuple[dict[str, ClassFolders], str]:
     """The sets of class folders by split role, and the location they were read from."""
     local, looked = local_directory(source, data_dir)
     if local is not None and local.is_file():
-        return _sets_by_role(_read_zip(local), "train"), str(local)
+        return _sets_by_role(_read_zip(local, limits), "train"), str(local)
     if local is not None:
         if not local.is_dir():
             raise DataError(f"{spec.dataset}: data directory {local} does not exist; it should hold "
@@ -104,12 +139,13 @@ def _find_sets(spec: ModelSpec, source: Source, data_dir: str | os.PathLike | No
         if not archives:
             return _sets_by_role(_read_folder(local), "train"), str(local)
     else:
-        archives = download.fetch(source, cache_dir(source.dataset_id), looked, _check_download)
+        archives = download.fetch(source, cache_dir(source.dataset_id), looked,
+                                  functools.partial(_check_download, limits=limits))
         local = cache_dir(source.dataset_id)
     roles = {Path(url).name: role for role, url in (spec.data.urls or {}).items()}
     sets: dict[str, ClassFolders] = {}
     for name, path in archives.items():
-        sets.update(_sets_by_role(_read_zip(path), roles.get(name, "train")))
+        sets.update(_sets_by_role(_read_zip(path, limits), roles.get(name, "train")))
     return sets, str(local if len(archives) > 1 else next(iter(archives.values())))
 
 
@@ -160,29 +196,71 @@ def _ignored(path: PurePosixPath) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in path.parts)
 
 
-def _read_zip(path: Path) -> Tree:
-    """The files of a zip archive, read in place; an unsafe member name makes the archive refused."""
+def _read_zip(path: Path, limits: ZipLimits) -> Tree:
+    """The files of a zip archive, read in place; an unsafe member name or a zip bomb makes the archive refused."""
     try:
         archive = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as error:
-        raise DataError(f"{path}: not a readable zip archive ({error}); replace it with a complete copy") from None
+    except ZIP_ERRORS as error:
+        raise DataError(f"{path}: not a readable zip archive ({_one_line(error)}); "
+                        "replace it with a complete copy") from None
     files, folders = [], []
     for member in archive.infolist():
         name = member.filename.replace("\\", "/")
-        unsafe = (name.startswith("/") or (len(name) > 1 and name[1] == ":") or ".." in name.split("/")
+        unsafe = (not name or name.startswith("/") or (len(name) > 1 and name[1] == ":") or ".." in name.split("/")
                   or stat.S_ISLNK(member.external_attr >> 16))
         if unsafe:
-            raise DataError(f"{path}: unsafe archive member {member.filename!r} (absolute path, '..' or symlink); "
-                            "refusing the archive")
+            raise DataError(f"{path}: unsafe archive member {member.filename!r} (empty name, absolute path, '..' "
+                            "or symlink); refusing the archive")
         if member.is_dir():
             folders.append(name.rstrip("/"))
         else:
-            files.append((name, ImageFile(f"{path}:{name}", _zip_reader(archive, member))))
+            files.append((name, ImageFile(f"{path}:{name}", _zip_reader(path, archive, member, limits))))
+    _check_inflation(path, archive.infolist(), limits)
     return Tree(str(path), files, folders)
 
 
-def _zip_reader(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> Callable[[], bytes]:
-    return lambda: archive.read(member)
+def _check_inflation(path: Path, members: list[zipfile.ZipInfo], limits: ZipLimits) -> None:
+    """Refuse the archive when the sizes its members declare exceed `limits`: one member's size or ratio, or
+    all members' size or ratio together (many small, well-compressed members)."""
+    checks = [(f"member {member.filename!r}", member.file_size, member.compress_size, limits.member_bytes)
+              for member in members]
+    checks.append(("its members together", sum(member.file_size for member in members),
+                   sum(member.compress_size for member in members), limits.total_bytes))
+    for what, size, packed, limit in checks:
+        if size > limit:
+            problem = f"{what} would inflate to {size:,} bytes (limit {limit:,})"
+        elif size > limits.ratio_from_bytes and size > limits.ratio * max(packed, 1):
+            problem = (f"{what} would inflate {size / max(packed, 1):,.0f}-fold, {packed:,} to {size:,} bytes "
+                       f"(limit {limits.ratio:g}-fold)")
+        else:
+            continue
+        raise DataError(f"{path}: refusing a possible zip bomb: {problem}; if the archive is genuine, unpack it "
+                        "yourself and pass the folder with --data-dir")
+
+
+def _zip_reader(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo,
+                limits: ZipLimits) -> Callable[[], bytes]:
+    """Reads `member`, at most limits.member_bytes of it: a member that inflates beyond is refused. (zipfile
+    itself stops at the size the member declares; one that inflates further fails its CRC check: corrupt.)"""
+    def read() -> bytes:
+        try:
+            with archive.open(member) as stream:
+                data = stream.read(limits.member_bytes + 1)
+        except ZIP_ERRORS as error:
+            raise DataError(f"{path}: corrupt archive member {member.filename!r} ({_one_line(error)}); "
+                            "replace the archive with a complete copy") from None
+        if len(data) > limits.member_bytes:
+            raise DataError(f"{path}: refusing a possible zip bomb: member {member.filename!r} inflates to more "
+                            f"than {limits.member_bytes:,} bytes; if the archive is genuine, unpack it yourself "
+                            "and pass the folder with --data-dir")
+        return data
+
+    return read
+
+
+def _one_line(error: Exception, limit: int = 200) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _read_folder(directory: Path) -> Tree:
@@ -251,6 +329,6 @@ def _decode(spec: ModelSpec, folders: ClassFolders, classes: list[str]) -> tuple
     return (decoded.pixels, ids), len(files)
 
 
-def _check_download(path: Path) -> None:
+def _check_download(path: Path, limits: ZipLimits) -> None:
     """A fresh download has no checksum to match (see sources.py): a safe zip of class folders is the check."""
-    class_folders(_read_zip(path))
+    class_folders(_read_zip(path, limits))

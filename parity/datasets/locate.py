@@ -6,17 +6,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from parity.cache import cache_root
 from parity.datasets import download
 from parity.datasets.sources import Source
 from parity.errors import DataError
 
 DATA_DIR_ENV = "PARITY_DATA_DIR"
-CACHE_DIR_ENV = "PARITY_CACHE_DIR"
-
-
-def cache_root() -> Path:
-    """The harness's cache directory: $PARITY_CACHE_DIR, default ~/.cache/parity."""
-    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "parity").expanduser()
 
 
 def cache_dir(dataset_id: str) -> Path:
@@ -32,7 +27,8 @@ def locate(
     """The paths of the files of `source` (by upstream name) and the directory they are in.
 
     Local files (`data_dir`, or the data set's folder under PARITY_DATA_DIR) are used as they
-    are, so users can bring their own data in the same format; only downloads are checksummed.
+    are, so users can bring their own data in the same format; only the download cache is
+    checked before use (`parity.datasets.download.fetch`).
     """
     local, looked = local_directory(source, data_dir)
     if local is not None:
@@ -58,9 +54,10 @@ def local_directory(source: Source, data_dir: str | os.PathLike | None = None) -
 
 def _local_files(source: Source, directory: Path) -> dict[str, Path]:
     if not directory.is_dir():
+        problem = "is a file, not a directory" if directory.exists() else "does not exist"
         raise DataError(
-            f"{source.dataset_id}: data directory {directory} does not exist; "
-            f"it should hold {', '.join(source.files)}"
+            f"{source.dataset_id}: data directory {directory} {problem}; pass the directory holding "
+            f"{', '.join(source.files)}"
         )
     found, missing = {}, []
     for name in source.files:

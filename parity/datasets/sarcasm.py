@@ -59,27 +59,39 @@ def read_headlines(path: Path) -> tuple[list[str], np.ndarray]:
     """Headlines and 0/1 labels of a sarcasm.json file: a JSON list of {headline, is_sarcastic, ...}."""
     try:
         records = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:  # too deeply nested
         raise DataError(
             f"{path}: not a readable JSON file ({error}); expected the course's sarcasm.json, a JSON list "
             "of records (Kaggle's JSON-lines file must be wrapped in [ ] with commas between records)"
         ) from None
     if not isinstance(records, list) or not records:
-        raise DataError(f"{path}: expected a non-empty JSON list of headline records")
+        found = "an empty list (no records)" if records == [] else f"a JSON {type(records).__name__}"
+        raise DataError(f"{path}: expected a non-empty JSON list of headline records, got {found}; give the "
+                        "course's sarcasm.json or a list of {\"headline\": ..., \"is_sarcastic\": 0 or 1} records")
     headlines, labels = [], []
     for number, record in enumerate(records):
-        if not (
-            isinstance(record, dict)
-            and isinstance(record.get("headline"), str)
-            and record.get("is_sarcastic") in (0, 1)
-        ):
-            raise DataError(
-                f"{path}: record {number} is not an object with a string 'headline' and an "
-                f"'is_sarcastic' of 0 or 1: {str(record)[:120]}"
-            )
+        problem = _record_problem(record)
+        if problem is not None:
+            raise DataError(f"{path}: record {number} (counting from 0) {problem}: {str(record)[:120]}; fix or "
+                            "remove that record")
         headlines.append(record["headline"])
         labels.append(record["is_sarcastic"])
     return headlines, np.array(labels, dtype=np.float32)
+
+
+def _record_problem(record: object) -> str | None:
+    """What is wrong with one headline record (None: nothing): it needs a string 'headline' and an
+    'is_sarcastic' of 0 or 1, the labels of the binary model."""
+    if not isinstance(record, dict):
+        return "is not an object with a string 'headline' and an 'is_sarcastic' of 0 or 1"
+    if not isinstance(record.get("headline"), str):
+        return "has no string 'headline'" if "headline" in record else "lacks the key 'headline'"
+    if "is_sarcastic" not in record:
+        return "lacks the key 'is_sarcastic' (its label, 0 or 1)"
+    label = record["is_sarcastic"]
+    if label not in (0, 1):
+        return f"has 'is_sarcastic' {label!r}, outside the classes of the binary model: expected 0 or 1"
+    return None
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,10 @@ def make_split(
     (N,), "binary" float32 (N, 1), "categorical" float32 one-hot (N, classes) (class ids are
     expanded), "none" (regression targets) float32 (N, k).
     """
+    for role, part in (("training", train), ("validation", val)):
+        if part is not None and len(part[0]) == 0:
+            raise DataError(f"{location}: no {role} samples for {spec.id} ({spec.dataset}); the data set is empty "
+                            f"there: give a data set with {role} samples")
     train_source = _source(spec, *train, scale)
     val_source = None if val is None else train_source if val is train else _source(spec, *val, scale)
     return DataSplit(spec.dataset, source, train_source, val_source, location, info or {}, vocabulary)

@@ -28,14 +28,18 @@ def load_idx_images(spec: ModelSpec, data_dir: str | os.PathLike | None) -> Data
     files, location = locate(SOURCES[spec.dataset], data_dir)
     classes = spec.layers.classes
     splits = []
-    for prefix in ("train", "t10k"):
+    for prefix, role in (("train", "training"), ("t10k", "validation")):
         images_path = files[f"{prefix}-images-idx3-ubyte.gz"]
         images, labels = read_idx_pair(images_path, files[f"{prefix}-labels-idx1-ubyte.gz"], classes)
         if math.prod(images.shape[1:]) != math.prod(spec.input_shape):
+            rows, cols = spec.input_shape[:2]
             raise DataError(
                 f"{images_path}: images are {images.shape[1]}x{images.shape[2]} pixels, "
-                f"but {spec.id} expects input shape {spec.input_shape}"
+                f"but {spec.id} expects {rows}x{cols} (input shape {spec.input_shape}); resize them to {rows}x{cols}"
             )
+        if len(images) == 0:
+            raise DataError(f"{images_path}: no images (the header gives 0 records); the {role} split needs at "
+                            "least one: give a file that holds some")
         splits.append((images, labels))
     read = [str(files[name]) for name in SOURCES[spec.dataset].files]
     return make_split(spec, "real", splits[0], splits[1], location,
