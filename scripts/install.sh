@@ -9,5 +9,5 @@ python="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
-.venv/bin/python -m pip install --disable-pip-version-check -q -e ".[test]"
+.venv/bin/python -m pip install --disable-pip-version-check -qq -e ".[test]"  # -qq: errors only (a machine's pip config may warn per index)
 .venv/bin/parity run c1w1_hello_linear --out runs --quiet

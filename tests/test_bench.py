@@ -326,7 +326,7 @@ def test_bench_on_gpu_without_one_names_the_framework():
 
 def test_bench_cli_smoke_measures_both_frameworks_on_cpu_taking_turns(tmp_path):
     result = run_cli("bench", "c1w2_fmnist_dnn", "c1w3_fmnist_cnn", "--device", "cpu", "--threads", "1",
-                     "--synthetic", "--steps", "2", "--windows", "3", "--order-seed", "3", "--json",
+                     "--synthetic", "--steps", "2", "--windows", "3", "--repeats", "2", "--order-seed", "3", "--json",
                      "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
@@ -346,8 +346,8 @@ def test_bench_cli_smoke_measures_both_frameworks_on_cpu_taking_turns(tmp_path):
             assert pipelines["lightning"] == {"num_workers": cpus, "pin_memory": False, "persistent_workers": True}
             assert pipelines["keras"]["prefetch"] == "AUTOTUNE"
         turns = row["settings"]["interleaving"]
-        # One turn order per repeat (the default, 3), each over the warm-up and the 3 windows.
-        assert turns["seed"] == 3 and len(turns["first"]) == bench.DEFAULT_REPEATS
+        # One turn order per repeat (2 here; the default is 3), each over the warm-up and the 3 windows.
+        assert turns["seed"] == 3 and len(turns["first"]) == 2
         assert all(len(order) == 4 for order in turns["first"])
         low, high = row["throughput_ratio_ci95"]
         assert 0 < low <= row["throughput_ratio"] <= high
@@ -359,12 +359,12 @@ def test_bench_cli_smoke_measures_both_frameworks_on_cpu_taking_turns(tmp_path):
         windows = {}
         for framework, entry in row["frameworks"].items():
             assert FRAMEWORK_KEYS <= entry.keys()
-            assert len(entry["windows"]) == 3 * bench.DEFAULT_REPEATS and all(value > 0 for value in entry["windows"])
+            assert len(entry["windows"]) == 3 * 2 and all(value > 0 for value in entry["windows"])
             assert 0 < entry["samples_per_s"]["min"] <= entry["samples_per_s"]["median"] <= entry["samples_per_s"]["max"]
             assert entry["steps_per_s"]["median"] > 0 and entry["warmup_s"] > 0 and entry["host_rss_mb"] > 0
             windows[framework] = entry["windows"]
             # Each repeat ran in a fresh worker process of its framework.
-            assert len(set(entry["processes"])) == bench.DEFAULT_REPEATS
+            assert len(set(entry["processes"])) == 2
         assert row["throughput_ratio"] == pytest.approx(np.median(np.divide(windows["lightning"], windows["keras"])))
 
 

@@ -50,6 +50,7 @@ def _layers(maps: list[inside.LayerMaps], framework: str) -> list[tuple[str, str
     return [(m.kind, m.name, getattr(m, framework)) for m in maps]
 
 
+@pytest.mark.slow
 def test_feature_maps_of_every_conv_and_pool_layer_agree_between_frameworks(feature_maps):
     record, out = feature_maps
     assert [row["layer"] for row in record["layers"]] == LAYERS
@@ -68,6 +69,7 @@ def test_feature_maps_of_every_conv_and_pool_layer_agree_between_frameworks(feat
         np.testing.assert_array_equal(blocks.max(axis=(2, 4)), pool.lightning)
 
 
+@pytest.mark.slow
 def test_planted_layout_and_order_errors_fail_the_feature_map_check(feature_maps):
     _, out = feature_maps
     maps = _maps(out)
@@ -86,6 +88,7 @@ def test_planted_layout_and_order_errors_fail_the_feature_map_check(feature_maps
         inside.pair_layers(keras, convs_swapped, [m.same_weights for m in maps])
 
 
+@pytest.mark.slow
 def test_projector_export_loads_back_with_one_row_per_word(saved_runs: dict[str, Path], tmp_path: Path):
     result = run_cli("inside", str(saved_runs[SARCASM]), "--out", str(tmp_path), "--json", "--threads", "1",
                      "--device", "cpu")
@@ -108,6 +111,7 @@ def test_projector_export_loads_back_with_one_row_per_word(saved_runs: dict[str,
                                                                                           kind="stable")[:10]]
 
 
+@pytest.mark.slow
 def test_inside_of_a_series_model_says_what_it_can_show(saved_runs: dict[str, Path], tmp_path: Path):
     result = run_cli("inside", str(saved_runs[SERIES]), "--out", str(tmp_path), "--threads", "1", "--device", "cpu")
     assert result.returncode == 2

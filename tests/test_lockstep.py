@@ -60,6 +60,7 @@ def test_lockstep_command_writes_json_markdown_and_drift_plot(tmp_path):
     assert "agree within" in result.stdout
 
 
+@pytest.mark.slow
 def test_lockstep_with_one_difference_native_names_it_as_the_cause(tmp_path):
     result = run_cli("lockstep", "c1w1_hello_linear", "--steps", "10", "--native", "default_learning_rate",
                      "--out", str(tmp_path))

@@ -127,6 +127,7 @@ def test_synthetic_sweep_in_both_frameworks(tmp_path):
     assert "suggested lr" in result.stdout and "course's chosen rate: 4e-06" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_non_finite_loss_stops_both_frameworks_at_the_same_step(tmp_path):
     """One NaN target planted in the training data: both workers stop at the batch that holds it, without crashing.
 

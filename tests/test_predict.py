@@ -96,6 +96,7 @@ def _agree(row: dict) -> None:
     assert row["same_weights_max_abs_diff"] <= row["tolerance"] and row["passed"]
 
 
+@pytest.mark.slow
 def test_fmnist_images_predicted_by_both_frameworks(saved_runs: dict[str, Path], tmp_path: Path):
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (28, 28), dtype=np.uint8)).save(tmp_path / "a.png")
     Image.fromarray(np.random.default_rng(2).integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(tmp_path / "b.jpg")
@@ -113,6 +114,7 @@ def test_fmnist_images_predicted_by_both_frameworks(saved_runs: dict[str, Path],
     assert header.split()[:3] == ["input", "keras", "lightning"] and line.count("(p ") == 2
 
 
+@pytest.mark.slow
 def test_sarcasm_sentence_encoded_with_the_runs_vocabulary(saved_runs: dict[str, Path]):
     run_dir = saved_runs[SARCASM]
     inputs = saved_models.read_inputs(run_dir)
@@ -126,6 +128,7 @@ def test_sarcasm_sentence_encoded_with_the_runs_vocabulary(saved_runs: dict[str,
     assert row["keras"]["probability_of_class_1"] == pytest.approx(row["outputs"]["keras"][0])
 
 
+@pytest.mark.slow
 def test_series_window_predicted_and_a_wrong_length_refused(saved_runs: dict[str, Path]):
     run_dir = saved_runs[SERIES]
     window = saved_models.read_inputs(run_dir)["series"]["window"]

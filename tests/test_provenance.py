@@ -360,6 +360,7 @@ def test_a_synthetic_run_and_a_real_run_of_one_model_are_never_merged(tmp_path):
     assert sorted(text.split(" ", 1)[0] for text in shown.values()) == ["real", "synthetic"]
 
 
+@pytest.mark.slow
 def test_lockstep_json_carries_the_provenance_of_its_alignment(tmp_path):
     result = run_cli("lockstep", "c1w1_hello_linear", "--steps", "3", "--native", "default_learning_rate",
                      "--out", str(tmp_path))
@@ -374,6 +375,7 @@ def test_lockstep_json_carries_the_provenance_of_its_alignment(tmp_path):
     assert f"- Provenance: {describe_provenance(document)}" in (run_dir / "lockstep.md").read_text()
 
 
+@pytest.mark.slow
 def test_bench_rows_carry_the_provenance_of_their_setting(tmp_path):
     result = run_cli("bench", "c1w2_fmnist_dnn", "--synthetic", "--device", "cpu", "--threads", "1", "--steps", "2",
                      "--windows", "3", "--scope", "compute", "--mode", "aligned", "--json", "--out", str(tmp_path))

@@ -58,6 +58,7 @@ def assert_rerunnable(report: dict, argv: list[str]) -> None:
     assert len(report["provenance"]["data"]["sha256"]) == 64
 
 
+@pytest.mark.slow
 def test_hello_linear_twice_gives_identical_histories_and_records_the_command(tmp_path):
     first, second, argv = run_twice(tmp_path, "c1w1_hello_linear", "--synthetic", "--epochs", "2", "--seeds", "2")
     assert_identical_runs(first, second, seeds=2)

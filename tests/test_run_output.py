@@ -102,6 +102,7 @@ def test_the_logs_hold_the_same_epoch_lines_as_plain_text(piped):
         assert epoch_lines_by_framework(log) == {framework: lines}
 
 
+@pytest.mark.slow
 def test_quiet_prints_one_summary_line_per_framework_and_still_logs_every_epoch(tmp_path: Path):
     result = run_cli("run", MODEL, "--epochs", str(EPOCHS), "--out", str(tmp_path), "--quiet")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -114,6 +115,7 @@ def test_quiet_prints_one_summary_line_per_framework_and_still_logs_every_epoch(
         assert len(epoch_lines_by_framework(log)[framework]) == EPOCHS
 
 
+@pytest.mark.slow
 def test_a_terminal_gets_each_frameworks_bar_with_epochs_counted_from_1(tmp_path: Path):
     screen = progress.terminal_screen(run_in_terminal("run", MODEL, "--epochs", str(EPOCHS), "--out", str(tmp_path)))
     keras, lightning = screen.split("[lightning] ", 1)

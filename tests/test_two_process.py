@@ -134,6 +134,7 @@ def test_batches_identical_across_frameworks(case, pool, tmp_path):
     assert (len(widths) > 1) == (case == "ragged-per-batch")  # only per-batch padding varies the width
 
 
+@pytest.mark.slow
 def test_parity_check_passes_for_every_implemented_model():
     result = run_cli("check", "--json")
     assert result.returncode == 0, result.stderr
@@ -182,6 +183,7 @@ def test_run_writes_a_valid_report_with_seed_statistics_and_aligned_first_step(t
     assert not list(tmp_path.glob(".*")), "no staging or work directory may be left behind"
 
 
+@pytest.mark.slow
 def test_aligned_sgd_step_losses_agree_for_every_step_of_every_epoch(tmp_path):
     # Plain SGD with momentum, identical weights and batches: a different batch order in any epoch
     # (e.g. Keras re-iterating the dataset) would make the losses part at once.
@@ -198,6 +200,7 @@ def test_aligned_sgd_step_losses_agree_for_every_step_of_every_epoch(tmp_path):
     assert epoch_loss == pytest.approx(report["frameworks"]["keras"]["runs"][0]["history"]["loss"][0], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_native_mode_starts_from_torch_own_initialisation(tmp_path):
     result = run_cli("run", "c1w2_fmnist_dnn", "--synthetic", "--epochs", "1", "--mode", "native", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
@@ -222,6 +225,7 @@ def _write_easy_idx_set(folder: Path, train: int = 640, val: int = 160) -> None:
         (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(label_header + labels.tobytes()))
 
 
+@pytest.mark.slow
 def test_course_stop_callback_fires_in_both_frameworks_on_users_own_idx_data(tmp_path):
     _write_easy_idx_set(tmp_path / "own")
     result = run_cli("run", "c1w2_fmnist_dnn_callback", "--data-dir", str(tmp_path / "own"), "--out", str(tmp_path))
@@ -236,6 +240,7 @@ def test_course_stop_callback_fires_in_both_frameworks_on_users_own_idx_data(tmp
 
 
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="needs a machine without a GPU")
+@pytest.mark.slow
 def test_failed_run_keeps_the_previous_report_and_leaves_nothing_half_written(tmp_path):
     assert run_cli("run", "c1w1_house_price", "--epochs", "3", "--out", str(tmp_path), "--quiet").returncode == 0
     before = (tmp_path / "c1w1_house_price" / "report.json").read_bytes()
@@ -253,6 +258,7 @@ def test_failed_run_keeps_the_previous_report_and_leaves_nothing_half_written(tm
     assert not list(kept[0].glob("*.np[yz]")), "large arrays are not kept after a failure"
 
 
+@pytest.mark.slow
 def test_list_json_reports_every_course_model_and_honest_implementation_status():
     result = run_cli("list", "--json")
     assert result.returncode == 0, result.stderr

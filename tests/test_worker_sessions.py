@@ -164,6 +164,7 @@ def _forward(run, workdir: Path, model_id: str) -> dict[str, np.ndarray]:
     return {framework: np.load(jobs.outputs_path(workdir, framework, tag)) for framework in jobs.FRAMEWORKS}
 
 
+@pytest.mark.slow
 def test_check_starts_each_framework_once_and_a_served_job_matches_a_fresh_worker(tmp_path):
     from parity import runner
 
