@@ -69,6 +69,7 @@ def test_warm_list_answers_from_the_cache_without_a_framework():
     assert path.parent == Path(os.environ["PARITY_CACHE_DIR"]) / model_facts.FACTS_DIR
 
 
+@pytest.mark.slow
 def test_cold_list_counts_once_then_answers_from_the_cache():
     cold = run_cli("list")
     assert cold.returncode == 0, cold.stderr[-2000:]

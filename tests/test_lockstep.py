@@ -42,6 +42,7 @@ def test_choose_optimizer_reads_the_spec_or_takes_keras_defaults():
         lockstep.choose_optimizer("c1w2_fmnist_dnn", "lamb")
 
 
+@pytest.mark.slow
 def test_lockstep_command_writes_json_markdown_and_drift_plot(tmp_path):
     result = run_cli("lockstep", "c1w1_hello_linear", "--steps", "20", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
