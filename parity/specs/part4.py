@@ -1,5 +1,7 @@
 """Part 4 (C4): Sequences, Time Series and Prediction. Source: shared/course_models.md section 6."""
 
+from dataclasses import replace
+
 from parity.spec_types import (
     ASSIGNMENT,
     COURSE_FILE,
@@ -31,28 +33,23 @@ LAB_SERIES = SyntheticSeries(
     steps=4 * 365 + 1,
     split_time=1000,
 )
-C4W1_ASSIGNMENT_SERIES = SyntheticSeries(
+# The assignments keep the labs' length and period and change the rest.
+C4W1_ASSIGNMENT_SERIES = replace(
+    LAB_SERIES,
     notebook="C4W1_Assignment (v2)",
     pattern=SeasonalPattern(switch=0.1, cos_factor=7.0, decay_scale=1.0, decay_rate=5.0),
-    baseline=10.0,
     slope=0.01,
-    amplitude=40.0,
-    period=365,
     noise_level=2.0,
-    noise_seed=42,
-    steps=4 * 365 + 1,
     split_time=1100,
 )
-C4W2_W3_ASSIGNMENT_SERIES = SyntheticSeries(
+C4W2_W3_ASSIGNMENT_SERIES = replace(
+    LAB_SERIES,
     notebook="C4W2_Assignment and C4W3_Assignment (v2)",
     pattern=SeasonalPattern(switch=0.1, cos_factor=6.0, decay_scale=2.0, decay_rate=9.0),
-    baseline=10.0,
     slope=0.005,
     amplitude=50.0,
-    period=365,
     noise_level=3.0,
     noise_seed=51,
-    steps=4 * 365 + 1,
     split_time=1100,
 )
 YEAR = 365
