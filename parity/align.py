@@ -467,6 +467,33 @@ def torch_extra_parameters(spec: ModelSpec) -> int:
                for cell, units, directions in _recurrent_layers(spec))
 
 
+# Frozen pretrained embedding (c3w3_sentiment140_glove). Keras Embedding(trainable=False) puts its table among the
+# model's non-trainable weights, which fit never hands to the optimizer; torch keeps it in parameters() with
+# requires_grad=False, so it gets no gradient and every update rule (torch.optim's and torch_models.optimizers')
+# skips it. requires_grad is not saved in a state_dict (Keras keeps `trainable` in the .keras config), so the torch
+# builder freezes the table itself rather than relying on the weight transfer. The defaults are opposite: Keras'
+# Embedding(weights=...) trains unless trainable=False, torch's nn.Embedding.from_pretrained freezes unless
+# freeze=False; both builders pass the spec's `embedding_trainable` explicitly. Both count the frozen table in
+# their parameter counts (count_params, numel), so the counts stay the course's.
+def pretrained_embedding(layers: Any) -> np.ndarray | None:
+    """The pretrained (vocab_size, embedding_dim) float32 matrix in `layers.embedding_weights` (a .npy file that the
+    data loader wrote), or None when the spec names none (random weights, e.g. `parity check`)."""
+    path = layers.embedding_weights
+    if path is None:
+        return None
+    try:
+        matrix = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read the pretrained embedding matrix {path}: {error}; load the data again so its "
+                         "loader writes the matrix (or run without it: random weights)") from None
+    expected = (layers.vocab_size, layers.embedding_dim)
+    if matrix.shape != expected or matrix.dtype != np.float32:
+        raise ValueError(f"pretrained embedding matrix {path} is {matrix.dtype} {matrix.shape}, the model needs "
+                         f"float32 {expected} (vocab_size, embedding_dim): the loader must state the vocabulary size "
+                         "of the matrix it wrote in spec_overrides")
+    return matrix
+
+
 def reorder_flatten(alignment: Alignment) -> bool:
     """Whether weight transfer permutes a Dense kernel that follows a Flatten from (H, W, C) to (C, H, W) rows."""
     return alignment.is_aligned("flatten_order")

@@ -126,6 +126,7 @@ class BenchOptions:
     malloc: str = "tuned"
     data_dir: str | None = None
     synthetic: bool = False
+    vocab: str | None = None  # `--vocab`: a subword vocabulary file, or "course" (None: learnt from the data)
     inputs: tuple[str, ...] = INPUTS
     order_seed: int | None = None  # the seed of the turn order; None: drawn at the start, and recorded
 
@@ -806,6 +807,8 @@ def command_line(model_ids: Sequence[str], options: BenchOptions, markdown: Path
         args.append("--synthetic")
     elif options.data_dir:
         args += ["--data-dir", str(options.data_dir)]
+    if options.vocab:
+        args += ["--vocab", str(options.vocab)]
     if out_dir:
         args += ["--out", str(out_dir)]
     if markdown:
@@ -820,6 +823,7 @@ def command_line(model_ids: Sequence[str], options: BenchOptions, markdown: Path
 class _Prepared:
     cases: list[dict[str, Any]] = field(default_factory=list)
     data: dict[str, dict[str, Any]] = field(default_factory=dict)
+    spec_overrides: dict[str, Any] = field(default_factory=dict)  # the sizes each model's data fixed
 
 
 def _prepare(model_ids: Iterable[str], options: BenchOptions, workdir: Path) -> _Prepared:
@@ -831,9 +835,10 @@ def _prepare(model_ids: Iterable[str], options: BenchOptions, workdir: Path) -> 
         spec = get_spec(model_id)
         if not spec.trainable:
             raise ParityError(f"{spec.id} trains no network in the course; nothing to benchmark")
-        split = load_dataset(spec, options.data_dir, options.synthetic)
+        split = load_dataset(spec, options.data_dir, options.synthetic, vocab=options.vocab)
         batch_size = options.batch_size or spec.batch_size
         save_case_data(workdir, spec.id, split.train, batch_size)
+        prepared.spec_overrides.update(split.spec_overrides(spec.id))
         staged = len(staged_indices(bench_plan(len(split.train), batch_size)))
         prepared.data[spec.id] = {"source": split.source, "location": split.location,
                                   "train_size": len(split.train), "staged_batches": staged,
@@ -864,7 +869,8 @@ def _measure_pairs(prepared: _Prepared, options: BenchOptions, workdir: Path, tu
     rng = np.random.default_rng(options.order_seed)
     answers: dict[str, dict[str, Any]] = {}
     base = {"kind": "bench", "steps": options.steps, "windows": options.windows, "tf32": options.tf32,
-            "native": bench_alignment(options.mode).to_job(), "loader_workers": loader_workers()}
+            "native": bench_alignment(options.mode).to_job(), "loader_workers": loader_workers(),
+            "spec_overrides": prepared.spec_overrides}
     for repeat in range(options.repeats):
         with jobs.worker_pool(device=options.device, threads=options.threads, quiet=quiet, env=env) as workers:
             for number, case in enumerate(prepared.cases, start=1):

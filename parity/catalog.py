@@ -7,8 +7,11 @@ query on `CATALOG`, filled from `parity.specs` (one module per course part).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+from collections.abc import Iterator
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping
 
 from parity.spec_types import (
     LABEL_MODES,
@@ -25,8 +28,13 @@ from parity.specs import part1, part2, part3, part4
 
 __all__ = [
     "CATALOG", "LABEL_MODES", "LOSSES", "OPTIMIZERS", "TASKS", "VALIDATION", "ModelSpec", "Optimizer", "Reference",
-    "StopRule", "UnknownModelError", "get_spec",
+    "StopRule", "UnknownModelError", "get_spec", "resolve_spec", "shaped_by_data",
 ]
+
+# Sizes that only the data fixes (a fitted vocabulary, the longest text-generation line), per model id, while a
+# worker runs a job whose data stated them (`shaped_by_data`); empty in the harness process.
+_DATA_OVERRIDES: dict[str, Mapping[str, Any]] = {}
+OVERRIDE_KEYS = ("layers", "input_shape")
 
 
 class UnknownModelError(ValueError):
@@ -49,8 +57,43 @@ CATALOG: Mapping[str, ModelSpec] = MappingProxyType(_build_catalog())
 def get_spec(model_id: str) -> ModelSpec:
     """The spec of `model_id`; an unknown id raises with the list of valid ones."""
     try:
-        return CATALOG[model_id]
+        spec = CATALOG[model_id]
     except KeyError:
         raise UnknownModelError(
             f"unknown model id {model_id!r}; valid ids: {', '.join(CATALOG)}"
         ) from None
+    return resolve_spec(spec, _DATA_OVERRIDES.get(model_id))
+
+
+def resolve_spec(spec: ModelSpec, overrides: Mapping[str, Any] | None) -> ModelSpec:
+    """`spec` with the sizes its data fixed: `overrides` is a loader's `DataSplit.info["spec_overrides"]`,
+    {"layers": {field: value}, "input_shape": [...]}, e.g. a fitted vocabulary's size; None or {}: `spec` as is."""
+    if not overrides:
+        return spec
+    unknown = sorted(set(overrides) - set(OVERRIDE_KEYS))
+    if unknown:
+        raise ValueError(f"{spec.id}: spec overrides {unknown} are not among {OVERRIDE_KEYS}")
+    changes: dict[str, Any] = {}
+    if overrides.get("layers"):
+        if spec.layers is None:
+            raise ValueError(f"{spec.id} trains no network: layer overrides {dict(overrides['layers'])} do not apply")
+        changes["layers"] = dataclasses.replace(spec.layers, **overrides["layers"])
+    if "input_shape" in overrides:
+        changes["input_shape"] = tuple(overrides["input_shape"])
+    return dataclasses.replace(spec, **changes)
+
+
+@contextlib.contextmanager
+def shaped_by_data(overrides: Mapping[str, Mapping[str, Any]] | None) -> Iterator[None]:
+    """Within the block, `get_spec(model_id)` returns the spec resolved with `overrides[model_id]`.
+
+    A worker enters it around each job (the job's "spec_overrides", which the harness took from the data
+    split), so every builder, whatever path it is reached by, builds the model the data needs.
+    """
+    previous = dict(_DATA_OVERRIDES)
+    _DATA_OVERRIDES.update({model_id: value for model_id, value in (overrides or {}).items() if value})
+    try:
+        yield
+    finally:
+        _DATA_OVERRIDES.clear()
+        _DATA_OVERRIDES.update(previous)

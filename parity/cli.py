@@ -15,7 +15,7 @@ from parity import align, bench
 from parity.catalog import OPTIMIZERS, UnknownModelError, get_spec
 from parity.lockstep import TOLERANCE
 from parity.errors import ParityError
-from parity.fileio import output_error_message, require_writable, write_text_atomic
+from parity.fileio import output_error_message, require_writable, write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
     from parity.datasets.series import SeriesOptions
@@ -39,6 +39,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more, got {text}")
     return value
 
 
@@ -102,6 +112,13 @@ def _add_series(parser: argparse.ArgumentParser) -> None:
                              "for gaps (default: the course file's)")
 
 
+def _add_vocab(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--vocab", metavar="PATH",
+                        help="for the IMDB subword models: this WordPiece vocabulary (one token per line, [PAD] and "
+                             "[UNK] first), or 'course' for the course's imdb_vocab_subwords.txt (downloaded once), "
+                             "instead of one learnt from the training reviews")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with its errors on one line (the usage is one `--help` away), as every other error of the command."""
 
@@ -125,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="forward parity after Keras -> torch weight transfer")
     check.add_argument("models", nargs="*", metavar="MODEL", help="model ids (default: every implemented model)")
     check.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_vocab(check)
     _add_common(check)
 
     run = commands.add_parser("run", help="train both frameworks on identical batches and write a report")
@@ -147,6 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="directory holding the data set's files (else $PARITY_DATA_DIR/<id>, "
                                         "else the download cache)")
     run.add_argument("--synthetic", action="store_true", help="small generated stand-in data of the same shapes")
+    _add_vocab(run)
     run.add_argument("--lr", type=_learning_rate, metavar="RATE",
                      help="train with this learning rate instead of the course's, e.g. the one `parity lrsweep` "
                           "suggests (default: the course's)")
@@ -176,6 +195,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--data-dir", help="directory holding the data set's files (else $PARITY_DATA_DIR/<id>, "
                                           "else the download cache)")
     sweep.add_argument("--synthetic", action="store_true", help="small generated stand-in data of the same shapes")
+    _add_vocab(sweep)
     _add_series(sweep)
     sweep.add_argument("--out", type=Path, default=Path("runs"),
                        help="writes OUT/MODEL/lrsweep.json and lrsweep.png (default: runs)")
@@ -198,6 +218,7 @@ def _parser() -> argparse.ArgumentParser:
     lockstep.add_argument("--seed", type=int, default=0, help="seed of the initial weights and batch order")
     lockstep.add_argument("--data-dir", help="directory holding the data set's files")
     lockstep.add_argument("--synthetic", action="store_true", help="small generated stand-in data of the same shapes")
+    _add_vocab(lockstep)
     lockstep.add_argument("--out", type=Path, default=Path("runs"), help="writes OUT/lockstep/<run>/ (default: runs)")
     lockstep.add_argument("--json", action="store_true", help="print the comparisons as JSON")
     _add_common(lockstep)
@@ -252,6 +273,7 @@ def _parser() -> argparse.ArgumentParser:
     bench_data.add_argument("--data-dir", help="directory holding the data set's files (else $PARITY_DATA_DIR/<id>, "
                                                "else the download cache)")
     bench_data.add_argument("--synthetic", action="store_true", help="small generated stand-in data of the same shapes")
+    _add_vocab(bench_parser)
     bench_parser.add_argument("--json", action="store_true", help="print the rows as JSON (progress goes to stderr)")
     bench_parser.add_argument("--out", type=Path, help="write OUT/bench.json and OUT/bench.md")
     bench_parser.add_argument("--markdown", type=Path, metavar="PATH",
@@ -291,6 +313,31 @@ def _parser() -> argparse.ArgumentParser:
     inside.add_argument("--out", type=Path, metavar="DIR", help="where the files go (default: RUN_DIR/inside)")
     inside.add_argument("--json", action="store_true", help="machine-readable output")
     _add_common(inside)
+
+    preproc = commands.add_parser("preproc", help="c3w1_text_preproc: the course's tokenization and padding "
+                                                  "walkthrough on its toy sentences and on bbc-text.csv")
+    preproc.add_argument("--data-dir", help="directory holding bbc-text.csv (else $PARITY_DATA_DIR/bbc-text, else "
+                                            "the download cache)")
+    preproc.add_argument("--out", type=Path, default=Path("runs"),
+                         help="writes OUT/c3w1_text_preproc/preproc.{json,md} (default: runs)")
+    preproc.add_argument("--json", action="store_true", help="machine-readable output")
+
+    generate = commands.add_parser("generate", help="next words after a seed text from both frameworks' trained "
+                                                    "next-word models of a --save run (the course's C3W4 loop)")
+    generate.add_argument("run", metavar="RUN_DIR_OR_MODEL",
+                          help="OUT/MODEL of a `parity run MODEL --save` run, or a model id for runs/MODEL")
+    generate.add_argument("--seed-text", metavar="TEXT", help="the text to continue (default: the course's)")
+    generate.add_argument("--words", type=_positive_int, metavar="N",
+                          help="how many words to add (default: the course's, 100)")
+    generate.add_argument("--temperature", type=_non_negative_float, metavar="T",
+                          help="sample from softmax(log p / T) instead of the greedy argmax (absent or 0: greedy)")
+    generate.add_argument("--seed", type=int, default=0, metavar="S",
+                          help="seed of the numpy Generator whose uniform draws both frameworks sample with (default 0)")
+    generate.add_argument("--model-seed", type=int, metavar="N",
+                          help="which saved seed's models (default: the first saved)")
+    generate.add_argument("--out", type=Path, metavar="PATH", help="the JSON record (default: RUN_DIR/generate.json)")
+    generate.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_common(generate)
     return parser
 
 
@@ -321,14 +368,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    done = sum(all(row["implemented"].values()) for row in rows)
-    print(f"{'id':30} {'part/week':9} {'dataset':24} {'task':10} {'keras':>10} {'lightning':>10}")
+    course_models = [row for row in rows if row["variant_of"] is None]  # a variant is listed under its model
+    done = sum(all(row["implemented"].values()) for row in course_models)
+    print(f"{'id':34} {'part/week':9} {'dataset':24} {'task':10} {'keras':>10} {'lightning':>10}")
     for row in rows:
         cells = [f"{row['params'][fw]:,}" if row["implemented"][fw] else "-" for fw in ("keras", "lightning")]
-        print(f"{row['id']:30} C{row['part']}W{row['week']:<7} {row['dataset']:24} {row['task']:10} "
+        name = row["id"] if row["variant_of"] is None else f"  {row['id']}"
+        print(f"{name:34} C{row['part']}W{row['week']:<7} {row['dataset']:24} {row['task']:10} "
               f"{cells[0]:>10} {cells[1]:>10}")
-    print(f"\n{done} of {len(rows)} course models implemented in both frameworks "
-          "(numbers: parameter count; -: not implemented yet)")
+    print(f"\n{done} of {len(course_models)} course models implemented in both frameworks "
+          "(numbers: parameter count; -: not implemented yet; indented: a variant of the model above, run by its id)")
     return 0
 
 
@@ -349,7 +398,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     with jobs.worker_pool(device=args.device, threads=args.threads, quiet=True) as workers:  # one start each
         model_ids = _known_ids(args.models) or implemented_ids(args.device, args.threads, workers)
-        results = check_models(model_ids, args.device, args.threads, workers)
+        results = check_models(model_ids, args.device, args.threads, workers, vocab=args.vocab)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -373,7 +422,7 @@ def _cmd_lockstep(args: argparse.Namespace) -> int:
     options = lockstep.LockstepOptions(
         steps=args.steps, optimizer=args.optimizer, learning_rate=args.lr, momentum=args.momentum,
         alignments=(_alignment(args),), tolerance=args.tolerance, seed=args.seed, data_dir=args.data_dir,
-        synthetic=args.synthetic, device=args.device, threads=args.threads, out_dir=args.out)
+        synthetic=args.synthetic, vocab=args.vocab, device=args.device, threads=args.threads, out_dir=args.out)
     results = []
     for model_id in _known_ids(args.models):
         result = lockstep.measure(model_id, options)
@@ -416,14 +465,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from parity.runner import RunOptions, run_model
 
     options = RunOptions(epochs=args.epochs, seeds=args.seeds, alignment=_alignment(args), data_dir=args.data_dir,
-                         synthetic=args.synthetic, device=args.device, threads=args.threads, out_dir=args.out,
+                         synthetic=args.synthetic, vocab=args.vocab, device=args.device, threads=args.threads, out_dir=args.out,
                          verbose=0 if args.quiet else 1, learning_rate=args.lr, series=_series_options(args),
                          save=args.save, early_stopping=args.early_stopping, checkpoint=args.checkpoint,
                          command=args.command_line)
     model_ids = course_run.select_models(args.models, all_models=args.all_models, part=args.part)
     if args.models and len(model_ids) == 1:  # one model named: it runs whatever OUT holds, and its errors end the command
         report_dir = run_model(model_ids[0], course_run.options_for(model_ids[0], options))
-        print(f"report: {report_dir / 'report.md'}")
+        walkthrough = report_dir / "preproc.md"  # c3w1_text_preproc trains nothing: its walkthrough is the report
+        print(f"report: {walkthrough if walkthrough.is_file() else report_dir / 'report.md'}")
         return 0
     return course_run.run_course(model_ids, options, force=args.force).exit_code
 
@@ -432,6 +482,7 @@ def _cmd_lrsweep(args: argparse.Namespace) -> int:
     from parity import lrsweep
 
     options = lrsweep.SweepOptions(epochs=args.epochs, seed=args.seed, data_dir=args.data_dir, synthetic=args.synthetic,
+                                   vocab=args.vocab,
                                    series=_series_options(args), device=args.device, threads=args.threads,
                                    out_dir=args.out, quiet=args.quiet)
     record = lrsweep.measure(_known_ids([args.model])[0], options)
@@ -467,7 +518,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         variants=tuple(args.variant), mode=args.mode, scopes=bench.SCOPES if args.scope == "both" else (args.scope,),
         device=args.device, threads=args.threads, batch_size=args.batch_size, steps=args.steps, windows=args.windows,
         repeats=args.repeats,
-        tf32=args.tf32 == "on", malloc=args.malloc, data_dir=args.data_dir, synthetic=args.synthetic,
+        tf32=args.tf32 == "on", malloc=args.malloc, data_dir=args.data_dir, synthetic=args.synthetic, vocab=args.vocab,
         inputs=tuple(dict.fromkeys(args.input)), order_seed=args.order_seed)
     options = bench.with_order_seed(options)
     model_ids = list(dict.fromkeys(_known_ids(args.models)))
@@ -496,6 +547,18 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0 if all(row["passed"] for row in rows) else 1
 
 
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from parity import generate
+
+    run = generate.open_generator_run(args.run, args.model_seed)
+    request = generate.default_request(run, args.seed_text, args.words, args.temperature, args.seed)
+    record = generate.generate(run, request, args.device, args.threads)
+    out = generate.output_path(run, args.out)
+    write_json_atomic(out, record)
+    print(json.dumps(record, indent=2) if args.json else f"{generate.render(record)}\nwritten: {out}")
+    return 0 if record["same_weights"]["passed"] is not False else 1
+
+
 def _cmd_inside(args: argparse.Namespace) -> int:
     from parity import inside, predict
 
@@ -515,9 +578,18 @@ def _cmd_inside(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
+def _cmd_preproc(args: argparse.Namespace) -> int:
+    from parity import text_preproc
+
+    result = text_preproc.walkthrough(args.data_dir)
+    directory = text_preproc.write_walkthrough(result, args.out)
+    print(json.dumps(result, indent=2) if args.json else f"{text_preproc.render_markdown(result)}written: {directory}")
+    return 0
+
+
 COMMANDS = {"list": _cmd_list, "explain": _cmd_explain, "check": _cmd_check, "run": _cmd_run, "lrsweep": _cmd_lrsweep, "lockstep": _cmd_lockstep,
             "differences": _cmd_differences, "report": _cmd_report, "bench": _cmd_bench,
-            "predict": _cmd_predict, "inside": _cmd_inside}
+            "predict": _cmd_predict, "inside": _cmd_inside, "preproc": _cmd_preproc, "generate": _cmd_generate}
 
 
 # Each command's output flags: (argument, flag, "directory" it writes into or "file" it writes), checked before
@@ -530,6 +602,8 @@ OUTPUTS = {
     "report": (("out", "--out", "file"),),
     "differences": (("write", "--write", "file"),),
     "inside": (("out", "--out", "directory"),),
+    "preproc": (("out", "--out", "directory"),),
+    "generate": (("out", "--out", "file"),),
 }
 
 

@@ -129,6 +129,8 @@ def request_settings(model_id: str, options: RunOptions) -> dict[str, Any]:
                  "data_dir": None if options.data_dir is None else str(Path(options.data_dir).resolve()),
                  "data_root": str(Path(data_root).resolve()) if data_root else None},
         "learning_rate": options.learning_rate,
+        **({"vocab": options.vocab if options.vocab == "course" else str(Path(options.vocab).resolve())}
+           if options.vocab else {}),
         "series": None if series is None else dataclasses.asdict(series),
         "device": options.device,
         "threads": options.threads,
@@ -147,7 +149,7 @@ def options_for(model_id: str, options: RunOptions) -> RunOptions:
 def cannot_run_reason(model_id: str) -> str | None:
     """Why the harness cannot run `model_id` whatever the frameworks build (None when it can try)."""
     spec = get_spec(model_id)
-    return None if runner.computes_baselines_only(spec) else runner.missing_support(spec)
+    return None if runner.trains_no_network(spec) else runner.missing_support(spec)
 
 
 def unimplemented(model_ids: Sequence[str], options: RunOptions) -> dict[str, str]:
@@ -273,7 +275,7 @@ def _plan(model_ids: Sequence[str], options: RunOptions, force: bool, course: Co
             if previous.note:
                 log(f"{model_id}: {previous.note}")
             candidates.append(model_id)
-    trained = [model_id for model_id in candidates if not runner.computes_baselines_only(get_spec(model_id))]
+    trained = [model_id for model_id in candidates if not runner.trains_no_network(get_spec(model_id))]
     gaps = find_unimplemented(trained, options) if trained else {}
     for model_id, reason in gaps.items():
         course.outcomes.append(Outcome(model_id, CANNOT_RUN, reason))

@@ -140,7 +140,8 @@ def _run_both(run: SavedRun, job: dict[str, Any], workdir: Path, device: str,
         for framework in jobs.FRAMEWORKS:
             out = workdir / f"{framework}-inside.npz"
             result = workers.run(framework, {**job, "run_dir": str(run.run_dir.resolve()), "seed": run.seed,
-                                             "out": str(out)}, workdir, INSIDE_TIMEOUT_S)
+                                             "out": str(out), "spec_overrides": run.inputs.get("spec_overrides") or {}},
+                                 workdir, INSIDE_TIMEOUT_S)
             answers[framework] = (result["layers"], np.load(out))
     return answers
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import platform
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,7 @@ class LockstepOptions:
     seed: int = 0
     data_dir: str | None = None
     synthetic: bool = False
+    vocab: str | None = None  # `--vocab`: a subword vocabulary file, or "course" (None: learnt from the data)
     device: str = "cpu"
     threads: int = 1
     out_dir: Path = Path("runs")
@@ -152,8 +153,11 @@ def measure(model_id: str, options: LockstepOptions, workers: jobs.WorkerPool | 
     if not spec.trainable:
         raise ParityError(f"{spec.id} trains no network in the course; nothing to run in lockstep")
     optimizer = choose_optimizer(spec.id, options.optimizer, options.learning_rate, options.momentum)
-    split = load_dataset(spec, options.data_dir, options.synthetic)
+    split = load_dataset(spec, options.data_dir, options.synthetic, vocab=options.vocab)
     data = provenance.data_provenance(split)
+    metric_on = "validation" if split.val is not None else "training"
+    if split.val is None:  # no validation data (the text generators): the metric after the last step is on train samples
+        split = replace(split, val=split.train)
     needed = options.steps * spec.batch_size
     with jobs.worker_pool(device=options.device, threads=options.threads, quiet=True, reuse=workers) as workers, \
             jobs.work_directory(f"parity-lockstep-{spec.id}-") as workdir:
@@ -162,7 +166,7 @@ def measure(model_id: str, options: LockstepOptions, workers: jobs.WorkerPool | 
                "batch_size": spec.batch_size, "optimizer": optimizer_to_job(optimizer), "data": str(data_file),
                "native": (options.keras_alignment or options.alignments[0]).to_job(),
                "alignments": [alignment.to_job() for alignment in options.alignments],
-               "rounding_control": options.rounding_control}
+               "rounding_control": options.rounding_control, "spec_overrides": split.spec_overrides(spec.id)}
         keras = workers.run("keras", job, workdir)
         lightning = workers.run("lightning", job, workdir)
     return {
@@ -172,7 +176,7 @@ def measure(model_id: str, options: LockstepOptions, workers: jobs.WorkerPool | 
         "batch_size": spec.batch_size,
         "seed": options.seed,
         "dataset": {"id": spec.dataset, "source": split.source, "train_samples_used": min(needed, len(split.train)),
-                    "val_samples": min(VAL_SAMPLES, split.val_size)},
+                    "val_samples": min(VAL_SAMPLES, split.val_size), "metric_on": metric_on},
         "keras": {key: keras[key] for key in ("loss", "grad_norm", "deterministic", "dropout_layers", "val_metric",
                                               "tensor_device")},
         "metric": spec.metric,
@@ -268,7 +272,8 @@ def render_markdown(result: Mapping[str, Any], comparison: Mapping[str, Any]) ->
         f"- Largest relative difference: loss {comparison['max_rel_loss_diff']:.2e}, "
         f"gradient norm {comparison['max_rel_grad_norm_diff']:.2e}",
         f"- Parameters after step {steps}: max abs difference {comparison['final_param_max_abs_diff']:.2e}",
-        f"- Validation {result['metric']} after step {steps} ({min(VAL_SAMPLES, result['dataset']['val_samples'])} "
+        f"- {result['dataset'].get('metric_on', 'validation').capitalize()} {result['metric']} after step {steps} "
+        f"({min(VAL_SAMPLES, result['dataset']['val_samples'])} "
         f"samples): keras {comparison['val_metric']['keras']:.4f}, lightning {comparison['val_metric']['lightning']:.4f}",
         "", "| step | keras loss | lightning loss | rel. diff | keras grad norm | lightning grad norm | rel. diff |",
         "|---:|---:|---:|---:|---:|---:|---:|",

@@ -56,6 +56,7 @@ class SweepOptions:
     data_dir: str | None = None
     synthetic: bool = False
     series: SeriesOptions | None = None
+    vocab: str | None = None  # `--vocab`: a subword vocabulary file, or "course" (None: learnt from the data)
     device: str = "cpu"
     threads: int = 1
     out_dir: Path = Path("runs")
@@ -162,7 +163,7 @@ def measure(model_id: str, options: SweepOptions) -> dict[str, Any]:
     spec = get_spec(model_id)
     sweep = require_sweep(spec)
     epochs = options.epochs or sweep.epochs
-    split = load_dataset(spec, options.data_dir, options.synthetic, series=options.series)
+    split = load_dataset(spec, options.data_dir, options.synthetic, series=options.series, vocab=options.vocab)
     data = provenance.data_provenance(split)
     out_dir = Path(options.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -170,10 +171,11 @@ def measure(model_id: str, options: SweepOptions) -> dict[str, Any]:
             jobs.work_directory(f".work-lrsweep-{spec.id}-", out_dir) as workdir:
         data_file = jobs.save_data(workdir, split)
         np.save(jobs.probe_inputs_path(workdir, spec.id), split.probe_inputs(PROBE_SIZE))
-        check = forward_check([spec.id], [options.seed], workers, workdir)
+        check = forward_check([spec.id], [options.seed], workers, workdir, spec_overrides=split.spec_overrides(spec.id))
         require_forward_parity(spec, check, workdir)
         job = {"kind": "lrsweep", "model": spec.id, "seed": options.seed, "epochs": epochs, "data": str(data_file),
-               "weights_tag": weights_tag(spec.id, options.seed), "native": align.ALIGNED.to_job()}
+               "weights_tag": weights_tag(spec.id, options.seed), "native": align.ALIGNED.to_job(),
+               "spec_overrides": split.spec_overrides(spec.id)}
         answers = {framework: workers.run(framework, job, workdir) for framework in jobs.FRAMEWORKS}
     frameworks = {framework: framework_record(answers[framework]) for framework in jobs.FRAMEWORKS}
     schedule = sweep.schedule

@@ -216,7 +216,7 @@ def predict(run: SavedRun, given: Sequence[str], device: str = "cpu", threads: i
         inputs_file = workdir / "inputs.npy"
         np.save(inputs_file, batch)
         job = {"kind": "predict", "run_dir": str(run.run_dir.resolve()), "seed": run.seed, "inputs": str(inputs_file),
-               "keras_weights": str(workdir / "keras-trained.npz")}
+               "keras_weights": str(workdir / "keras-trained.npz"), "spec_overrides": run.inputs.get("spec_overrides") or {}}
         answers = {framework: workers.run(framework, job, workdir, PREDICT_TIMEOUT_S) for framework in jobs.FRAMEWORKS}
     keras, lightning = (np.asarray(answers[framework]["outputs"], dtype=np.float32) for framework in jobs.FRAMEWORKS)
     same_weights = np.asarray(answers["lightning"]["same_weights_outputs"], dtype=np.float32)

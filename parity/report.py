@@ -82,6 +82,17 @@ def final_value(run: Mapping[str, Any], key: str) -> float:
     return _last(run["history"].get(key))
 
 
+def final_key(run: Mapping[str, Any], key: str) -> str:
+    """`val_<key>` for a run that validated; `<key>` for one without validation data (spec.validation "none"), whose
+    final values are the training ones, as the course reports them (the text generators' train accuracy)."""
+    return f"val_{key}" if run["history"].get("val_loss") else key
+
+
+def _validated(report: Mapping[str, Any]) -> bool:
+    """Whether the report's runs validated (else its final values are the training ones, `final_key`)."""
+    return any(run["history"].get("val_loss") for fw in FRAMEWORKS for run in report["frameworks"][fw]["runs"])
+
+
 def _final_value(framework: str, run: Mapping[str, Any], key: str) -> float:
     """final_value of `key`; a history without the series is an error."""
     if not run["history"].get(key):
@@ -90,16 +101,16 @@ def _final_value(framework: str, run: Mapping[str, Any], key: str) -> float:
 
 
 def final_values_by_seed(framework: str, runs: Sequence[Mapping[str, Any]], metric: str) -> dict[int, float]:
-    """seed -> the final val_<metric> of each run (final_value: the restored model's after early stopping), in run
-    order, leaving out runs whose loss went non-finite (`diverged`: no final value to compare); two runs with one
-    seed are an error."""
+    """seed -> the final val_<metric> of each run (final_value: the restored model's after early stopping; the
+    training <metric> without validation data, `final_key`), in run order, leaving out runs whose loss went
+    non-finite (`diverged`: no final value to compare); two runs with one seed are an error."""
     finals: dict[int, float] = {}
     for run in runs:
         if run["seed"] in finals:
             raise ValueError(f"{framework}: two runs with seed {run['seed']}; runs are paired by seed, "
                              "so each seed may run once per framework")
         if not run.get("diverged"):
-            finals[run["seed"]] = _final_value(framework, run, f"val_{metric}")
+            finals[run["seed"]] = _final_value(framework, run, final_key(run, metric))
     return finals
 
 
@@ -320,8 +331,10 @@ def _array_text(values: Any) -> str:
 def _results_table(report: Mapping[str, Any]) -> list[str]:
     """The per-framework results table, with a footnote for runs stopped by the course callback."""
     metric = report["comparison"]["metric"]
+    validated = _validated(report)
+    final = "Final val" if validated else "Final train"
     lines = [
-        f"| Framework | Params | Final val {metric} | Final val loss | Epochs run "
+        f"| Framework | Params | {final} {metric} | {final} loss | Epochs run "
         "| Train samples/s (median) | Wall s (median) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
@@ -338,7 +351,8 @@ def _results_table(report: Mapping[str, Any]) -> list[str]:
             any_diverged |= diverged
             count = run.get("epochs_run", len(run["history"]["loss"]))
             epochs.append(f"{count}{'*' if stopped else ''}{'†' if early else ''}{'‡' if diverged else ''}")
-        val_loss = compare.summarize([final_value(run, "val_loss") for run in runs if not run.get("diverged")])
+        val_loss = compare.summarize([final_value(run, final_key(run, "loss")) for run in runs
+                                      if not run.get("diverged")])
         params = report["frameworks"][fw]["params"]
         lines.append(
             f"| {fw} | {'n/a' if params is None else format(params, ',')} "
@@ -347,6 +361,8 @@ def _results_table(report: Mapping[str, Any]) -> list[str]:
             f"| {formatting.rate(_median([run['train_samples_per_s'] for run in runs]))} "
             f"| {formatting.rate(_median([run['wall_s'] for run in runs]))} |"
         )
+    if not validated:
+        lines += ["", "No validation data (as in the course): the final values are the training ones."]
     if any_stopped:
         lines += ["", "\\* stopped early by the course callback."]
     if any_early:
@@ -436,12 +452,13 @@ def _comparison_lines(report: Mapping[str, Any]) -> list[str]:
              f"({', '.join(sorted({row['mode'] for row in checks}))} mode), each within its tolerance (largest "
              f"{formatting.significant(max(row['tolerance'] for row in checks), 2)})" if checks else "")
     equivalence = final["equivalence"]
+    which = "Final val" if _validated(report) else "Final train"
     tost = (f"p lower {formatting.significant(equivalence['p_lower'], 3)}, "
             f"p upper {formatting.significant(equivalence['p_upper'], 3)}, {_interval_text(equivalence['ci90'], '90%')}; "
             if equivalence["p"] is not None else "")
     return [
         f"- Forward check, random weights in every variable, same input: max abs diff {forward}{check}",
-        f"- Final val {comparison['metric']}, lightning - keras:",
+        f"- {which} {comparison['metric']}, lightning - keras:",
         *_paired_lines(final),
         f"  - Welch (unpaired, secondary): {formatting.metric(final.get('diff_mean'), '+')}, {welch_interval}, {counts}; "
         f"Welch t-test p-value: {formatting.significant(final.get('welch_p'), 3)}",

@@ -27,9 +27,9 @@ from parity.datasets.series import SeriesOptions, series_of, window_of
 from parity.errors import ParityError, WorkerError
 from parity.fileio import staging_dir
 from parity.plan import collate
-from parity.report import (build_baselines_report, build_report, final_value, forecast_record, seeds_text,
+from parity.report import (build_baselines_report, build_report, final_key, final_value, forecast_record, seeds_text,
                            write_report)
-from parity.spec_types import SeriesData
+from parity.spec_types import SeriesData, TextData
 
 PROBE_SIZE = 256  # validation samples on which the initial Keras and torch outputs are compared
 CHECK_SEED = 0
@@ -69,6 +69,7 @@ class RunOptions:
     verbose: int = 1  # 0 (`--quiet`): the console gets one summary line per framework, the logs every epoch
     learning_rate: float | None = None  # `--lr`: replaces the optimizer's rate in both frameworks (None: the spec's)
     series: SeriesOptions | None = None  # `--series`, `--series-column`, `--time-column` (None: the spec's series)
+    vocab: str | None = None  # `--vocab`: a subword vocabulary file, or "course" (None: learnt from the data)
     save: bool = False  # `--save`: keep each seed's trained models and their inputs record in OUT/MODEL/models
     early_stopping: EarlyStopping | None = None  # `--early-stopping`
     checkpoint: str | None = None  # `--checkpoint best|last`: files in OUT/MODEL/checkpoints
@@ -95,8 +96,8 @@ def describe_models(device: str = "cpu", threads: int = 1, workers: jobs.WorkerP
     def ask_workers() -> model_facts.Answers:
         with jobs.worker_pool(device=device, threads=threads, quiet=True, reuse=workers) as pool, \
                 jobs.work_directory("parity-describe-") as workdir:
-            answers = {framework: pool.run(framework, {"kind": "describe", "models": candidates}, workdir)
-                       for framework in jobs.FRAMEWORKS}
+            job = {"kind": "describe", "models": candidates, "spec_overrides": _stand_in_overrides(candidates)}
+            answers = {framework: pool.run(framework, job, workdir) for framework in jobs.FRAMEWORKS}
         return {framework: {"architectures": answer["architectures"], "params": answer["params"]}
                 for framework, answer in answers.items()}
 
@@ -110,11 +111,22 @@ def describe_models(device: str = "cpu", threads: int = 1, workers: jobs.WorkerP
             "dataset": spec.dataset,
             "task": spec.task,
             "course_params": spec.course_params,
+            "variant_of": spec.variant_of,
             "implemented": {fw: spec.id in answers[fw]["params"] for fw in jobs.FRAMEWORKS},
             "params": {fw: answers[fw]["params"].get(spec.id) for fw in jobs.FRAMEWORKS},
         }
         for spec in CATALOG.values()
     ]
+
+
+def _stand_in_overrides(model_ids: list[str]) -> dict[str, Any]:
+    """The sizes that the synthetic stand-in fixes for each model whose spec leaves its vocabulary to the data
+    (text generation), so that `describe` can build and count it."""
+    overrides: dict[str, Any] = {}
+    for spec in map(get_spec, model_ids):
+        if spec.layers is not None and getattr(spec.layers, "vocab_size", 0) is None:
+            overrides.update(load_dataset(spec, synthetic=True).spec_overrides(spec.id))
+    return overrides
 
 
 def supported_ids() -> list[str]:
@@ -150,15 +162,17 @@ def _require_implemented(spec: ModelSpec) -> None:
 
 
 def forward_check(model_ids: list[str], seeds: list[int], workers: jobs.WorkerPool, workdir: Path,
-                  reported: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+                  reported: dict[str, dict[str, Any]] | None = None,
+                  spec_overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Forward parity on random weights: every Keras variable drawn at random (seeded), copied into torch by
     name, outputs compared on the probe inputs already in `workdir` (inference, and training mode with dropout
     off for BatchNorm/dropout models). One row per model, seed and mode, with its tolerance, its verdict and the
     transfer's counts (every Keras variable read, every torch tensor assigned). `reported`, when given, receives
-    each framework's `device` and `versions` as its worker answered."""
+    each framework's `device` and `versions` as its worker answered. `spec_overrides`: the sizes the data fixed,
+    per model id (`DataSplit.spec_overrides`)."""
     rows = []
     for seed in seeds:
-        job = {"kind": "forward", "models": model_ids, "seed": seed}
+        job = {"kind": "forward", "models": model_ids, "seed": seed, "spec_overrides": spec_overrides or {}}
         answers = {framework: workers.run(framework, job, workdir) for framework in jobs.FRAMEWORKS}
         if reported is not None:
             reported.update({fw: {"device": answer["device"], "versions": answer["versions"]}
@@ -170,18 +184,21 @@ def forward_check(model_ids: list[str], seeds: list[int], workers: jobs.WorkerPo
 
 
 def check_models(model_ids: list[str], device: str = "cpu", threads: int = 1,
-                 workers: jobs.WorkerPool | None = None) -> list[dict[str, Any]]:
-    """`parity check`: the forward check of each model on its synthetic stand-in's inputs (no download)."""
+                 workers: jobs.WorkerPool | None = None, vocab: str | None = None) -> list[dict[str, Any]]:
+    """`parity check`: the forward check of each model on its synthetic stand-in's inputs (no download); `vocab`
+    encodes a subword model's stand-in with that vocabulary (`--vocab`), which sizes its Embedding."""
     specs = [get_spec(model_id) for model_id in model_ids]
     for spec in specs:
         _require_implemented(spec)
     with jobs.worker_pool(device=device, threads=threads, quiet=True, reuse=workers) as workers, \
             jobs.work_directory("parity-check-") as workdir:
+        overrides: dict[str, Any] = {}
         for spec in specs:
             # The synthetic stand-in has the real data's shapes, dtypes and value range, and needs no download.
-            np.save(jobs.probe_inputs_path(workdir, spec.id),
-                    load_dataset(spec, synthetic=True).probe_inputs(PROBE_SIZE))
-        return forward_check([spec.id for spec in specs], [CHECK_SEED], workers, workdir)
+            split = load_dataset(spec, synthetic=True, vocab=vocab)
+            np.save(jobs.probe_inputs_path(workdir, spec.id), split.probe_inputs(PROBE_SIZE))
+            overrides.update(split.spec_overrides(spec.id))
+        return forward_check([spec.id for spec in specs], [CHECK_SEED], workers, workdir, spec_overrides=overrides)
 
 
 def require_forward_parity(spec: ModelSpec, rows: list[dict[str, Any]], workdir: Path) -> None:
@@ -214,7 +231,8 @@ def _samples_per_s(run: dict[str, Any], train_size: int, batch_size: int) -> flo
 
 def _summary_line(framework: str, spec: ModelSpec, answer: dict[str, Any]) -> str:
     runs = answer["runs"]
-    finals = [final_value(run, f"val_{spec.metric}") for run in runs]
+    key = final_key(runs[0], spec.metric) if runs else f"val_{spec.metric}"
+    finals = [final_value(run, key) for run in runs]
     epochs = "/".join(str(run["epochs_run"]) for run in runs)
     stopped = " (course callback stopped it)" if any(run["stopped_early"] for run in runs) else ""
     diverged = [f"seed {run['seed']} at epoch {run['diverged']['epoch']} step {run['diverged']['step']}"
@@ -227,7 +245,7 @@ def _summary_line(framework: str, spec: ModelSpec, answer: dict[str, Any]) -> st
             f"{'stopped at ' + str(stop['stopped_epoch']) if stop['stopped_epoch'] else 'ran out'}, best epoch "
             f"{stop['best_epoch']} restored" for stop in stops) + ")"
     return (f"{framework}: {spec.id}, {len(runs)} seed(s), epochs {epochs}{stopped}, "
-            f"final val_{spec.metric} {statistics.fmean(finals):.4f}, "
+            f"final {key} {statistics.fmean(finals):.4f}, "
             f"{statistics.fmean(run['train_samples_per_s'] for run in runs):,.0f} samples/s, "
             f"wall {sum(run['wall_s'] for run in runs):.1f} s")
 
@@ -295,6 +313,32 @@ def computes_baselines_only(spec: ModelSpec) -> bool:
     return not spec.trainable and isinstance(spec.data, SeriesData) and spec.data.baselines is not None
 
 
+def computes_preprocessing_only(spec: ModelSpec) -> bool:
+    """Whether the course only tokenizes and pads for `spec` (c3w1_text_preproc): no network, no training."""
+    return not spec.trainable and isinstance(spec.data, TextData)
+
+
+def trains_no_network(spec: ModelSpec) -> bool:
+    """Whether `parity run` computes `spec`'s course steps without a framework: baselines or preprocessing."""
+    return computes_baselines_only(spec) or computes_preprocessing_only(spec)
+
+
+def run_preprocessing(spec: ModelSpec, options: RunOptions) -> Path:
+    """`parity run c3w1_text_preproc`: the tokenization and padding walkthrough (parity.text_preproc), as
+    `parity preproc` writes it: OUT/c3w1_text_preproc/preproc.{json,md}."""
+    from parity import text_preproc
+
+    unused = [flag for flag, value in (("--epochs", options.epochs), ("--lr", options.learning_rate),
+                                       ("--synthetic", options.synthetic), ("--save", options.save)) if value]
+    if unused:
+        print(f"parity: note: {spec.id} trains no network, so {', '.join(unused)} do(es) not apply to it",
+              file=sys.stderr, flush=True)
+    result = text_preproc.walkthrough(options.data_dir)
+    print(f"{spec.id}: the course's tokenization and padding steps, ours beside the course's expected values",
+          flush=True)
+    return text_preproc.write_walkthrough(result, options.out_dir)
+
+
 def validation_truth(split: DataSplit) -> np.ndarray:
     """The validation targets in order: for a series model, the true value of each step after the split."""
     return collate(split.val, np.arange(len(split.val)))[1].ravel()
@@ -349,9 +393,11 @@ def run_model(model_id: str, options: RunOptions) -> Path:
     spec = get_spec(model_id)
     if computes_baselines_only(spec):
         return run_baselines(spec, options)
+    if computes_preprocessing_only(spec):
+        return run_preprocessing(spec, options)
     _require_implemented(spec)
     epochs = options.epochs or spec.epochs
-    split = load_dataset(spec, options.data_dir, options.synthetic, series=options.series)
+    split = load_dataset(spec, options.data_dir, options.synthetic, series=options.series, vocab=options.vocab)
     forecasting = forecasts_series(spec)
     series = series_results(spec, split) if forecasting else {}  # before training: a data error costs no time
     data = provenance.data_provenance(split)  # hashed once per run, whatever the number of seeds
@@ -364,7 +410,7 @@ def run_model(model_id: str, options: RunOptions) -> Path:
         np.save(jobs.probe_inputs_path(workdir, spec.id), split.probe_inputs(PROBE_SIZE))
         reported: dict[str, dict[str, Any]] = {}  # each framework's device and versions
         with jobs.worker_pool(device=options.device, threads=options.threads, quiet=True) as workers:
-            check = forward_check([spec.id], seeds, workers, workdir, reported)
+            check = forward_check([spec.id], seeds, workers, workdir, reported, split.spec_overrides(spec.id))
         require_forward_parity(spec, check, workdir)
         print(f"forward check: {len(check)} of {len(check)} passed (largest max abs diff "
               f"{max(row['max_abs_diff'] for row in check):.2g}, random weights)", flush=True)
@@ -372,7 +418,7 @@ def run_model(model_id: str, options: RunOptions) -> Path:
                "data": str(data_file), "log_dir": str(staging / "logs"),
                "tensorboard_dir": str(staging / progress.TENSORBOARD_DIR),
                "learning_rate": options.learning_rate, "forecast": forecasting,
-               "save_to": str(staging) if options.save else None,
+               "save_to": str(staging) if options.save else None, "spec_overrides": split.spec_overrides(spec.id),
                **stopping_job(spec, split, options, staging / CHECKPOINT_DIR)}
         if options.save:  # before training: a model whose inputs cannot be recorded costs no training time
             saved_models.write_inputs(staging, saved_models.inputs_record(spec, split))
@@ -581,7 +627,7 @@ def run_baselines(spec: ModelSpec, options: RunOptions) -> Path:
         verb = "does" if len(unused) == 1 else "do"
         print(f"parity: note: {spec.id} trains no network, so {' and '.join(unused)} {verb} not apply to it",
               file=sys.stderr, flush=True)
-    split = load_dataset(spec, options.data_dir, options.synthetic, series=options.series)
+    split = load_dataset(spec, options.data_dir, options.synthetic, series=options.series, vocab=options.vocab)
     series, split_time = series_of(split, window_of(spec))
     name = split.info.get("series")
     baselines = _baselines(spec, split, series, split_time)

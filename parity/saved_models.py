@@ -23,11 +23,14 @@ from parity.datasets import DataSplit
 from parity.datasets.store import PixelScale
 from parity.errors import DataError
 from parity.fileio import write_json_atomic
-from parity.spec_types import IdxData, ImageFolderData, SeriesData, TextData
-from parity.text import FILTERS, OOV_TOKEN, TextVectorization, Tokenizer, pad_sequences
+from parity.spec_types import IdxData, ImageFolderData, SeriesData, TextData, TextGenData
+from parity.text import FILTERS, OOV_TOKEN, TextVectorization, Tokenizer, pad_sequences, standardize, standardize_c3w2
 
 MODELS_DIR = "models"
 INPUTS_FILE = "inputs.json"
+DEFAULT_STANDARDIZE = "lower_and_strip_punctuation"
+# An inputs record's "standardize" name -> the function (the names the text loaders put in DataSplit.info).
+STANDARDIZERS = {DEFAULT_STANDARDIZE: standardize, "c3w2_stopwords": standardize_c3w2}
 # How new image files are made the size training saw: parity.datasets.decode.decode_one (Pillow's bilinear filter).
 IMAGE_RESIZE = "bilinear"
 
@@ -94,30 +97,42 @@ def inputs_record(spec: ModelSpec, split: DataSplit) -> dict[str, Any]:
         "model": spec.id,
         "task": spec.task,
         "input_shape": list(spec.input_shape),
-        "text": _text_record(spec, split) if isinstance(spec.data, TextData) else None,
+        "text": _text_record(spec, split) if isinstance(spec.data, (TextData, TextGenData)) else None,
         "image": _image_record(spec, split) if isinstance(spec.data, (IdxData, ImageFolderData)) else None,
         "series": _series_record(spec.data) if isinstance(spec.data, SeriesData) else None,
         "classes": list(split.info["classes"]) if "classes" in split.info else None,
+        "spec_overrides": split.spec_overrides(spec.id),  # the sizes the data fixed: the saved model's shape
     }
 
 
 def _text_record(spec: ModelSpec, split: DataSplit) -> dict[str, Any]:
     """The fitted vocabulary and the tokenizer's settings (parity.datasets.sarcasm.tokenize), padding per spec."""
-    data: TextData = spec.data
+    data: TextData | TextGenData = spec.data
     if split.vocabulary is None:
         raise ValueError(f"{spec.id}: the data split holds no fitted vocabulary; its loader must set "
                          "DataSplit.vocabulary (see parity.datasets.sarcasm.encode_split)")
-    common = {"tokenizer": data.tokenizer, "vocabulary": list(split.vocabulary), "max_length": data.max_length,
-              "padding": data.padding, "truncating": data.truncating}
+    if isinstance(data, TextGenData):
+        # Next-word models (parity.datasets.textgen): the whole fitted vocabulary (a Keras 2 Tokenizer without an
+        # OOV token, as the labs fit it); the course's generation loop pads and truncates 'pre' to the input length.
+        common = {"tokenizer": data.tokenizer, "vocabulary": list(split.vocabulary),
+                  "max_length": split.info["max_sequence_len"] - 1, "padding": data.padding, "truncating": "pre"}
+        oov_token, size = None, None
+    else:
+        common = {"tokenizer": data.tokenizer, "vocabulary": list(split.vocabulary), "max_length": data.max_length,
+                  "padding": data.padding, "truncating": data.truncating}
+        oov_token, size = data.oov_token, data.vocab_size
     if data.tokenizer == "keras2_tokenizer":
         # Keras 2 Tokenizer defaults: lower-case, FILTERS replaced by `split`, split on it; ids >= num_words -> OOV.
-        return {**common, "oov_token": data.oov_token, "num_words": data.vocab_size,
+        return {**common, "oov_token": oov_token, "num_words": size,
                 "lower": True, "filters": FILTERS, "split": " "}
     if data.tokenizer == "text_vectorization":
-        return {**common, "oov_token": OOV_TOKEN, "max_tokens": data.vocab_size,
-                "standardize": "lower_and_strip_punctuation", "split": "whitespace"}
+        # The loader's standardization (bbc: the C3W2 assignment's stopwords; else Keras' default).
+        return {**common, "oov_token": OOV_TOKEN, "max_tokens": size,
+                "standardize": split.info.get("standardize", DEFAULT_STANDARDIZE), "split": "whitespace"}
+    if data.tokenizer == "wordpiece":  # parity.subwords: BERT splitting, then the vocabulary's longest pieces
+        return {**common, "oov_token": "[UNK]", "lower": True}
     raise ValueError(f"{spec.id}: tokenizer {data.tokenizer!r} has no inputs record yet "
-                     "(implemented: keras2_tokenizer, text_vectorization)")
+                     "(implemented: keras2_tokenizer, text_vectorization, wordpiece)")
 
 
 def _image_record(spec: ModelSpec, split: DataSplit) -> dict[str, Any]:
@@ -146,11 +161,15 @@ def encode_texts(text: dict[str, Any], texts: Sequence[str]) -> np.ndarray:
         tokenizer.set_vocabulary(text["vocabulary"])
         ids = tokenizer.texts_to_sequences(texts)
     elif text["tokenizer"] == "text_vectorization":
-        vectorizer = TextVectorization(max_tokens=text["max_tokens"])
+        vectorizer = TextVectorization(max_tokens=text["max_tokens"], standardize=STANDARDIZERS[text["standardize"]])
         vectorizer.set_vocabulary(text["vocabulary"])
         ids = vectorizer(texts)
+    elif text["tokenizer"] == "wordpiece":
+        from parity import subwords
+
+        ids = subwords.encode(text["vocabulary"], texts)
     else:
-        raise ValueError(f"tokenizer {text['tokenizer']!r} is not one of keras2_tokenizer, text_vectorization")
+        raise ValueError(f"tokenizer {text['tokenizer']!r} is not one of keras2_tokenizer, text_vectorization, wordpiece")
     return pad_sequences(ids, maxlen=text["max_length"], padding=text["padding"], truncating=text["truncating"])
 
 

@@ -246,6 +246,9 @@ class GloveConvLstmClassifier(Layers):
     kernel_size: int
     pool_size: int
     lstm_units: int
+    # The pretrained matrix: a (vocab_size, embedding_dim) float32 .npy file that the data loader writes and states
+    # in its spec_overrides; None: random weights (the forward check), frozen all the same.
+    embedding_weights: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -257,6 +260,11 @@ class TextGenerator(Layers):
     embedding_dim: int
     lstm_units: int
     bidirectional: bool
+
+    @property
+    def classes(self) -> int | None:
+        """One class per vocabulary id: the next word (ModelSpec.classes, the one-hot labels, the output layer)."""
+        return self.vocab_size
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -533,6 +541,7 @@ class ModelSpec:
     lr_schedule: LrSchedule | None = None
     lr_sweep: LrSweep | None = None
     generation: Generation | None = None
+    variant_of: str | None = None  # the course model this one is a variant of (selectable, not counted apart)
 
     def __post_init__(self) -> None:
         _check_choice(self.id, "task", self.task, TASKS)

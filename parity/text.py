@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -31,6 +31,51 @@ _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _TOKEN = re.compile(r"[^ \t\n\v\f\r]+")
 PAD_TOKEN, OOV_TOKEN = "", "[UNK]"  # ids 0 and 1 of every TextVectorization vocabulary
 OOV_ID = 1
+
+# The course's stopword list of the BBC assignments (C3W1, and C3W2 v1: `remove_stopwords`), 153 words,
+# compared with each whitespace-separated lower-cased word.
+STOPWORDS = (
+    "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at", "be",
+    "because", "been", "before", "being", "below", "between", "both", "but", "by", "could", "did", "do", "does",
+    "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "he'd",
+    "he'll", "he's", "her", "here", "here's", "hers", "herself", "him", "himself", "his", "how", "how's", "i", "i'd",
+    "i'll", "i'm", "i've", "if", "in", "into", "is", "it", "it's", "its", "itself", "let's", "me", "more", "most", "my",
+    "myself", "nor", "of", "on", "once", "only", "or", "other", "ought", "our", "ours", "ourselves", "out", "over",
+    "own", "same", "she", "she'd", "she'll", "she's", "should", "so", "some", "such", "than", "that", "that's", "the",
+    "their", "theirs", "them", "themselves", "then", "there", "there's", "these", "they", "they'd", "they'll",
+    "they're", "they've", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "we'd",
+    "we'll", "we're", "we've", "were", "what", "what's", "when", "when's", "where", "where's", "which", "while", "who",
+    "who's", "whom", "why", "why's", "with", "would", "you", "you'd", "you'll", "you're", "you've", "your", "yours",
+    "yourself", "yourselves",
+)
+# The C3W2 v2 assignment's `standardize_func` list, in its order (repeats kept): the contractions of STOPWORDS
+# are gone and their endings ('m, 'd, ...) are removed where they end a word instead.
+STOPWORD_PATTERNS_C3W2 = (
+    "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at", "be",
+    "because", "been", "before", "being", "below", "between", "both", "but", "by", "could", "did", "do", "does",
+    "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her",
+    "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself",
+    "let's", "me", "more", "most", "my", "myself", "nor", "of", "on", "once", "only", "or", "other", "ought", "our",
+    "ours", "ourselves", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the",
+    "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too",
+    "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom",
+    "why", "why", "with", "would", "you", "your", "yours", "yourself", "yourselves", "'m", "'d", "'ll", "'re", "'ve",
+    "'s", "'d",
+)
+
+# The assignment deletes each word with its own tf.strings.regex_replace, in list order: rf"\b{word}\b", or
+# rf"{word}\b" for an ending that starts with an apostrophe (RE2's \b is an ASCII word boundary: re.ASCII).
+# One pass of their alternation deletes the same text: a deleted word has non-word characters (or the ends) on
+# both sides and a deleted ending is followed by one, so no deletion makes or unmakes another match; the one
+# overlap, "let's" and its ending "'s", is decided for "let's" both ways (test_text_preproc checks it).
+def stopword_pattern(words: Sequence[str]) -> re.Pattern[str]:
+    """One regex deleting what the assignment's per-word regex_replace calls delete, for `words` in that form."""
+    whole = [re.escape(word) for word in dict.fromkeys(words) if word[0] != "'"]
+    endings = [re.escape(word) for word in dict.fromkeys(words) if word[0] == "'"]
+    return re.compile(r"\b(?:" + "|".join(whole) + r")\b|(?:" + "|".join(endings) + r")\b", re.ASCII)
+
+
+_C3W2_STOPWORDS = stopword_pattern(STOPWORD_PATTERNS_C3W2)
 
 
 def text_to_word_sequence(
@@ -112,6 +157,19 @@ def standardize(text: str) -> str:
     return _PUNCTUATION.sub("", text.translate(_ASCII_LOWER))
 
 
+def remove_stopwords(text: str, stopwords: Iterable[str] = STOPWORDS) -> str:
+    """The BBC assignments' `remove_stopwords`: lower-cased (Python's str.lower), split on whitespace, the words
+    in `stopwords` dropped, the rest joined with single spaces."""
+    dropped = frozenset(stopwords)
+    return " ".join(word for word in text.lower().split() if word not in dropped)
+
+
+def standardize_c3w2(text: str) -> str:
+    """The C3W2 v2 assignment's `standardize_func`: ASCII lower-casing, then each STOPWORD_PATTERNS_C3W2 pattern
+    deleted in the list's order, then the ASCII punctuation of TextVectorization's default standardization."""
+    return _PUNCTUATION.sub("", _C3W2_STOPWORDS.sub("", text.translate(_ASCII_LOWER)))
+
+
 def split_whitespace(text: str) -> list[str]:
     """TextVectorization's default split: the non-empty runs between ASCII whitespace characters."""
     return _TOKEN.findall(text)
@@ -124,22 +182,24 @@ def vocabulary_order(counts: Mapping[str, int]) -> list[str]:
 
 
 class TextVectorization:
-    """Keras 3 `TextVectorization(max_tokens=...)` with default settings, adapt and call.
+    """Keras 3 `TextVectorization(max_tokens=..., standardize=...)` with default settings otherwise, adapt and call.
 
     The vocabulary is '' (0), '[UNK]' (1), then the adapted tokens in `vocabulary_order`, cut so
     that it holds at most `max_tokens` entries, the two reserved ones included. Calling it gives
-    each text's token ids, unpadded (one list per text); unknown tokens are 1.
+    each text's token ids, unpadded (one list per text); unknown tokens are 1. `standardize`
+    replaces the default standardization, as a callable `standardize=` does in Keras.
     """
 
-    def __init__(self, max_tokens: int | None = None) -> None:
+    def __init__(self, max_tokens: int | None = None, standardize: Callable[[str], str] = standardize) -> None:
         if max_tokens is not None and max_tokens <= 1:
             raise ValueError(f"max_tokens must be greater than 1 (it counts '' and '[UNK]'), not {max_tokens}")
         self.max_tokens = max_tokens
+        self.standardize = standardize
         self._ids: dict[str, int] = {}
 
     def adapt(self, texts: Iterable[str]) -> None:
         """Build the vocabulary from `texts`, replacing any earlier one (as Keras' adapt does)."""
-        counts = Counter(token for text in texts for token in split_whitespace(standardize(text)))
+        counts = Counter(token for text in texts for token in split_whitespace(self.standardize(text)))
         tokens = vocabulary_order(counts)
         if self.max_tokens:
             tokens = tokens[: self.max_tokens - 2]
@@ -165,7 +225,8 @@ class TextVectorization:
     def __call__(self, texts: Iterable[str]) -> list[list[int]]:
         """Each text's token ids, one list per text, not padded; tokens outside the vocabulary are 1."""
         ids = self._ids
-        return [[ids.get(token, OOV_ID) for token in split_whitespace(standardize(text))] for text in texts]
+        standardized = map(self.standardize, texts)
+        return [[ids.get(token, OOV_ID) for token in split_whitespace(text)] for text in standardized]
 
 
 def pad_sequences(

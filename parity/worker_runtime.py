@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from parity import jobs
+from parity import catalog, jobs
 
 Job = dict[str, Any]
 Handler = Callable[[Job], dict[str, Any]]
@@ -103,7 +103,8 @@ def run_job(worker: Worker, job_path: Path) -> bool:
     job = jobs.read_job(job_path)
     try:
         device = worker.configure(job)
-        result = worker.handler(job["kind"])(job)
+        with catalog.shaped_by_data(job.get("spec_overrides")):
+            result = worker.handler(job["kind"])(job)
         answer = {**result, "framework": worker.framework, "device": device,
                   "versions": {**worker.versions(), "python": platform.python_version()}}
         succeeded = True

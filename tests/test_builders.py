@@ -127,12 +127,12 @@ def test_scale_layer_round_trips_through_save_and_safe_load(keras_side):
 # ---------------------------------------------------------------- torch side
 
 
-def _torch_class(keras_class: str) -> type:
-    """The torch module class that takes the weights of a Keras layer class."""
+def _torch_class(keras_class: str) -> type | tuple[type, ...]:
+    """The torch module class that takes the weights of a Keras layer class (a Bidirectional: its wrapped cell's)."""
     from torch import nn
 
     return {"Dense": nn.Linear, "Conv2D": nn.Conv2d, "Conv1D": nn.Conv1d, "Embedding": nn.Embedding,
-            "LSTM": nn.LSTM, "Bidirectional": nn.LSTM, "SimpleRNN": nn.RNN}[keras_class]
+            "LSTM": nn.LSTM, "GRU": nn.GRU, "Bidirectional": (nn.LSTM, nn.GRU), "SimpleRNN": nn.RNN}[keras_class]
 
 
 def test_torch_parameter_counts_are_the_course_count_plus_the_documented_extra(keras_side, torch_models):
@@ -149,6 +149,8 @@ def test_torch_parameter_counts_are_the_course_count_plus_the_documented_extra(k
 
 
 def test_keras_layers_names_every_weighted_keras_layer_with_the_matching_torch_module(keras_side, torch_models):
+    from torch import nn
+
     models = keras_side[0]["models"]
     for model_id, model in torch_models.items():
         weighted = [layer for layer in models[model_id]["layers"] if layer["params"]]
@@ -158,9 +160,10 @@ def test_keras_layers_names_every_weighted_keras_layer_with_the_matching_torch_m
             module = mapping[layer["name"]]
             assert isinstance(module, _torch_class(layer["class"])), (model_id, layer)
             extra = 0
-            if layer["class"] in ("LSTM", "Bidirectional"):
+            if layer["class"] in ("LSTM", "GRU", "Bidirectional"):
                 assert module.bidirectional == (layer["class"] == "Bidirectional") and module.batch_first
-                extra = 4 * module.hidden_size * (2 if module.bidirectional else 1)  # b_hh (lstm_biases)
+                if isinstance(module, nn.LSTM):  # nn.GRU's two biases are Keras' GRU(reset_after=True) ones
+                    extra = 4 * module.hidden_size * (2 if module.bidirectional else 1)  # b_hh (lstm_biases)
             if layer["class"] == "SimpleRNN":
                 assert module.nonlinearity == "tanh" and not module.bidirectional and module.batch_first
                 extra = module.hidden_size  # nn.RNN's b_hh (lstm_biases)

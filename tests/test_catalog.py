@@ -66,8 +66,17 @@ TRAINABLE = [spec for spec in CATALOG.values() if spec.trainable]
 
 
 def test_catalog_holds_the_course_ids_in_course_order():
-    assert list(CATALOG) == COURSE_IDS
+    assert [model_id for model_id, spec in CATALOG.items() if spec.variant_of is None] == COURSE_IDS
     assert len(set(COURSE_IDS)) == len(COURSE_IDS)
+
+
+def test_a_variant_follows_the_course_model_it_is_a_variant_of():
+    ids = list(CATALOG)
+    for model_id, spec in CATALOG.items():
+        if spec.variant_of is not None:
+            assert CATALOG[spec.variant_of].variant_of is None, model_id
+            between = ids[ids.index(spec.variant_of) + 1:ids.index(model_id)]
+            assert all(CATALOG[other].variant_of == spec.variant_of for other in between), model_id
 
 
 def test_ids_agree_with_part_and_week():
@@ -181,3 +190,29 @@ def test_label_mode_fits_the_loss_and_validation_is_named(spec):
 def test_catalog_is_read_only():
     with pytest.raises(TypeError):
         CATALOG["new_model"] = CATALOG["c1w1_hello_linear"]  # type: ignore[index]
+
+
+def test_resolve_spec_applies_the_sizes_the_data_fixed() -> None:
+    from parity.catalog import resolve_spec
+
+    spec = get_spec("c3w4_irish_lyrics_textgen")
+    resolved = resolve_spec(spec, {"layers": {"vocab_size": 2690}, "input_shape": [15]})
+    assert (resolved.layers.vocab_size, resolved.input_shape) == (2690, (15,))
+    assert (spec.layers.vocab_size, spec.input_shape) == (None, (None,))  # the catalog's spec is untouched
+    assert resolve_spec(spec, None) is spec and resolve_spec(spec, {}) is spec
+    with pytest.raises(ValueError, match="not among"):
+        resolve_spec(spec, {"vocab_size": 2690})
+    with pytest.raises(TypeError):  # a field the architecture does not have
+        resolve_spec(spec, {"layers": {"filters": 3}})
+
+
+def test_shaped_by_data_resolves_get_spec_within_the_block_only() -> None:
+    from parity.catalog import shaped_by_data
+
+    with shaped_by_data({"c3w4_irish_lyrics_textgen": {"layers": {"vocab_size": 7}}}):
+        assert get_spec("c3w4_irish_lyrics_textgen").layers.vocab_size == 7
+        assert get_spec("c3w4_lanigan_textgen").layers.vocab_size is None  # other ids keep their spec
+        with shaped_by_data({"c3w4_irish_lyrics_textgen": {"layers": {"vocab_size": 9}}}):
+            assert get_spec("c3w4_irish_lyrics_textgen").layers.vocab_size == 9
+        assert get_spec("c3w4_irish_lyrics_textgen").layers.vocab_size == 7
+    assert get_spec("c3w4_irish_lyrics_textgen").layers.vocab_size is None

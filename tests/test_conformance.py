@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 
 from parity import align, jobs, lockstep
-from parity.catalog import get_spec
+from parity.catalog import get_spec, resolve_spec
 from parity.datasets import load_dataset
 from parity.runner import CHECK_SEED, PROBE_SIZE, describe_models, forward_check
+from parity.specs.part3 import DATA_SIZED_PARAMS
 
 LOCKSTEP_STEPS = 3
 ROUNDTRIP_INPUTS = 32
@@ -35,21 +36,24 @@ def conformance(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         with jobs.worker_pool(threads=1, quiet=True) as workers:
             rows = {row["id"]: row for row in describe_models(workers=workers)}
             models = [model_id for model_id, row in rows.items() if all(row["implemented"].values())]
+            overrides: dict[str, Any] = {}  # the sizes each stand-in fixes (a fitted vocabulary)
             for model_id in models:
-                np.save(jobs.probe_inputs_path(workdir, model_id),
-                        load_dataset(get_spec(model_id), synthetic=True).probe_inputs(PROBE_SIZE))
-            forward = forward_check(models, [CHECK_SEED], workers, workdir)
+                split = load_dataset(get_spec(model_id), synthetic=True)
+                np.save(jobs.probe_inputs_path(workdir, model_id), split.probe_inputs(PROBE_SIZE))
+                overrides.update(split.spec_overrides(model_id))
+            forward = forward_check(models, [CHECK_SEED], workers, workdir, spec_overrides=overrides)
             options = lockstep.LockstepOptions(steps=LOCKSTEP_STEPS, rounding_control=False, synthetic=True)
             steps = {model_id: lockstep.measure(model_id, options, workers) for model_id in models}
             for model_id in models:  # fewer inputs: the round trip compares predictions, not statistics
                 np.save(jobs.probe_inputs_path(workdir, model_id),
                         np.load(jobs.probe_inputs_path(workdir, model_id))[:ROUNDTRIP_INPUTS])
-            roundtrip = {framework: workers.run(framework, {"kind": "roundtrip", "models": models, "seed": 3}, workdir)
+            roundtrip = {framework: workers.run(framework, {"kind": "roundtrip", "models": models, "seed": 3,
+                                                         "spec_overrides": overrides}, workdir)
                          ["models"] for framework in jobs.FRAMEWORKS}
     finally:
         mp.undo()
     return {"models": models, "describe": rows, "forward": forward, "lockstep": steps, "roundtrip": roundtrip,
-            "workdir": Path(workdir)}
+            "workdir": Path(workdir), "overrides": overrides}
 
 
 def implemented(conformance: dict[str, Any]) -> list[str]:
@@ -80,12 +84,19 @@ def _each_model(check):
 
 
 def _parameter_count_is_the_course_s(conformance, model_id):
-    """Keras builds the course's parameter count; torch adds exactly the documented extra (second LSTM biases)."""
+    """Keras builds the course's parameter count; torch adds exactly the documented extra (second LSTM biases).
+    A model sized by its data (course_params None) has the count of the formula stated next to its spec
+    (parity.specs.part3.DATA_SIZED_PARAMS), for the vocabulary `describe` built it with."""
     spec = get_spec(model_id)
     params = conformance["describe"][model_id]["params"]
-    assert spec.course_params is not None, "the spec states no course parameter count"
-    assert params["keras"] == spec.course_params, params
-    assert params["lightning"] == spec.course_params + align.torch_extra_parameters(spec), params
+    expected = spec.course_params
+    if expected is None:
+        assert model_id in DATA_SIZED_PARAMS, "the spec states neither a course parameter count nor a formula"
+        if spec.layers.vocab_size is None:  # `describe` built it at its stand-in's size (runner._stand_in_overrides)
+            spec = resolve_spec(spec, conformance["overrides"][model_id])
+        expected = DATA_SIZED_PARAMS[model_id](spec.layers)
+    assert params["keras"] == expected, params
+    assert params["lightning"] == expected + align.torch_extra_parameters(spec), params
 
 
 def _transfer_is_complete(conformance, model_id):
@@ -118,7 +129,12 @@ def _save_and_load_round_trip(conformance, model_id):
     for framework in jobs.FRAMEWORKS:
         trip = conformance["roundtrip"][framework][model_id]
         assert trip["max_abs_diff"] == 0.0, (framework, trip)  # same weights, same kernels, same process
-        assert trip["loaded_params"] == trip["params"] == conformance["describe"][model_id]["params"][framework]
+        params = conformance["describe"][model_id]["params"][framework]
+        if model_id in DATA_SIZED_PARAMS and model_id in conformance["overrides"]:  # built at its stand-in's size
+            spec = resolve_spec(get_spec(model_id), conformance["overrides"][model_id])
+            extra = align.torch_extra_parameters(spec) if framework == "lightning" else 0
+            params = DATA_SIZED_PARAMS[model_id](spec.layers) + extra
+        assert trip["loaded_params"] == trip["params"] == params
         assert (conformance["workdir"] / trip["file"]).stat().st_size == trip["bytes"] > 0
 
 

@@ -75,7 +75,7 @@ def test_cold_list_counts_once_then_answers_from_the_cache():
     assert cold.returncode == 0, cold.stderr[-2000:]
     assert SLOW_PATH_LINE in cold.stderr
     # The course's own count (course_models.md) for the Fashion-MNIST DNN, in both frameworks.
-    assert "c1w2_fmnist_dnn                C1W2       fashion-mnist            multiclass    101,770    101,770" \
+    assert "c1w2_fmnist_dnn                    C1W2       fashion-mnist            multiclass    101,770    101,770" \
         in cold.stdout
     assert len(list((Path(os.environ["PARITY_CACHE_DIR"]) / model_facts.FACTS_DIR).glob("*.json"))) == 1
     warm = run_logged("list")

@@ -67,7 +67,7 @@ class Recorder(keras.callbacks.Callback):
 
     def __init__(self, metric: str) -> None:
         super().__init__()
-        self.keys = ("loss", "val_loss", metric, f"val_{metric}")
+        self.keys = progress.epoch_keys(metric)
         self.history: dict[str, list[float]] = {key: [] for key in self.keys}
         self.step_loss: list[float] = []
         self.epoch_seconds: list[float] = []
@@ -82,7 +82,12 @@ class Recorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch_seconds.append(time.perf_counter() - self._epoch_start)
         for key in self.keys:
-            self.history[key].append(float(logs[key]))
+            if key in logs:  # no val_ values without validation data (spec.validation "none")
+                self.history[key].append(float(logs[key]))
+
+    def latest(self) -> dict[str, float]:
+        """The values of the epoch just recorded, in display order (no val_ values without validation data)."""
+        return {key: values[-1] for key, values in self.history.items() if values}
 
 
 class EpochLines(keras.callbacks.Callback):
@@ -90,15 +95,14 @@ class EpochLines(keras.callbacks.Callback):
     has just recorded: the display in a pipe or a log file, where Keras' own bar would print escape codes. Goes after
     `recorder` and the course's stop callback in the callback list (the epoch a run stops at is always shown)."""
 
-    def __init__(self, recorder: Recorder, metric: str, epochs: int) -> None:
+    def __init__(self, recorder: Recorder, epochs: int) -> None:
         super().__init__()
         self.recorder = recorder
-        self.keys = progress.epoch_keys(metric)
         self.epochs = epochs
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if progress.shows_epoch(epoch + 1, self.epochs, self.model.stop_training):
-            values = {key: self.recorder.history[key][-1] for key in self.keys}
+            values = self.recorder.latest()
             print(progress.epoch_line(epoch + 1, self.epochs, self.recorder.epoch_seconds[-1], values), flush=True)
 
 
@@ -112,10 +116,9 @@ class TensorBoardScalars(keras.callbacks.Callback):
     `recorder` has timed the epoch (it goes before this callback), so the writing costs no measured training time.
     """
 
-    def __init__(self, recorder: Recorder, metric: str, log_dir: Path) -> None:
+    def __init__(self, recorder: Recorder, log_dir: Path) -> None:
         super().__init__()
         self.recorder = recorder
-        self.keys = progress.epoch_keys(metric)
         self.writer = tf.summary.create_file_writer(str(log_dir))
         self._steps_written = 0
 
@@ -125,8 +128,8 @@ class TensorBoardScalars(keras.callbacks.Callback):
             for step, loss in enumerate(new_losses, start=self._steps_written + 1):
                 tf.summary.scalar(progress.STEP_LOSS_TAG, loss, step=step)
             self._steps_written += len(new_losses)
-            for key in self.keys:
-                tf.summary.scalar(progress.epoch_tag(key), self.recorder.history[key][-1], step=epoch + 1)
+            for key, value in self.recorder.latest().items():
+                tf.summary.scalar(progress.epoch_tag(key), value, step=epoch + 1)
         self.writer.flush()
 
     def on_train_end(self, logs: dict | None = None) -> None:

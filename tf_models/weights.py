@@ -51,7 +51,15 @@ def _config(layer: keras.layers.Layer) -> dict[str, Any]:
 
 
 def _relative_arrays(layer: keras.layers.Layer) -> dict[str, np.ndarray]:
-    """The layer's variables keyed by their path below the layer's own path (both set when the layer is built)."""
+    """The layer's variables keyed by their path below the layer's own path (both set when the layer is built).
+
+    A Bidirectional's variables are keyed through its two layers (`forward_lstm/lstm_cell/kernel`): loaded from a
+    .keras file, Keras 3 builds those layers outside the Bidirectional's path (`forward_lstm/...`, not
+    `model/bilstm/forward_lstm/...`), and the keys must be those of the freshly built model.
+    """
+    if isinstance(layer, keras.layers.Bidirectional):
+        return {f"{inner.name}/{key}": array for inner in (layer.forward_layer, layer.backward_layer)
+                for key, array in _relative_arrays(inner).items()}
     arrays = {}
     for variable in layer.weights:
         if not variable.path.startswith(f"{layer.path}/"):

@@ -120,7 +120,7 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
                        keras.callbacks.CSVLogger(str(Path(job["log_dir"]) / f"keras-seed{seed}.csv"))]
     if job.get("tensorboard_dir"):
         run_dir = Path(job["tensorboard_dir"]) / progress.tensorboard_run("keras", seed)
-        callbacks.append(TensorBoardScalars(recorder, spec.metric, run_dir))
+        callbacks.append(TensorBoardScalars(recorder, run_dir))
     stopper = StopAtThreshold(spec.stop) if spec.stop else None
     if stopper:
         callbacks.append(stopper)
@@ -129,7 +129,7 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
     callbacks += [callback for callback in (best, checkpoint) if callback]
     bars = sys.stdout.isatty()  # a terminal: Keras' own progress bar; a pipe or a log file: one line per epoch
     if not bars:
-        callbacks.append(EpochLines(recorder, spec.metric, job["epochs"]))
+        callbacks.append(EpochLines(recorder, job["epochs"]))
     print(progress.run_header("keras", spec.id, seed, job["epochs"], plan.steps_per_epoch), flush=True)
     start = time.perf_counter()
     model.fit(
@@ -252,6 +252,7 @@ HANDLERS = {
     "bench": "tf_models.bench:run_bench", "roundtrip": "tf_models.saving:run_roundtrip",
     "lrsweep": "tf_models.lrsweep:run_lrsweep",
     "predict": "tf_models.inside:run_predict", "inside": "tf_models.inside:run_inside",
+    "generate": "tf_models.generate:run_generate",
 }
 
 

@@ -62,7 +62,7 @@ class Recorder(L.Callback):
     """Per-epoch history (train and validation), per-step loss and per-epoch wall time."""
 
     def __init__(self, metric: str) -> None:
-        self.keys = ("loss", "val_loss", metric, f"val_{metric}")
+        self.keys = progress.epoch_keys(metric)
         self.history: dict[str, list[float]] = {key: [] for key in self.keys}
         self.step_loss: list[float] = []
         self.epoch_seconds: list[float] = []
@@ -77,7 +77,12 @@ class Recorder(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.epoch_seconds.append(time.perf_counter() - self._epoch_start)
         for key in self.keys:
-            self.history[key].append(float(trainer.callback_metrics[key]))
+            if key in trainer.callback_metrics:  # no val_ values without validation data (spec.validation "none")
+                self.history[key].append(float(trainer.callback_metrics[key]))
+
+    def latest(self) -> dict[str, float]:
+        """The values of the epoch just recorded, in display order (no val_ values without validation data)."""
+        return {key: values[-1] for key, values in self.history.items() if values}
 
 
 class EpochFromOneBar(RichProgressBar):
@@ -99,15 +104,14 @@ class EpochLines(L.Callback):
     has just recorded, in Keras' format and numbering. Goes after `recorder` and the course's stop callback in the
     callback list (the epoch a run stops at is always shown)."""
 
-    def __init__(self, recorder: Recorder, metric: str, epochs: int) -> None:
+    def __init__(self, recorder: Recorder, epochs: int) -> None:
         self.recorder = recorder
-        self.keys = progress.epoch_keys(metric)
         self.epochs = epochs
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         if progress.shows_epoch(epoch, self.epochs, trainer.should_stop):
-            values = {key: self.recorder.history[key][-1] for key in self.keys}
+            values = self.recorder.latest()
             print(progress.epoch_line(epoch, self.epochs, self.recorder.epoch_seconds[-1], values), flush=True)
 
 
@@ -129,9 +133,8 @@ class TensorBoardScalars(L.Callback):
     which has then timed the epoch, so the writing costs no measured training time.
     """
 
-    def __init__(self, recorder: Recorder, metric: str, logger: TensorBoardLogger) -> None:
+    def __init__(self, recorder: Recorder, logger: TensorBoardLogger) -> None:
         self.recorder = recorder
-        self.keys = progress.epoch_keys(metric)
         self.logger = logger
         self._steps_written = 0
 
@@ -140,7 +143,7 @@ class TensorBoardScalars(L.Callback):
         for step, loss in enumerate(new_losses, start=self._steps_written + 1):
             self.logger.log_metrics({progress.STEP_LOSS_TAG: loss}, step=step)
         self._steps_written += len(new_losses)
-        epoch_values = {progress.epoch_tag(key): self.recorder.history[key][-1] for key in self.keys}
+        epoch_values = {progress.epoch_tag(key): value for key, value in self.recorder.latest().items()}
         self.logger.log_metrics(epoch_values, step=trainer.current_epoch + 1)
         self.logger.experiment.flush()
 

@@ -33,7 +33,7 @@ from torch_models.weights import load_keras_layers_into
 POOLING = (nn.MaxPool2d, nn.AvgPool2d)
 
 
-def _models(job: dict[str, Any]) -> dict[str, CourseModule]:
+def trained_models(job: dict[str, Any]) -> dict[str, CourseModule]:
     """{"trained": the run's trained model} and, when the job names job["keras_weights"], {"same_weights": a twin
     built under the same alignment that holds the Keras trained weights}; both in eval mode."""
     trained = load_trained(Path(job["run_dir"]), job["seed"]).eval()
@@ -54,7 +54,7 @@ def outputs(model: CourseModule, inputs: np.ndarray) -> np.ndarray:
 def run_predict(job: dict[str, Any]) -> dict[str, Any]:
     """The outputs of the trained model (and of its same-weights twin) for the batch in job["inputs"]."""
     inputs = np.load(job["inputs"])
-    models = _models(job)
+    models = trained_models(job)
     result = {"outputs": outputs(models["trained"], inputs).tolist()}
     if "same_weights" in models:
         result["same_weights_outputs"] = outputs(models["same_weights"], inputs).tolist()
@@ -113,7 +113,7 @@ def run_inside(job: dict[str, Any]) -> dict[str, Any]:
     """job["look"] "feature_maps": the maps for the image batch job["inputs"] (map_I; same_weights_map_I from the
     twin); "embedding": the embedding weights. The arrays go to job["out"] (.npz); the result lists the layers in
     order."""
-    models = _models(job)
+    models = trained_models(job)
     if job["look"] == "feature_maps":
         images = np.load(job["inputs"])
         maps = feature_maps(models["trained"], images)

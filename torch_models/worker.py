@@ -51,6 +51,7 @@ def configure(job: dict[str, Any]) -> str:
     # Lightning's info lines (GPU available, model summary) and its num_workers hint add noise, not facts.
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`.*")  # no validation data
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
     if torch.cuda.is_available():
         return f"gpu ({torch.cuda.get_device_name(0)})"
@@ -136,7 +137,7 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
     callbacks: list = [recorder, non_finite]
     if job.get("tensorboard_dir"):
         logger = tensorboard_logger(Path(job["tensorboard_dir"]), progress.tensorboard_run("lightning", seed))
-        callbacks.append(TensorBoardScalars(recorder, spec.metric, logger))
+        callbacks.append(TensorBoardScalars(recorder, logger))
     stopper = StopAtThreshold(spec.stop) if spec.stop else None
     if stopper:
         callbacks.append(stopper)
@@ -148,7 +149,7 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
     # A terminal: Lightning's progress bar, above which each finished epoch leaves its line, as Keras' bars do;
     # a pipe or a log file: the lines alone.
     bars = sys.stdout.isatty()
-    callbacks.append(EpochLines(recorder, spec.metric, job["epochs"]))
+    callbacks.append(EpochLines(recorder, job["epochs"]))
     if bars:
         callbacks.append(EpochFromOneBar())
     trainer = L.Trainer(
@@ -277,6 +278,7 @@ HANDLERS = {
     "bench": "torch_models.bench:run_bench", "roundtrip": "torch_models.saving:run_roundtrip",
     "lrsweep": "torch_models.lrsweep:run_lrsweep",
     "predict": "torch_models.inside:run_predict", "inside": "torch_models.inside:run_inside",
+    "generate": "torch_models.generate:run_generate",
 }
 
 

@@ -16,11 +16,15 @@ from collections.abc import Callable
 from parity.catalog import ModelSpec
 from parity.datasets import inline
 from parity.datasets import synthetic as stand_ins
+from parity.datasets.bbc import load_bbc
 from parity.datasets.csv_series import load_csv_series, load_user_series
 from parity.datasets.image_folder import load_image_folders
+from parity.datasets.imdb import load_imdb_reviews, load_imdb_subwords
 from parity.datasets.sarcasm import load_sarcasm
+from parity.datasets.sentiment140 import load_sentiment140_glove
 from parity.datasets.series import SeriesOptions, load_series
 from parity.datasets.split import DataSplit
+from parity.datasets.textgen import load_lanigan, load_textgen
 from parity.datasets.vision import load_idx_images
 from parity.errors import DataError
 from parity.spec_types import SeriesData
@@ -28,7 +32,7 @@ from parity.spec_types import SeriesData
 __all__ = ["DataSplit", "SeriesOptions", "load_dataset", "needs_files", "supported_datasets"]
 
 # Data sets that live in code (inline arrays, the course's series generator): no files, no download.
-_IN_CODE = frozenset({"hello-world", "house-prices", "synthetic-series"})
+_IN_CODE = frozenset({"hello-world", "house-prices", "synthetic-series", "lanigan-lyrics"})
 
 _REAL: dict[str, Callable[[ModelSpec, str | os.PathLike | None], DataSplit]] = {
     "hello-world": lambda spec, _: inline.hello_world(spec),
@@ -41,6 +45,13 @@ _REAL: dict[str, Callable[[ModelSpec, str | os.PathLike | None], DataSplit]] = {
     "cats-and-dogs-filtered": load_image_folders,
     "daily-min-temperatures": load_csv_series,
     "sunspots": load_csv_series,
+    "bbc-text": load_bbc,
+    "irish-lyrics": load_textgen,
+    "sonnets": load_textgen,
+    "lanigan-lyrics": load_lanigan,
+    "sentiment140-glove": load_sentiment140_glove,
+    "imdb-reviews": load_imdb_reviews,
+    "imdb-subwords": load_imdb_subwords,
 }
 
 _SYNTHETIC: dict[str, Callable[[ModelSpec], DataSplit]] = {
@@ -54,7 +65,16 @@ _SYNTHETIC: dict[str, Callable[[ModelSpec], DataSplit]] = {
     "cats-and-dogs-filtered": stand_ins.images,
     "daily-min-temperatures": stand_ins.file_series,
     "sunspots": stand_ins.file_series,
+    "bbc-text": stand_ins.news,
+    "irish-lyrics": stand_ins.lyrics,
+    "sonnets": stand_ins.lyrics,
+    "lanigan-lyrics": load_lanigan,
+    "sentiment140-glove": stand_ins.tweets,
+    "imdb-reviews": stand_ins.reviews,
+    "imdb-subwords": stand_ins.reviews,
 }
+# Data sets whose token ids come from a subword vocabulary that `vocab` (a file, or "course") can replace.
+_SUBWORD_DATASETS = frozenset({"imdb-subwords"})
 
 
 def needs_files(dataset_id: str) -> bool:
@@ -72,16 +92,22 @@ def load_dataset(
     data_dir: str | os.PathLike | None = None,
     synthetic: bool = False,
     series: SeriesOptions | None = None,
+    vocab: str | os.PathLike | None = None,
 ) -> DataSplit:
     """The training and validation arrays of `spec.dataset`, real or (synthetic=True) a stand-in.
 
-    The inline data sets (hello-world, house-prices) are tiny, so they are returned as they
+    The inline data sets (hello-world, house-prices, lanigan-lyrics) are tiny, so they are returned as they
     are, with source "real", even when synthetic=True; `data_dir` does not apply to them.
     Series models (`spec.data` a SeriesData) take `series`: for a generated-series model its
     `variant`, or with `data_dir` a user's CSV series (value and time columns from `series`);
     for a CSV data set the value and time columns that replace the spec's. Options that do not
     apply (any option for a non-series model) are a DataError; `SeriesOptions()` is no option.
+    `vocab` replaces the learnt subword vocabulary of a subword data set (imdb-subwords): a file of one
+    token per line, or "course" for the course's imdb_vocab_subwords.txt; for other data sets a DataError.
     """
+    if vocab is not None and spec.dataset not in _SUBWORD_DATASETS:
+        raise DataError(f"{spec.id}: --vocab gives the subword vocabulary of {', '.join(sorted(_SUBWORD_DATASETS))}; "
+                        f"{spec.dataset} has none, so leave it out")
     loaders = _SYNTHETIC if synthetic else _REAL
     if spec.dataset not in loaders:
         raise DataError(
@@ -93,6 +119,8 @@ def load_dataset(
         if options != SeriesOptions():
             raise DataError(f"{spec.id} is not a series model ({spec.dataset}): series options (variant, series and "
                             "time columns) apply to the Part 4 series models only; leave them out")
+        if vocab is not None:
+            return stand_ins.reviews(spec, vocab) if synthetic else load_imdb_subwords(spec, data_dir, vocab)
         return _SYNTHETIC[spec.dataset](spec) if synthetic else _REAL[spec.dataset](spec, data_dir)
     return _load_series(spec, data_dir, synthetic, options)
 

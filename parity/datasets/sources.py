@@ -105,6 +105,34 @@ SOURCES: Mapping[str, Source] = MappingProxyType(
             # byte-identical is not known, so no hash: the loader checks a download's rows, values and dates.
             hashes={"daily-min-temperatures.csv": None},
         ),
+        # The course's text files below have no published checksum (shared/data/MANIFEST.md: the shared copies
+        # come from GitHub), so no hash: each loader checks the structure of a download instead.
+        "bbc-text": Source(
+            "bbc-text",
+            mirrors=("https://storage.googleapis.com/learning-datasets/",),  # the spec's BBC_TEXT_URL
+            hashes={"bbc-text.csv": None},
+        ),
+        "irish-lyrics": Source(
+            "irish-lyrics",
+            mirrors=(
+                "https://storage.googleapis.com/tensorflow-1-public/course3/",  # v2 (the spec's URL)
+                "https://storage.googleapis.com/learning-datasets/",  # v1
+            ),
+            hashes={"irish-lyrics-eof.txt": None},
+        ),
+        "sonnets": Source(
+            "sonnets",
+            mirrors=("https://storage.googleapis.com/learning-datasets/",),
+            hashes={"sonnets.txt": None},
+        ),
+        # Both IMDB data sets (imdb-reviews, imdb-subwords) read this one archive, cached once under "imdb". The
+        # upstream sha256 is TFDS's (and other loaders'); shared/data's copy lacks train/unsup, so it differs.
+        "imdb": Source(
+            "imdb",
+            mirrors=("https://ai.stanford.edu/~amaas/data/sentiment/",),
+            hashes={"aclImdb_v1.tar.gz": "sha256:c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"},
+            local_names=("imdb-reviews", "imdb-subwords"),
+        ),
     }
 )
 

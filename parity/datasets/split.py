@@ -58,10 +58,25 @@ class DataSplit:
         return DataSplit(self.dataset_id, self.source, self.train.head(train), val_head, self.location, self.info,
                          self.vocabulary)
 
+    def spec_overrides(self, model_id: str) -> dict[str, Any]:
+        """{model_id: sizes only this data fixes} for a job's "spec_overrides" (parity.catalog.shaped_by_data);
+        {} when the spec's own sizes hold."""
+        overrides = self.info.get("spec_overrides")
+        return {model_id: _plain(overrides)} if overrides else {}
+
     def probe_inputs(self, count: int) -> np.ndarray:
         """Model inputs of the first `count` validation samples (training samples without validation)."""
         source = self.train if self.val is None else self.val
         return collate(source, np.arange(min(count, len(source))))[0]
+
+
+def _plain(value: Any) -> Any:
+    """`value` with read-only mappings and tuples turned into JSON's dicts and lists."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
 
 
 def make_split(

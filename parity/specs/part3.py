@@ -1,5 +1,8 @@
 """Part 3 (C3): Natural Language Processing in TensorFlow. Source: shared/course_models.md section 5."""
 
+from collections.abc import Callable
+from dataclasses import replace
+
 from parity.spec_types import (
     BigruClassifier,
     BilstmClassifier,
@@ -8,6 +11,7 @@ from parity.spec_types import (
     EmbeddingGapClassifier,
     Generation,
     GloveConvLstmClassifier,
+    Layers,
     ModelSpec,
     Optimizer,
     Reference,
@@ -58,6 +62,89 @@ _TEXTGEN = {
     "padding": "pre",
 }
 _NEXT_WORDS = 100
+
+# The parameter count of each classifier whose vocabulary the data fixes (course_params None), as a formula of its
+# resolved layers: the embedding table plus the parameters beside it, which the course's counts give (v1 counts
+# are for the subwords8k vocabulary, 8,185 tokens, with the same 64-wide embedding).
+_V1_SUBWORDS8K_TABLE = 8_185 * 64
+DATA_SIZED_PARAMS: dict[str, Callable[[Layers], int]] = {
+    "c3w2_imdb_subwords_gap": lambda h: h.vocab_size * h.embedding_dim + 524_237 - _V1_SUBWORDS8K_TABLE,  # shown
+    "c3w3_imdb_bilstm1": lambda h: h.vocab_size * h.embedding_dim + 598_209 - _V1_SUBWORDS8K_TABLE,  # computed
+    "c3w3_imdb_bilstm2": lambda h: h.vocab_size * h.embedding_dim + 37_377,  # v2: "embedding + 37,377"
+    "c3w3_imdb_conv1d": lambda h: h.vocab_size * h.embedding_dim + 573_249 - _V1_SUBWORDS8K_TABLE,  # shown
+    "c3w3_sentiment140_glove": lambda h: h.vocab_size * h.embedding_dim + 65_153,  # frozen table + trainable
+    # Next-word generators, embedding + BiLSTM(u) + Dense(V): (d + 2u + 1) V + 8u (d + u + 1).
+    "c3w4_lanigan_textgen": lambda h: 105 * h.vocab_size + 13_600,  # 5.13: 105 V + 13,600
+    "c3w4_irish_lyrics_textgen": lambda h: 401 * h.vocab_size + 301_200,  # 1,379,890 at v1's V = 2690
+    "c3w4_shakespeare_textgen": lambda h: 357 * h.vocab_size + 234_496,  # computed: v2's typical BiLSTM(128)
+}
+
+IMDB_GRU_LSTM_CONV = ModelSpec(
+    id="c3w3_imdb_gru_lstm_conv",
+    part=3,
+    week=3,
+    title="IMDB full words: Embedding16 -> Bidirectional(GRU32) -> Dense6 -> Dense1 (BiGRU of 4 variants)",
+    dataset="imdb-reviews",
+    task="binary",
+    layers=BigruClassifier(
+        variant="bigru",
+        vocab_size=10_000,
+        embedding_dim=16,
+        gru_units=(32,),
+        return_sequences=(False,),
+        hidden_units=6,
+    ),
+    input_shape=(120,),
+    optimizer=_ADAM,
+    loss="binary_crossentropy",
+    epochs=10,  # v1 50
+    batch_size=32,
+    course_params=169_997,
+    reference=Reference(
+        "BiGRU variant, the one whose log was saved (v1 blob 8e58fd10, 50 epochs): epoch 2 val 0.8461 (best), "
+        "epoch 50 acc 1.0000, val_loss 2.6888, val_acc 0.8102. The other three variants (no saved logs): "
+        "c3w3_imdb_gru_lstm_conv_flatten, c3w3_imdb_gru_lstm_conv_lstm, c3w3_imdb_gru_lstm_conv_conv",
+        0.8102,
+    ),
+    data=_IMDB_REVIEWS_V2,
+    validation="test",
+    label_mode="binary",
+)
+
+
+def _imdb_gru_lstm_conv_variant(name: str, title: str, layers: Layers, course_params: int) -> ModelSpec:
+    """One of the other bodies of the C3W3 lab 4 comparison: the BiGRU lab's data and recipe, another body."""
+    return replace(
+        IMDB_GRU_LSTM_CONV,
+        id=f"{IMDB_GRU_LSTM_CONV.id}_{name}",
+        title=f"IMDB full words: Embedding{layers.embedding_dim} -> {title} -> Dense{layers.hidden_units} -> Dense1 "
+              f"({name} of 4 variants)",
+        layers=layers,
+        course_params=course_params,
+        reference=Reference(f"no saved log; {name} variant of {IMDB_GRU_LSTM_CONV.id} (course_models.md 5.9)"),
+        variant_of=IMDB_GRU_LSTM_CONV.id,
+    )
+
+
+# Every variant shares the BiGRU's embedding and dense head; the LSTM is as wide as the GRU.
+_BIGRU = IMDB_GRU_LSTM_CONV.layers
+_SHARED_BODY = {"vocab_size": _BIGRU.vocab_size, "embedding_dim": _BIGRU.embedding_dim,
+                "hidden_units": _BIGRU.hidden_units}
+IMDB_GRU_LSTM_CONV_VARIANTS = (
+    _imdb_gru_lstm_conv_variant("flatten", "Flatten", EmbeddingFlattenClassifier(**_SHARED_BODY), 171_533),  # computed
+    _imdb_gru_lstm_conv_variant(
+        "lstm",
+        "Bidirectional(LSTM32)",
+        BilstmClassifier(**_SHARED_BODY, lstm_units=_BIGRU.gru_units, return_sequences=_BIGRU.return_sequences),
+        172_941,  # shown
+    ),
+    _imdb_gru_lstm_conv_variant(
+        "conv",
+        "Conv1D(128, 5) -> GlobalAveragePooling1D",
+        Conv1dClassifier(**_SHARED_BODY, conv_filters=128, kernel_size=5, pooling="global_average"),
+        171_149,  # shown
+    ),
+)
 
 SPECS = (
     ModelSpec(
@@ -289,37 +376,8 @@ SPECS = (
         validation="test",
         label_mode="binary",
     ),
-    ModelSpec(
-        id="c3w3_imdb_gru_lstm_conv",
-        part=3,
-        week=3,
-        title="IMDB full words: Embedding16 -> Bidirectional(GRU32) -> Dense6 -> Dense1 (BiGRU of 4 variants)",
-        dataset="imdb-reviews",
-        task="binary",
-        layers=BigruClassifier(
-            variant="bigru",
-            vocab_size=10_000,
-            embedding_dim=16,
-            gru_units=(32,),
-            return_sequences=(False,),
-            hidden_units=6,
-        ),
-        input_shape=(120,),
-        optimizer=_ADAM,
-        loss="binary_crossentropy",
-        epochs=10,  # v1 50
-        batch_size=32,
-        course_params=169_997,
-        reference=Reference(
-            "BiGRU variant, the one whose log was saved (v1 blob 8e58fd10, 50 epochs): epoch 2 val 0.8461 (best), "
-            "epoch 50 acc 1.0000, val_loss 2.6888, val_acc 0.8102. Other variants (no saved logs): flatten 171,533 "
-            "params, Bidirectional(LSTM32) 172,941, Conv1D(128, 5) + GlobalAveragePooling1D 171,149",
-            0.8102,
-        ),
-        data=_IMDB_REVIEWS_V2,
-        validation="test",
-        label_mode="binary",
-    ),
+    IMDB_GRU_LSTM_CONV,
+    *IMDB_GRU_LSTM_CONV_VARIANTS,
     ModelSpec(
         id="c3w3_sarcasm_bilstm",
         part=3,
