@@ -22,7 +22,7 @@ import numpy as np
 from parity import align, compare, jobs, model_facts, progress, provenance, saved_models
 from parity.baselines import baseline_forecasts, baseline_settings
 from parity.catalog import CATALOG, ModelSpec, get_spec
-from parity.datasets import DataSplit, load_dataset, supported_datasets
+from parity.datasets import DataSplit, load_dataset, stand_in_overrides, supported_datasets
 from parity.datasets.series import SeriesOptions, series_of, window_of
 from parity.errors import ParityError, WorkerError
 from parity.fileio import staging_dir
@@ -96,7 +96,7 @@ def describe_models(device: str = "cpu", threads: int = 1, workers: jobs.WorkerP
     def ask_workers() -> model_facts.Answers:
         with jobs.worker_pool(device=device, threads=threads, quiet=True, reuse=workers) as pool, \
                 jobs.work_directory("parity-describe-") as workdir:
-            job = {"kind": "describe", "models": candidates, "spec_overrides": _stand_in_overrides(candidates)}
+            job = {"kind": "describe", "models": candidates, "spec_overrides": stand_in_overrides(candidates)}
             answers = {framework: pool.run(framework, job, workdir) for framework in jobs.FRAMEWORKS}
         return {framework: {"architectures": answer["architectures"], "params": answer["params"]}
                 for framework, answer in answers.items()}
@@ -117,16 +117,6 @@ def describe_models(device: str = "cpu", threads: int = 1, workers: jobs.WorkerP
         }
         for spec in CATALOG.values()
     ]
-
-
-def _stand_in_overrides(model_ids: list[str]) -> dict[str, Any]:
-    """The sizes that the synthetic stand-in fixes for each model whose spec leaves its vocabulary to the data
-    (text generation), so that `describe` can build and count it."""
-    overrides: dict[str, Any] = {}
-    for spec in map(get_spec, model_ids):
-        if spec.layers is not None and getattr(spec.layers, "vocab_size", 0) is None:
-            overrides.update(load_dataset(spec, synthetic=True).spec_overrides(spec.id))
-    return overrides
 
 
 def supported_ids() -> list[str]:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.catalog import CATALOG, get_spec
+from parity.catalog import CATALOG, get_spec, shaped_by_data
+from parity.datasets import stand_in_overrides
 from parity.spec_types import TextData
 
 # Models whose weights and outputs the torch side reproduces: the new architectures, each with random
@@ -148,17 +149,18 @@ def main(out_dir: str) -> None:
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     models = {}
-    for spec in CATALOG.values():
-        if spec.trainable and spec.architecture in REGISTRY:
-            model = build(spec.id)
-            # A second build in the same process: Keras' automatic names would count on ("dense_1"), explicit ones not.
-            again = build(spec.id)
-            models[spec.id] = {
-                "params": int(model.count_params()),
-                "layers": _layers(model),
-                "variables": [variable.path for variable in model.weights],
-                "second_build": {"layers": _layers(again), "variables": [variable.path for variable in again.weights]},
-            }
+    # The next-word models take their vocabulary size and input length from the data: their stand-in's.
+    with shaped_by_data(stand_in_overrides(list(CATALOG))):
+        built = {spec.id: (build(spec.id), build(spec.id)) for spec in map(get_spec, CATALOG)
+                 if spec.trainable and spec.architecture in REGISTRY}
+    for model_id, (model, again) in built.items():
+        # The second build in the same process: Keras' automatic names would count on ("dense_1"), explicit ones not.
+        models[model_id] = {
+            "params": int(model.count_params()),
+            "layers": _layers(model),
+            "variables": [variable.path for variable in model.weights],
+            "second_build": {"layers": _layers(again), "variables": [variable.path for variable in again.weights]},
+        }
     arrays: dict[str, np.ndarray] = {}
     for model_id in FORWARD_MODELS:
         _forward(model_id, rng, arrays)

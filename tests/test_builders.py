@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from parity import align, compare
-from parity.catalog import CATALOG, get_spec
+from parity.catalog import CATALOG, get_spec, shaped_by_data
+from parity.datasets import stand_in_overrides
 
 KERAS_SCRIPT = Path(__file__).with_name("keras_builders.py")
 NEW_MODELS = {"c1w4_happy_sad": 4_750_337, "c3w3_sarcasm_bilstm": 174_129, "c4w4_daily_min_temp": 60_591}
@@ -59,8 +60,9 @@ def torch_models():
     from torch_models.base import REGISTRY
 
     torch.manual_seed(0)
-    return {spec.id: build(spec.id).eval() for spec in CATALOG.values()
-            if spec.trainable and spec.architecture in REGISTRY}
+    with shaped_by_data(stand_in_overrides(list(CATALOG))):  # next-word models: their stand-in's vocabulary
+        return {spec.id: build(spec.id).eval() for spec in map(get_spec, CATALOG)
+                if spec.trainable and spec.architecture in REGISTRY}
 
 
 # ---------------------------------------------------------------- Keras side
@@ -194,7 +196,7 @@ def test_torch_forward_shapes(torch_models):
     import torch
 
     for model_id, model in torch_models.items():
-        spec = get_spec(model_id)
+        spec = model.spec  # as built: a next-word model's at its stand-in's vocabulary
         x = torch.zeros(2, *(32 if size is None else size for size in spec.input_shape))  # token ids: long() inside
         with torch.no_grad():
             assert tuple(model(x).shape) == (2, spec.classes), model_id

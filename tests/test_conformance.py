@@ -92,7 +92,7 @@ def _parameter_count_is_the_course_s(conformance, model_id):
     expected = spec.course_params
     if expected is None:
         assert model_id in DATA_SIZED_PARAMS, "the spec states neither a course parameter count nor a formula"
-        if spec.layers.vocab_size is None:  # `describe` built it at its stand-in's size (runner._stand_in_overrides)
+        if spec.layers.vocab_size is None:  # `describe` built it at its stand-in's size (parity.datasets.stand_in_overrides)
             spec = resolve_spec(spec, conformance["overrides"][model_id])
         expected = DATA_SIZED_PARAMS[model_id](spec.layers)
     assert params["keras"] == expected, params

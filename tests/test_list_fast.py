@@ -139,13 +139,15 @@ def test_the_slow_path_asks_once_and_says_so():
 
 BUILD_EVERY_MODEL = """
 import sys
-from parity.catalog import CATALOG
+from parity.catalog import CATALOG, shaped_by_data
+from parity.datasets import stand_in_overrides
 import {package}
 from {package} import build
 from {package}.base import REGISTRY
-for spec in CATALOG.values():
-    if spec.architecture in REGISTRY:
-        build(spec.id)
+with shaped_by_data(stand_in_overrides(list(CATALOG))):
+    for spec in CATALOG.values():
+        if spec.architecture in REGISTRY:
+            build(spec.id)
 print("\\n".join(sorted(module.__file__ for name, module in sys.modules.items()
                         if name.split(".")[0] == "parity" and getattr(module, "__file__", None))))
 """

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
-from parity.catalog import ModelSpec
+from parity.catalog import ModelSpec, get_spec
 from parity.datasets import inline
 from parity.datasets import synthetic as stand_ins
 from parity.datasets.bbc import load_bbc
@@ -29,7 +30,7 @@ from parity.datasets.vision import load_idx_images
 from parity.errors import DataError
 from parity.spec_types import SeriesData
 
-__all__ = ["DataSplit", "SeriesOptions", "load_dataset", "needs_files", "supported_datasets"]
+__all__ = ["DataSplit", "SeriesOptions", "load_dataset", "needs_files", "stand_in_overrides", "supported_datasets"]
 
 # Data sets that live in code (inline arrays, the course's series generator): no files, no download.
 _IN_CODE = frozenset({"hello-world", "house-prices", "synthetic-series", "lanigan-lyrics"})
@@ -75,6 +76,16 @@ _SYNTHETIC: dict[str, Callable[[ModelSpec], DataSplit]] = {
 }
 # Data sets whose token ids come from a subword vocabulary that `vocab` (a file, or "course") can replace.
 _SUBWORD_DATASETS = frozenset({"imdb-subwords"})
+
+
+def stand_in_overrides(model_ids: list[str]) -> dict[str, Any]:
+    """The sizes that the synthetic stand-in fixes for each of `model_ids` whose spec leaves its vocabulary to the
+    data (the next-word models), for `parity.catalog.shaped_by_data`: what `describe` and the tests build."""
+    overrides: dict[str, Any] = {}
+    for spec in map(get_spec, model_ids):
+        if spec.layers is not None and getattr(spec.layers, "vocab_size", 0) is None:
+            overrides.update(load_dataset(spec, synthetic=True).spec_overrides(spec.id))
+    return overrides
 
 
 def needs_files(dataset_id: str) -> bool:
