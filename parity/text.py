@@ -190,16 +190,16 @@ class TextVectorization:
     replaces the default standardization, as a callable `standardize=` does in Keras.
     """
 
-    def __init__(self, max_tokens: int | None = None, standardize: Callable[[str], str] = standardize) -> None:
+    def __init__(self, max_tokens: int | None = None, standardize: Callable[[str], str] | None = None) -> None:
         if max_tokens is not None and max_tokens <= 1:
             raise ValueError(f"max_tokens must be greater than 1 (it counts '' and '[UNK]'), not {max_tokens}")
         self.max_tokens = max_tokens
-        self.standardize = standardize
+        self._standardize = standardize
         self._ids: dict[str, int] = {}
 
     def adapt(self, texts: Iterable[str]) -> None:
         """Build the vocabulary from `texts`, replacing any earlier one (as Keras' adapt does)."""
-        counts = Counter(token for text in texts for token in split_whitespace(self.standardize(text)))
+        counts = Counter(token for text in texts for token in split_whitespace(self.standardized(text)))
         tokens = vocabulary_order(counts)
         if self.max_tokens:
             tokens = tokens[: self.max_tokens - 2]
@@ -214,6 +214,10 @@ class TextVectorization:
             raise ValueError(f"{len(vocabulary)} tokens exceed max_tokens={self.max_tokens}")
         self._ids = {token: index for index, token in enumerate(vocabulary[2:], start=2)}
 
+    def standardized(self, text: str) -> str:
+        """`text` standardized: by the `standardize` given, else Keras' default (`standardize`, looked up per call)."""
+        return (self._standardize or standardize)(text)
+
     def get_vocabulary(self) -> list[str]:
         """The vocabulary in id order, reserved tokens first, as Keras' `get_vocabulary()`."""
         return [PAD_TOKEN, OOV_TOKEN, *self._ids]
@@ -225,7 +229,7 @@ class TextVectorization:
     def __call__(self, texts: Iterable[str]) -> list[list[int]]:
         """Each text's token ids, one list per text, not padded; tokens outside the vocabulary are 1."""
         ids = self._ids
-        standardized = map(self.standardize, texts)
+        standardized = map(self.standardized, texts)
         return [[ids.get(token, OOV_ID) for token in split_whitespace(text)] for text in standardized]
 
 

@@ -136,4 +136,5 @@ def test_synthetic_stand_in_goes_through_the_file_reader():
     info = split.info
     assert split.source == "synthetic" and (len(split.train), split.val_size) == (1350, 150)
     assert info["glove_missing"] == 6 and info["glove_found"] == len(split.vocabulary) - 6
-    assert info["files"][0].endswith(TWEETS_FILE) and np.load(_weights(split)).shape == (38, DIM)
+    assert split.location.endswith(TWEETS_FILE) and np.load(_weights(split)).shape == (38, DIM)
+    assert "files" not in info and info["generator"]["function"].endswith("tweets")  # provenance: the parameters
