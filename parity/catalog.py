@@ -28,7 +28,7 @@ from parity.specs import part1, part2, part3, part4
 
 __all__ = [
     "CATALOG", "LABEL_MODES", "LOSSES", "OPTIMIZERS", "TASKS", "VALIDATION", "ModelSpec", "Optimizer", "Reference",
-    "StopRule", "UnknownModelError", "get_spec", "resolve_spec", "shaped_by_data",
+    "StopRule", "UnknownModelError", "get_spec", "require_data_sizes", "resolve_spec", "shaped_by_data",
 ]
 
 # Sizes that only the data fixes (a fitted vocabulary, the longest text-generation line), per model id, while a
@@ -81,6 +81,14 @@ def resolve_spec(spec: ModelSpec, overrides: Mapping[str, Any] | None) -> ModelS
     if "input_shape" in overrides:
         changes["input_shape"] = tuple(overrides["input_shape"])
     return dataclasses.replace(spec, **changes)
+
+
+def require_data_sizes(spec: ModelSpec) -> None:
+    """Raise unless `spec`'s vocabulary size and input length are known (resolved where the data leaves them)."""
+    if getattr(spec.layers, "vocab_size", 0) is None or None in spec.input_shape:
+        raise ValueError(f"{spec.id}: the vocabulary size and input length come from the data; build it within "
+                         "parity.catalog.shaped_by_data(split.spec_overrides(model_id)) (a worker job's "
+                         "\"spec_overrides\")")
 
 
 @contextlib.contextmanager

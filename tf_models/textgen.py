@@ -10,15 +10,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from parity.catalog import ModelSpec
+from parity.catalog import ModelSpec, require_data_sizes
 from tf_models.base import REGISTRY, model_input, output_layer
-
-
-def _require_vocabulary(spec: ModelSpec) -> None:
-    if spec.layers.vocab_size is None or None in spec.input_shape:
-        raise ValueError(f"{spec.id}: the vocabulary size and input length come from the data; build it within "
-                         "parity.catalog.shaped_by_data(split.spec_overrides(model_id)) (a worker job's "
-                         "\"spec_overrides\")")
 
 
 @REGISTRY.register
@@ -28,7 +21,7 @@ def text_generator(spec: ModelSpec) -> keras.Model:
     Keras 3 LSTM defaults (tanh, sigmoid gates, unit_forget_bias), no mask: the pre-padding zeros are read as
     tokens, as in the course.
     """
-    _require_vocabulary(spec)
+    require_data_sizes(spec)
     h = spec.layers
     # The wrapped LSTM is named too: Bidirectional names its copies forward_lstm and backward_lstm after it.
     lstm = layers.LSTM(h.lstm_units, name="lstm")

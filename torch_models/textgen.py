@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from parity import align
-from parity.catalog import ModelSpec
+from parity.catalog import ModelSpec, require_data_sizes
 from torch_models.base import REGISTRY, CourseModule, output_units
 from torch_models.layers import recurrent_output
 
@@ -25,11 +25,8 @@ class NextWordGenerator(CourseModule):
 
     def __init__(self, model_id: str, alignment: align.Alignment) -> None:
         super().__init__(model_id, alignment)
+        require_data_sizes(self.spec)
         h = self.spec.layers
-        if h.vocab_size is None or None in self.spec.input_shape:
-            raise ValueError(f"{model_id}: the vocabulary size and input length come from the data; build it within "
-                             "parity.catalog.shaped_by_data(split.spec_overrides(model_id)) (a worker job's "
-                             "\"spec_overrides\")")
         self.embedding = nn.Embedding(h.vocab_size, h.embedding_dim, sparse=align.sparse_embedding_gradient(alignment))
         self.lstm = nn.LSTM(h.embedding_dim, h.lstm_units, batch_first=True, bidirectional=h.bidirectional)
         self.output = nn.Linear((2 if h.bidirectional else 1) * h.lstm_units, output_units(self.spec))
