@@ -220,6 +220,10 @@ def _children(pid: int, module: str) -> list[int]:
     return children
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Command:
     """`parity ARGS...` started in its own session with a marker in its environment; its stdout read line by line."""
 
@@ -229,8 +233,12 @@ class Command:
         self.stderr_path = tmp_path / "stderr.txt"
         command = [sys.executable, "-m", "parity.cli", *args, "--threads", "1", "--device", "cpu"]
         with open(self.stderr_path, "w") as stderr:
+            # SIGINT back to its default in the child: a test run started in the background of a non-interactive
+            # shell inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler, so Ctrl-C would
+            # reach nothing.
             self.process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=stderr, text=True,
-                                            env={**os.environ, name: value}, start_new_session=True)
+                                            env={**os.environ, name: value}, start_new_session=True,
+                                            preexec_fn=_default_sigint)
         self.lines: list[str] = []
 
     def wait_for(self, prefix: str) -> None:
