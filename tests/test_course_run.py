@@ -186,6 +186,7 @@ def _report(out, model):
     return json.loads((out / model / "report.json").read_text())
 
 
+@pytest.mark.slow  # three CLI runs (30 s); test_failure_does_not_stop_the_others_and_the_rerun_resumes checks it in-process
 def test_cli_one_model_failing_on_its_data_does_not_stop_the_others(tmp_path):
     """A data directory without Fashion-MNIST's files: that model fails with its DataError; hello-world (inline data,
     which --data-dir does not apply to) still runs; the rerun skips it and tries the failed one again."""

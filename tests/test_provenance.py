@@ -318,6 +318,7 @@ def _run_report(out: Path, model: str) -> dict:
     return report
 
 
+@pytest.mark.slow  # two CLI runs (40 s); the key tests above check the same rule in-process
 def test_a_synthetic_run_and_a_real_run_of_one_model_are_never_merged(tmp_path):
     folder = _write_idx_set(tmp_path / "own")
     model = "c1w2_fmnist_dnn"

@@ -98,17 +98,22 @@ def test_an_exception_in_the_caller_ends_the_worker(tmp_path, fake_env):
 
 
 def test_ctrl_c_during_a_job_leaves_no_worker_behind(tmp_path, fake_env):
-    with _session(tmp_path, fake_env) as session:
-        session.run({"kind": "echo", "payload": 1})
-        pid = session.pid
-        timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
-        timer.start()
-        try:
-            with pytest.raises(KeyboardInterrupt):
-                session.run({"kind": "sleep", "seconds": 120})
-        finally:
-            timer.cancel()
-        assert session.pid is None and not _alive(pid)
+    # Python's Ctrl-C handler, also where pytest was started with SIGINT ignored (a background job of a shell).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with _session(tmp_path, fake_env) as session:
+            session.run({"kind": "echo", "payload": 1})
+            pid = session.pid
+            timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+            timer.start()
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    session.run({"kind": "sleep", "seconds": 120})
+            finally:
+                timer.cancel()
+            assert session.pid is None and not _alive(pid)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_on_a_terminal_the_worker_writes_to_a_pty_and_its_output_is_relayed_live(tmp_path, fake_env, monkeypatch):
