@@ -2,8 +2,8 @@
 failures and Ctrl-C that stop one model only, the progress line, and the summary.
 
 The orchestration is tested in this process with a stand-in for runner.run_model (no framework is started);
-the real command runs in subprocesses: a short one where one model fails on its data, and, marked slow, the
-whole of Part 1 twice and a Ctrl-C in the middle of a run.
+the real command runs in subprocesses, marked slow: one where a model fails on its data, the whole of Part 1
+twice, and a Ctrl-C in the middle of a run.
 """
 
 import json
@@ -234,8 +234,9 @@ def test_cli_ctrl_c_keeps_the_finished_model_and_leaves_no_report_of_the_interru
     """SIGINT to the whole process group, as a terminal's Ctrl-C sends it, while the second model trains."""
     command = [sys.executable, "-m", "parity.cli", "run", *TRIO, "--synthetic", "--epochs", "1", "--out",
                str(tmp_path), "--quiet", "--threads", "1", "--device", "cpu"]
+    # SIGINT at its default in the child, whatever the test run inherited (a shell's background job ignores it).
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     for line in process.stdout:  # until the second model has started (its line comes before any of its work)
         seen.append(line)
