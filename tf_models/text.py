@@ -73,19 +73,18 @@ def conv1d_classifier(spec: ModelSpec) -> keras.Model:
     )
 
 
-@REGISTRY.register
-def bilstm_classifier(spec: ModelSpec) -> keras.Model:
-    """embedding -> bilstm_i Bidirectional(LSTM) x N -> hidden Dense(relu) -> output.
+def _bidirectional_stack(cell: type[layers.Layer], units: tuple[int, ...], return_sequences: tuple[bool, ...],
+                         prefix: str) -> list[layers.Layer]:
+    """One Bidirectional(`cell`) per entry of `units`, named prefix_1, prefix_2, ...; the wrapped cell is named too
+    (lstm, gru): Bidirectional names its copies forward_<name> and backward_<name> after it."""
+    return [layers.Bidirectional(cell(width, return_sequences=sequences, name=cell.__name__.lower()),
+                                 name=f"{prefix}_{index}")
+            for index, (width, sequences) in enumerate(zip(units, return_sequences), start=1)]
 
-    c3w3_sarcasm_bilstm (one layer), c3w3_imdb_bilstm1/2 (stacked: `return_sequences` per layer),
-    c3w3_imdb_gru_lstm_conv_lstm. Keras 3 LSTM defaults: tanh, sigmoid recurrent activation, unit_forget_bias.
-    """
+
+def _recurrent_classifier(spec: ModelSpec, recurrent: list[layers.Layer]) -> keras.Model:
+    """embedding -> `recurrent` -> hidden Dense(relu) -> output."""
     h = spec.layers
-    # The wrapped LSTM is named too: Bidirectional names its copies forward_lstm and backward_lstm after it.
-    recurrent = [
-        layers.Bidirectional(layers.LSTM(units, return_sequences=sequences, name="lstm"), name=f"bilstm_{index}")
-        for index, (units, sequences) in enumerate(zip(h.lstm_units, h.return_sequences), start=1)
-    ]
     return keras.Sequential(
         [
             model_input(spec),
@@ -96,6 +95,17 @@ def bilstm_classifier(spec: ModelSpec) -> keras.Model:
         ],
         name=spec.id,
     )
+
+
+@REGISTRY.register
+def bilstm_classifier(spec: ModelSpec) -> keras.Model:
+    """embedding -> bilstm_i Bidirectional(LSTM) x N -> hidden Dense(relu) -> output.
+
+    c3w3_sarcasm_bilstm (one layer), c3w3_imdb_bilstm1/2 (stacked: `return_sequences` per layer),
+    c3w3_imdb_gru_lstm_conv_lstm. Keras 3 LSTM defaults: tanh, sigmoid recurrent activation, unit_forget_bias.
+    """
+    h = spec.layers
+    return _recurrent_classifier(spec, _bidirectional_stack(layers.LSTM, h.lstm_units, h.return_sequences, "bilstm"))
 
 
 @REGISTRY.register
@@ -105,20 +115,7 @@ def bigru_classifier(spec: ModelSpec) -> keras.Model:
     Keras 3 GRU defaults: reset_after=True (two bias vectors, as torch.nn.GRU has), tanh, sigmoid gates.
     """
     h = spec.layers
-    recurrent = [
-        layers.Bidirectional(layers.GRU(units, return_sequences=sequences, name="gru"), name=f"bigru_{index}")
-        for index, (units, sequences) in enumerate(zip(h.gru_units, h.return_sequences), start=1)
-    ]
-    return keras.Sequential(
-        [
-            model_input(spec),
-            layers.Embedding(h.vocab_size, h.embedding_dim, name="embedding"),
-            *recurrent,
-            layers.Dense(h.hidden_units, activation="relu", name="hidden"),
-            output_layer(spec),
-        ],
-        name=spec.id,
-    )
+    return _recurrent_classifier(spec, _bidirectional_stack(layers.GRU, h.gru_units, h.return_sequences, "bigru"))
 
 
 @REGISTRY.register

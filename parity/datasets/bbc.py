@@ -31,7 +31,7 @@ import numpy as np
 
 from parity.catalog import ModelSpec
 from parity.datasets.decode import DataWarning
-from parity.datasets.locate import locate
+from parity.datasets.locate import locate, read_data_file
 from parity.datasets.sources import SOURCES
 from parity.datasets.split import DataSplit, make_split
 from parity.datasets.store import ragged_array
@@ -67,10 +67,7 @@ def load_bbc(spec: ModelSpec, data_dir: str | os.PathLike | None) -> DataSplit:
 def read_news_csv(path: str | os.PathLike) -> NewsRecords:
     """The records of a CSV file with `category` and `text` columns; malformed records skipped with a warning."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise DataError(f"{path}: cannot read the BBC news file ({error.strerror or error})") from None
+    raw = read_data_file(path, "BBC news file")
     undecodable: dict[int, str] = {}
     reader = csv.reader(_decoded_lines(raw, undecodable), strict=True)
     try:

@@ -14,6 +14,14 @@ from parity.errors import DataError
 DATA_DIR_ENV = "PARITY_DATA_DIR"
 
 
+def read_data_file(path: Path, what: str) -> bytes:
+    """The bytes of a data file; one that cannot be read is a DataError naming it as `what` ("corpus", ...)."""
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the {what} ({error.strerror or error})") from None
+
+
 def cache_dir(dataset_id: str) -> Path:
     """The download cache of one data set: $PARITY_CACHE_DIR/<id>, default ~/.cache/parity/<id>."""
     return cache_root() / dataset_id

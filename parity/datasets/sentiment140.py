@@ -42,7 +42,7 @@ import numpy as np
 from parity import cache
 from parity.catalog import ModelSpec
 from parity.datasets.bbc import skipped_info, warn_skipped
-from parity.datasets.locate import locate
+from parity.datasets.locate import locate, read_data_file
 from parity.datasets.sources import spec_source
 from parity.datasets.split import DataSplit, make_split
 from parity.datasets.store import ragged_array
@@ -97,10 +97,7 @@ def load_files(spec: ModelSpec, tweets_path: str | os.PathLike, glove_path: str 
 def read_tweets(path: str | os.PathLike, data: TextData) -> Tweets:
     """The labelled texts of a Sentiment140 CSV file (no header, FIELDS fields); malformed records skipped."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise DataError(f"{path}: cannot read the tweets file ({error.strerror or error})") from None
+    raw = read_data_file(path, "tweets file")
     try:
         text, encoding = raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:

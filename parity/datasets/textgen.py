@@ -26,7 +26,7 @@ import numpy as np
 
 from parity.catalog import ModelSpec, resolve_spec
 from parity.datasets import inline
-from parity.datasets.locate import locate
+from parity.datasets.locate import locate, read_data_file
 from parity.datasets.sources import SOURCES
 from parity.datasets.split import DataSplit, make_split
 from parity.errors import DataError
@@ -70,10 +70,7 @@ def load_lanigan(spec: ModelSpec, _data_dir: str | os.PathLike | None = None) ->
 def read_corpus(path: str | os.PathLike) -> str:
     """The text of a UTF-8 corpus file; a line that is not UTF-8 is a DataError naming file:line."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise DataError(f"{path}: cannot read the corpus ({error.strerror or error})") from None
+    raw = read_data_file(path, "corpus")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
