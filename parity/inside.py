@@ -84,6 +84,16 @@ def shown_channels(maps: np.ndarray, count: int = CHANNELS_SHOWN) -> list[int]:
     return sorted(np.argsort(-means, kind="stable")[:count].tolist())
 
 
+def shown_input(image: np.ndarray) -> np.ndarray:
+    """The model input as the figure draws it: a greyscale (H, W) map (its colour map spans its values), or RGB
+    in [0, 1], which matplotlib needs: an input outside [0, 1] (InceptionV3's preprocess gives [-1, 1], unscaled
+    pixels 0..255) is mapped linearly from [min(its min, 0), max(its max, 1)] onto [0, 1]; one inside it is kept."""
+    if image.shape[-1] == 1:
+        return image[..., 0]
+    low, high = min(float(image.min()), 0.0), max(float(image.max()), 1.0)
+    return image if (low, high) == (0.0, 1.0) else (image - low) / (high - low)
+
+
 def feature_map_figure(pairs: Sequence[LayerMaps], differences: Sequence[Mapping[str, Any]], image: np.ndarray,
                        title: str) -> bytes:
     """The course's intermediate-representation picture as PNG bytes: the input, then per layer a Keras row and a
@@ -97,7 +107,7 @@ def feature_map_figure(pairs: Sequence[LayerMaps], differences: Sequence[Mapping
     FigureCanvasAgg(fig)
     panels = fig.subfigures(1 + len(pairs), 1, height_ratios=[1.8] + [3.4] * len(pairs))
     source = panels[0].subplots(1, 1)
-    source.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray")
+    source.imshow(shown_input(image), cmap="gray")
     source.set_title("input", fontsize=9)
     source.set_axis_off()
     channels: list[int] = []

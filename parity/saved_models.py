@@ -136,13 +136,14 @@ def _text_record(spec: ModelSpec, split: DataSplit) -> dict[str, Any]:
 
 
 def _image_record(spec: ModelSpec, split: DataSplit) -> dict[str, Any]:
-    """Size, channels and colour mode from the spec; the pixel scaling the loader gave the training source."""
+    """Size, channels and colour mode from the spec; the pixel scaling the loader gave the training source
+    (factor, divide and offset of its `PixelScale`: `preprocess` inception_v3 is / 127.5 then - 1)."""
     scale = split.train.scale
     channels = spec.input_shape[2] if len(spec.input_shape) == 3 else 1
     color_mode = spec.data.color_mode if isinstance(spec.data, ImageFolderData) else "grayscale"
     return {"size": list(spec.input_shape[:2]), "channels": channels, "color_mode": color_mode,
             "scale": None if scale is None else scale.factor, "divide": bool(scale and scale.divide),
-            "resize": IMAGE_RESIZE}
+            "offset": 0.0 if scale is None else scale.offset, "resize": IMAGE_RESIZE}
 
 
 def _series_record(data: SeriesData) -> dict[str, Any]:
@@ -174,10 +175,13 @@ def encode_texts(text: dict[str, Any], texts: Sequence[str]) -> np.ndarray:
 
 
 def scale_pixels(image: dict[str, Any], pixels: np.ndarray) -> np.ndarray:
-    """Integer `pixels` as the float32 values training fed the model, from an inputs record's `image` block."""
+    """Integer `pixels` as the float32 values training fed the model, from an inputs record's `image` block.
+
+    A record without "offset" was written before offsets existed, when every scale had offset 0.
+    """
     if image["scale"] is None:
         return np.asarray(pixels, dtype=np.float32)
-    return PixelScale(image["scale"], image["divide"]).apply(np.asarray(pixels))
+    return PixelScale(image["scale"], image["divide"], image.get("offset", 0.0)).apply(np.asarray(pixels))
 
 
 def reload_record(path: Path, loader: str, before: np.ndarray, after: np.ndarray | None, error: str | None = None,

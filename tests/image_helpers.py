@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -26,3 +27,17 @@ def write_image_folders(root: Path, counts: dict[str, int], size: tuple[int, int
             Image.fromarray(pixels[..., 0] if channels == 1 else pixels).save(folder / f"{name}-{number:02d}.png")
             written[name].append(pixels)
     return written
+
+
+def write_files(root: Path, files: dict[str, bytes]) -> None:
+    """root/<relative path> = bytes, for each entry of `files` (parent folders made)."""
+    for name, payload in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(payload)
+
+
+def truncated_jpeg(size: tuple[int, int] = (16, 16)) -> bytes:
+    """The first half of a JPEG: Pillow refuses to decode it (as PetImages' broken files)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((*size, 3), 128, np.uint8)).save(buffer, format="JPEG")
+    return buffer.getvalue()[: len(buffer.getvalue()) // 2]

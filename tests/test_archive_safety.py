@@ -43,6 +43,7 @@ def faces(tmp_path_factory) -> Path:
 
 def zip_with(faces: Path, archive: Path, members: dict[str, int]) -> Path:
     """The faces as a zip, plus `members` (name -> bytes of zeros, streamed: never all in memory)."""
+    archive.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
         for path in sorted(faces.rglob("*.png")):
             out.write(path, path.relative_to(faces).as_posix())
@@ -148,6 +149,28 @@ def test_a_downloaded_zip_bomb_is_refused_and_not_cached(faces, served, tmp_path
     with pytest.raises(DataError, match=r"downloaded file rejected: .*refusing a possible zip bomb"):
         load_dataset(spec)
     assert not (tmp_path / "cache" / "happy-or-sad" / "happy-or-sad.zip").exists()
+
+
+def test_a_path_traversal_member_is_refused_in_one_line_and_nothing_is_cached(faces, served, tmp_path, monkeypatch):
+    root, url = served
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("PARITY_CACHE_DIR", str(cache))
+    horses = dataclasses.replace(get_spec("c1w4_horse_human_150"), input_shape=(8, 8, 3), validation="train")
+    horses = dataclasses.replace(horses, data=dataclasses.replace(horses.data, image_size=(8, 8),
+                                                                  urls={"train": url + "horse-or-human.zip"}))
+    archive = zip_with(faces, tmp_path / "local" / "horse-or-human.zip", {})
+    with zipfile.ZipFile(archive, "a") as out:
+        out.writestr("horses/../../../etc/cron.d/evil.png", b"x")
+    message = refusal(horses, tmp_path / "local")
+    assert message == (f"{archive}: unsafe archive member 'horses/../../../etc/cron.d/evil.png' (empty name, absolute "
+                       "path, '..' or symlink); refusing the archive")
+    assert not cache.exists() or not any(cache.rglob("*.npy"))  # nothing decoded, nothing selected
+    shutil.copy(archive, root / "horse-or-human.zip")  # the same archive downloaded: rejected, not cached
+    monkeypatch.delenv("PARITY_OFFLINE")
+    with pytest.raises(DataError, match=r"downloaded file rejected: DataError: .*unsafe archive member") as error:
+        load_dataset(horses)
+    assert "\n" not in str(error.value)
+    assert not (cache / "horse-or-human" / "horse-or-human.zip").exists() and not any(cache.rglob("*.npy"))
 
 
 def test_a_decompression_bomb_in_pixels_is_skipped_by_pillow(faces, tmp_path, monkeypatch):

@@ -129,3 +129,15 @@ def test_cosine_similarity_and_projector_rows_on_known_vectors(tmp_path: Path):
     assert vecs.splitlines()[0] == "2.0\t3.0"
     read_words, read = inside.read_projector(tmp_path / "v.tsv", tmp_path / "m.tsv")
     assert read_words == words and read.tolist() == vectors.tolist()
+
+
+def test_the_input_panel_shows_preprocessed_pixels_in_the_range_matplotlib_draws():
+    """An RGB input drawn as given must lie in [0, 1] (matplotlib clips it otherwise): InceptionV3's [-1, 1] input
+    is drawn as pixels / 255 again (float32 rounding of / 127.5 - 1 and back: well under 1e-6), [0, 1] as given."""
+    pixels = np.random.default_rng(4).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    pixels[0, 0] = (0, 255, 0)  # both ends of the range present
+    preprocessed = saved_models.scale_pixels({"scale": 127.5, "divide": True, "offset": -1.0}, pixels)
+    np.testing.assert_allclose(inside.shown_input(preprocessed), pixels / 255.0, atol=1e-6)
+    unit = saved_models.scale_pixels({"scale": 255.0, "divide": True}, pixels)
+    assert inside.shown_input(unit) is unit
+    assert inside.shown_input(unit[..., :1]).shape == (6, 5)

@@ -182,9 +182,22 @@ def test_image_record_scales_pixels_as_training_did():
     split = load_dataset(spec, synthetic=True)
     image = saved_models.inputs_record(spec, split)["image"]
     assert image == {"size": [28, 28], "channels": 1, "color_mode": "grayscale", "scale": 255.0, "divide": True,
-                     "resize": "bilinear"}
+                     "offset": 0.0, "resize": "bilinear"}
     rows = np.arange(5)
     assert np.array_equal(saved_models.scale_pixels(image, split.train.x[rows]), collate(split.train, rows)[0])
+
+
+def test_image_record_of_a_preprocessed_model_round_trips_to_the_training_pixels(tmp_path):
+    """inception_v3's preprocess is / 127.5 then - 1: inputs.json keeps the offset, so predict feeds [-1, 1] too."""
+    spec = get_spec("c2w3_inception_horse_human")
+    split = load_dataset(spec, synthetic=True)
+    saved_models.write_inputs(tmp_path, saved_models.inputs_record(spec, split))
+    image = saved_models.read_inputs(tmp_path)["image"]
+    assert (image["scale"], image["divide"], image["offset"]) == (127.5, True, -1.0)
+    rows = np.arange(6)
+    pixels = saved_models.scale_pixels(image, split.train.x[rows])
+    assert pixels.dtype == np.float32 and np.array_equal(pixels, collate(split.train, rows)[0])
+    assert pixels.min() < 0 and -1.0 <= pixels.min() and pixels.max() <= 1.0
 
 
 def test_series_record_gives_the_window():

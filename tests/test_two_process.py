@@ -77,6 +77,15 @@ def _ragged_text(_tmp_path: Path) -> DataSplit:
     return make_split(get_spec("c3w3_imdb_bilstm1"), "synthetic", texts(90), texts(37), "generated")
 
 
+def _inception_preprocessed(tmp_path: Path) -> DataSplit:
+    """Generated horse-or-human PNG folders (resized to 150x150) with the InceptionV3 preprocess: pixels in [-1, 1]."""
+    for split, counts in (("train", {"horses": 11, "humans": 10}), ("validation", {"horses": 4, "humans": 5})):
+        write_image_folders(tmp_path / "horse-or-human" / split, counts, size=(40, 30), seed=len(split))
+    split = load_image_folders(get_spec("c2w3_inception_horse_human"), tmp_path / "horse-or-human")
+    assert split.train.scale.offset == -1.0, "the InceptionV3 preprocess is expected to shift the pixels by -1"
+    return split
+
+
 SPLITS = {
     "fashion-mnist": lambda tmp_path: _course_split("c1w3_fmnist_cnn", tmp_path),
     "sarcasm-fixed-length": lambda tmp_path: _course_split("c3w2_sarcasm_embed_gap", tmp_path),
@@ -84,6 +93,7 @@ SPLITS = {
     "image-folders": _happy_or_sad,
     "one-hot": _one_hot_images,
     "ragged-per-batch": _ragged_text,
+    "inception-preprocess": _inception_preprocessed,
 }
 
 
@@ -98,6 +108,8 @@ def _prescribed(source: SampleSource, rows: np.ndarray) -> tuple[np.ndarray, np.
         pixels = np.asarray(source.x)[rows].astype(np.float32)
         factor = np.float32(source.scale.factor)
         x = pixels / factor if source.scale.divide else pixels * factor
+        if source.scale.offset:  # inception_v3's preprocess_input: x /= 127.5; x -= 1.0
+            x = x - np.float32(-source.scale.offset)
     return x, np.asarray(source.y)[rows]
 
 

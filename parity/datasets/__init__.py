@@ -24,6 +24,7 @@ from parity.datasets.imdb import load_imdb_reviews, load_imdb_subwords
 from parity.datasets.sarcasm import load_sarcasm
 from parity.datasets.sentiment140 import load_sentiment140_glove
 from parity.datasets.series import SeriesOptions, load_series
+from parity.datasets.sign_language import load_sign_language
 from parity.datasets.split import DataSplit
 from parity.datasets.textgen import load_lanigan, load_textgen
 from parity.datasets.vision import load_idx_images
@@ -44,6 +45,10 @@ _REAL: dict[str, Callable[[ModelSpec, str | os.PathLike | None], DataSplit]] = {
     "synthetic-series": lambda spec, _: load_series(spec, None),
     "happy-or-sad": load_image_folders,
     "cats-and-dogs-filtered": load_image_folders,
+    "horse-or-human": load_image_folders,
+    "kaggle-cats-dogs": load_image_folders,
+    "rock-paper-scissors": load_image_folders,
+    "sign-language-mnist": load_sign_language,
     "daily-min-temperatures": load_csv_series,
     "sunspots": load_csv_series,
     "bbc-text": load_bbc,
@@ -64,6 +69,10 @@ _SYNTHETIC: dict[str, Callable[[ModelSpec], DataSplit]] = {
     "synthetic-series": stand_ins.series,
     "happy-or-sad": stand_ins.images,
     "cats-and-dogs-filtered": stand_ins.images,
+    "horse-or-human": stand_ins.images,
+    "kaggle-cats-dogs": stand_ins.images,
+    "rock-paper-scissors": stand_ins.images,
+    "sign-language-mnist": stand_ins.sign_language_images,
     "daily-min-temperatures": stand_ins.file_series,
     "sunspots": stand_ins.file_series,
     "bbc-text": stand_ins.news,

@@ -1,10 +1,14 @@
-"""Class-per-folder image sets (happy-or-sad, cats-and-dogs-filtered, a user's own), from a zip or a folder.
+"""Class-per-folder image sets (happy-or-sad, horse-or-human, cats and dogs, rock-paper-scissors, a user's own),
+from zips or folders; docs/image_data.md describes the layouts, the splits and the downloads.
 
 The folder holding the class sub-folders is found wherever it is: at the top of the archive
 (the course's happy-or-sad.zip: happy/, sad/), nested (the shared copy: Files/data/happy),
 or once per split (cats_and_dogs_filtered.zip: cats_and_dogs_filtered/train/{cats,dogs} and
-validation/{cats,dogs}). Classes are the sorted sub-folder names (or `spec.data.class_names`);
-files are taken in sorted order. Hidden files and folders and macOS `__MACOSX` folders are
+validation/{cats,dogs}). A split is named by its folder (train/, validation/, test/) or by the
+course file it comes from (rps-test-set.zip, or the folder rps-test-set/ it unpacks to: the role
+of that URL in spec.data.urls). Classes are the sorted sub-folder names (or `spec.data.class_names`);
+files are taken in sorted order, and only the extensions Keras reads (others are skipped with a
+warning, as unreadable images are). Hidden files and folders and macOS `__MACOSX` folders are
 ignored; other files beside the class folders (a README, a script) too. A zip is read in
 place, never extracted; a member with an absolute path, a `..` component or a symlink makes
 the whole archive refused, and so does a zip bomb (`ZipLimits`: one member's or all members'
@@ -16,26 +20,30 @@ corrupt member is a DataError naming it. Tar archives are not read here. Pixels 
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import lzma
 import os
 import stat
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
 
 import numpy as np
 
+from parity.cache import cache_root, entry_lock, note, record_sha256, recorded_sha256, sha256_file
 from parity.catalog import ModelSpec
 from parity.datasets import download
-from parity.datasets.decode import ImageFile, decode_images
+from parity.datasets.decode import DataWarning, ImageFile, decode_images
 from parity.datasets.locate import cache_dir, local_directory
 from parity.datasets.sources import Source, spec_source
-from parity.datasets.split import DataSplit, make_split
+from parity.datasets.split import DataSplit, course_test_split, keras_validation_split, make_split
 from parity.datasets.store import PixelScale
 from parity.errors import DataError
+from parity.spec_types import ImageFolderData
 
 # The extensions Keras' image_dataset_from_directory reads; other files in a class folder are skipped with a warning.
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -46,6 +54,11 @@ VALIDATION_NAMES = {"validation": ("validation", "test"), "test": ("test", "vali
 # a name that is not UTF-8 (ValueError), a truncated file.
 ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, RuntimeError,
               NotImplementedError, ValueError)
+# spec.data.preprocess -> the scaling it stands for: Keras' inception_v3.preprocess_input is mode "tf",
+# `x /= 127.5; x -= 1.0` on float32 (keras/src/applications/imagenet_utils.py).
+PREPROCESS_SCALES = {"inception_v3": PixelScale(127.5, divide=True, offset=-1.0)}
+SELECTED = "selected"  # cache folder of the rows a split picks from a decoded set
+COPY_CHUNK = 256  # images copied at a time into a selected-rows file
 
 
 @dataclass(frozen=True)
@@ -90,78 +103,184 @@ class ClassFolders:
         return f"{self.origin}:{'/'.join(part for part in (self.root, name) if part) or '/'}"
 
 
+@dataclass(frozen=True)
+class DecodedSet:
+    """One set's readable images in (class, file name) order: uint8 pixels (a memory map of decoded-image cache
+    entry `cache`) and class ids; `files` counts the image files read, readable or not."""
+
+    pixels: np.ndarray
+    ids: np.ndarray
+    files: int
+    cache: Path
+
+    @property
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.pixels, self.ids
+
+    def rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(pixels, ids) of `rows`, in that order; the pixels memory-mapped from the cache (`selected_rows`)."""
+        return selected_rows(self.pixels, rows, self.cache), self.ids[rows]
+
+
 def load_image_folders(spec: ModelSpec, data_dir: str | os.PathLike | None,
                        zip_limits: ZipLimits = ZIP_LIMITS) -> DataSplit:
-    """The spec's training (and validation) images, uint8 pixels scaled by spec.data.rescale per batch.
+    """The spec's training and validation images: uint8 pixels, scaled per batch by `pixel_scale(spec.data)`.
 
     Reads `data_dir` (the course zip(s), or folders of class folders), else the data set's
-    folder under PARITY_DATA_DIR, else the download cache (filled from spec.data.urls). A zip
-    that would inflate beyond `zip_limits` is refused.
+    folder under PARITY_DATA_DIR, else the download cache (filled from spec.data.urls; a data set
+    without course URLs is read from local folders only). A zip that would inflate beyond
+    `zip_limits` is refused. spec.validation: "validation"/"test" a set of its own, less the
+    course's test part when spec.data.test_from_validation_batches is set (its size in
+    info["test_size"]); "split" Keras' validation_split of the readable training files; "train"
+    the training set itself; "none" no validation.
     """
-    source = spec_source(spec, SPLIT_ROLES)
+    source = spec_source(spec, SPLIT_ROLES) if spec.data.urls else Source(spec.dataset, mirrors=(), hashes={})
     sets, location = _find_sets(spec, source, data_dir, zip_limits)
     train = _pick(sets, "train", spec, location)
     classes = _class_names(spec, train)
-    train_arrays, train_files = _decode(spec, train, classes)
-    info = {"classes": classes, "train_files": train_files, "files": files_read([train], classes)}
+    train_images = _decode(spec, train, classes)
+    train_arrays = train_images.arrays
+    info = {"classes": classes, "train_files": train_images.files, "files": files_read([train], classes)}
     if spec.validation == "train":
         val_arrays = train_arrays
+    elif spec.validation == "split":
+        train_arrays, val_arrays = _split_off_validation(spec, train_images, train.where(), info)
     elif spec.validation in VALIDATION_NAMES:
         val = next((sets[name] for name in VALIDATION_NAMES[spec.validation] if name in sets), None)
         if val is None:
             raise DataError(
                 f"{location}: {spec.id} validates on a {spec.validation!r} set of class folders, found only "
                 f"{', '.join(sorted(sets))}; give a folder with train/ and {spec.validation}/ (each of class folders) "
-                "or the course's zip"
+                f"or the course's {'zips' if len(source.files) > 1 else 'zip'} ({', '.join(source.files)})"
             )
         _same_classes(train, val, classes)
-        val_arrays, info["val_files"] = _decode(spec, val, classes)
+        val_images = _decode(spec, val, classes)
+        val_arrays, info["val_files"] = val_images.arrays, val_images.files
         info["files"] = files_read([train, val], classes)
+        if spec.data.test_from_validation_batches:
+            val_arrays = _split_off_test(spec, val_images, info)
     elif spec.validation == "none":
         val_arrays = None
     else:
-        raise DataError(f"{spec.id}: validation {spec.validation!r} is not implemented yet for image folders "
-                        "(implemented: train, validation, test, none)")
-    return make_split(spec, "real", train_arrays, val_arrays, location, info, scale=PixelScale(spec.data.rescale))
+        raise DataError(f"{spec.id}: validation {spec.validation!r} is not implemented for image folders "
+                        "(implemented: train, split, validation, test, none)")
+    return make_split(spec, "real", train_arrays, val_arrays, location, info, scale=pixel_scale(spec.data))
+
+
+def pixel_scale(data: ImageFolderData) -> PixelScale:
+    """How the set's uint8 pixels become the model's float32 inputs: `data.preprocess` (a Keras application's
+    preprocess_input), else pixels * `data.rescale`."""
+    if data.preprocess is None:
+        return PixelScale(data.rescale)
+    if data.preprocess not in PREPROCESS_SCALES:
+        raise DataError(f"preprocess {data.preprocess!r} is not implemented (implemented: "
+                        f"{', '.join(PREPROCESS_SCALES)}); leave it out to scale pixels by `rescale`")
+    return PREPROCESS_SCALES[data.preprocess]
+
+
+def _split_off_validation(spec: ModelSpec, images: DecodedSet, where: str,
+                          info: dict) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Keras' `image_dataset_from_directory(validation_split, subset, seed)` over the readable files (the course
+    removes unreadable ones first): (training, validation) arrays, each in Keras' shuffled order."""
+    data = spec.data
+    if data.validation_split is None or data.split_seed is None:
+        raise DataError(f"{spec.id}: validation 'split' needs spec.data.validation_split and split_seed "
+                        f"(got {data.validation_split}, {data.split_seed}); set both in the spec")
+    train_rows, val_rows = keras_validation_split(len(images.ids), data.validation_split, data.split_seed, where)
+    info.update(readable_files=len(images.ids), validation_split=data.validation_split, split_seed=data.split_seed,
+                val_files=len(val_rows))
+    return images.rows(train_rows), images.rows(val_rows)
+
+
+def _split_off_test(spec: ModelSpec, images: DecodedSet, info: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The validation arrays less the course's test part (`course_test_split`), whose size goes to info."""
+    test_rows, val_rows = course_test_split(len(images.ids), spec.batch_size, spec.data.test_from_validation_batches,
+                                            spec.data.shuffle_seed)
+    info.update(test_size=len(test_rows), test_from_validation_batches=spec.data.test_from_validation_batches)
+    return images.rows(val_rows)
+
+
+def selected_rows(pixels: np.ndarray, rows: np.ndarray, entry: Path) -> np.ndarray:
+    """pixels[rows] of decoded-image cache entry `entry` as a read-only memory map of a cache file,
+    $PARITY_CACHE_DIR/selected/<key>.npy (key: the entry and the rows), written once, in chunks (a large
+    split is never held in memory whole), renamed into place, its sha256 recorded and checked before use."""
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    key = hashlib.sha256(entry.name.encode() + rows.tobytes()).hexdigest()
+    path = cache_root() / SELECTED / f"{key}.npy"
+    with entry_lock(f"{SELECTED}-{key}"):
+        if path.is_file():
+            if recorded_sha256(path) == sha256_file(path):
+                return np.load(path, mmap_mode="r")
+            note(f"parity: the cached selection {path} fails its sha256 check; writing it again")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{key}-{os.getpid()}.npy")
+        copy = np.lib.format.open_memmap(temporary, mode="w+", dtype=pixels.dtype, shape=(len(rows), *pixels.shape[1:]))
+        for start in range(0, len(rows), COPY_CHUNK):
+            copy[start : start + COPY_CHUNK] = pixels[rows[start : start + COPY_CHUNK]]
+        copy.flush()
+        del copy
+        os.replace(temporary, path)
+        record_sha256(path)
+    return np.load(path, mmap_mode="r")
 
 
 def _find_sets(spec: ModelSpec, source: Source, data_dir: str | os.PathLike | None,
                limits: ZipLimits) -> tuple[dict[str, ClassFolders], str]:
     """The sets of class folders by split role, and the location they were read from."""
     local, looked = local_directory(source, data_dir)
+    roles = _course_roles(spec)
     if local is not None and local.is_file():
-        return _sets_by_role(_read_zip(local, limits), "train"), str(local)
+        return _sets_by_role(_read_zip(local, limits), roles.get(local.name, "train"), roles), str(local)
     if local is not None:
         if not local.is_dir():
             raise DataError(f"{spec.dataset}: data directory {local} does not exist; it should hold "
-                            f"{', '.join(source.files)} or folders of class folders")
+                            f"{', '.join(source.files) or 'train/ and validation/'} or folders of class folders")
         archives = {name: local / name for name in source.files if (local / name).is_file()}
         if not archives:
-            return _sets_by_role(_read_folder(local), "train"), str(local)
+            return _sets_by_role(_read_folder_or_hint(local, source), "train", roles), str(local)
+    elif not source.files:
+        raise DataError(f"{spec.dataset}: no data found (looked in {', '.join(looked) or 'no place'}) and no course "
+                        "URL to download from; pass --data-dir DIR (folders train/ and validation/ of class folders)")
     else:
         archives = download.fetch(source, cache_dir(source.dataset_id), looked,
-                                  functools.partial(_check_download, limits=limits))
+                                  lambda path: _check_download(path, limits, source.sizes.get(path.name)))
         local = cache_dir(source.dataset_id)
-    roles = {Path(url).name: role for role, url in (spec.data.urls or {}).items()}
     sets: dict[str, ClassFolders] = {}
     for name, path in archives.items():
-        sets.update(_sets_by_role(_read_zip(path, limits), roles.get(name, "train")))
+        sets.update(_sets_by_role(_read_zip(path, limits), roles.get(name, "train"), roles))
     return sets, str(local if len(archives) > 1 else next(iter(archives.values())))
 
 
-def _sets_by_role(tree: Tree, role: str) -> dict[str, ClassFolders]:
-    """One set is the file's `role`; several (train/, validation/) are named by their folder."""
+def _course_roles(spec: ModelSpec) -> dict[str, str]:
+    """The split role of each course file of spec.data.urls, by its file name and by the folder it unpacks to
+    (the name without .zip): {"rps.zip": "train", "rps": "train", "rps-test-set.zip": "validation", ...}."""
+    roles = {}
+    for role, url in (spec.data.urls or {}).items():
+        if role in SPLIT_ROLES:
+            name = PurePosixPath(urlparse(url).path).name
+            roles[name] = roles[name.removesuffix(".zip")] = role
+    return roles
+
+
+def _sets_by_role(tree: Tree, role: str, course_roles: dict[str, str]) -> dict[str, ClassFolders]:
+    """One set is the file's `role`; several are named by their folder: train/, validation/, test/, or the
+    folder a course file unpacks to (validation-horse-or-human/, rps-test-set/)."""
     sets = class_folders(tree)
     if len(sets) == 1:
         return {role: sets[0]}
-    by_name = {PurePosixPath(folders.root).name: folders for folders in sets}
-    unknown = sorted(set(by_name) - set(SPLIT_ROLES))
-    if unknown or len(by_name) != len(sets):
-        raise DataError(
-            f"{tree.origin}: class folders under several folders ({', '.join(folders.root or '/' for folders in sets)}); "
-            f"several sets must be named {', '.join(SPLIT_ROLES)}"
-        )
-    return by_name
+    by_role: dict[str, ClassFolders] = {}
+    for folders in sets:
+        name = PurePosixPath(folders.root).name
+        set_role = name if name in SPLIT_ROLES else course_roles.get(name)
+        if set_role is None or set_role in by_role:
+            course = sorted(name for name in course_roles if not name.endswith(".zip"))
+            raise DataError(
+                f"{tree.origin}: class folders under several folders "
+                f"({', '.join(folders.root or '/' for folders in sets)}); name each set {', '.join(SPLIT_ROLES)}"
+                f"{' or as the course does (' + ', '.join(course) + ')' if course else ''}, one folder per set"
+            )
+        by_role[set_role] = folders
+    return by_role
 
 
 def class_folders(tree: Tree) -> list[ClassFolders]:
@@ -263,6 +382,17 @@ def _one_line(error: Exception, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _read_folder_or_hint(directory: Path, source: Source) -> Tree:
+    """The folder's tree; a folder of zips not named as the course's files, and no images, is a DataError saying so."""
+    tree = _read_folder(directory)
+    zips = sorted(name for name, _ in tree.files if "/" not in name and name.lower().endswith(".zip"))
+    if zips and not any(PurePosixPath(name).suffix.lower() in IMAGE_EXTENSIONS for name, _ in tree.files):
+        raise DataError(f"{directory}: holds {', '.join(zips)} but not the course's "
+                        f"{', '.join(source.files) or 'image folders'}; pass the zip itself as --data-dir, or name it "
+                        "as the course does")
+    return tree
+
+
 def _read_folder(directory: Path) -> Tree:
     files, folders = [], []
     for folder, subfolders, names in os.walk(directory):
@@ -280,12 +410,13 @@ def _pick(sets: dict[str, ClassFolders], role: str, spec: ModelSpec, location: s
 
 
 def _class_names(spec: ModelSpec, folders: ClassFolders) -> list[str]:
-    """The classes in label order: spec.data.class_names, else the sorted folder names; checked against the model."""
+    """The classes in label order: spec.data.class_names, else the sorted folder names; checked against the model
+    (its classes, or spec.data.present_classes where the course's data holds fewer than the model has outputs)."""
     names = list(spec.data.class_names or folders.classes)
     missing = [name for name in names if name not in folders.classes]
     if missing:
         raise DataError(f"{folders.where()}: no class folder {', '.join(missing)} (found {', '.join(folders.classes)})")
-    wanted = 2 if spec.label_mode == "binary" else spec.classes
+    wanted = spec.data.present_classes or (2 if spec.label_mode == "binary" else spec.classes)
     if len(names) != wanted:
         raise DataError(f"{folders.where()}: {len(names)} class folders ({', '.join(names)}), but {spec.id} "
                         f"has {wanted} classes ({spec.label_mode} labels)")
@@ -311,24 +442,35 @@ def files_read(sets: list[ClassFolders], classes: list[str]) -> list[str]:
     return list(dict.fromkeys(files))
 
 
-def _decode(spec: ModelSpec, folders: ClassFolders, classes: list[str]) -> tuple[tuple[np.ndarray, np.ndarray], int]:
-    """(pixels, class ids) of one set, and its number of files; an empty class folder is a DataError."""
-    files, labels = [], []
+def _decode(spec: ModelSpec, folders: ClassFolders, classes: list[str]) -> DecodedSet:
+    """The readable images of one set; an empty class folder is a DataError. Files without an image extension
+    Keras reads are skipped with a DataWarning naming them, unreadable images too (`decode_images`)."""
+    files, labels, count = [], [], 0
     for label, name in enumerate(classes):
-        images = folders.classes[name]
-        if not any(Path(image.name).suffix.lower() in IMAGE_EXTENSIONS for image in images):
+        images, others = [], []
+        for image in folders.classes[name]:
+            (images if Path(image.name).suffix.lower() in IMAGE_EXTENSIONS else others).append(image)
+        if not images:
             raise DataError(f"{folders.where(name)}: empty class folder (no {'/'.join(IMAGE_EXTENSIONS)} files); "
                             "add its images or remove the folder")
+        for other in others:
+            warnings.warn(f"{other.name}: not a readable image (not a {'/'.join(IMAGE_EXTENSIONS)} file, which "
+                          "Keras' image_dataset_from_directory skips too); skipped", DataWarning, stacklevel=3)
         files += images
         labels += [label] * len(images)
+        count += len(folders.classes[name])
     decoded = decode_images(files, tuple(spec.data.image_size), spec.data.color_mode)
     ids = np.array(labels, dtype=np.int64)[decoded.kept]
     empty = [name for label, name in enumerate(classes) if not (ids == label).any()]
     if empty:
         raise DataError(f"{folders.where(empty[0])}: no readable image in this class folder; add images or remove it")
-    return (decoded.pixels, ids), len(files)
+    return DecodedSet(decoded.pixels, ids, count, decoded.cache)
 
 
-def _check_download(path: Path, limits: ZipLimits) -> None:
-    """A fresh download has no checksum to match (see sources.py): a safe zip of class folders is the check."""
+def _check_download(path: Path, limits: ZipLimits, size: int | None = None) -> None:
+    """The structure check of a download without a published checksum (see sources.py): the byte size where it
+    is known, and a safe zip of class folders."""
+    if size is not None and path.stat().st_size != size:
+        raise DataError(f"{path}: {path.stat().st_size:,} bytes where the course's file has {size:,} (truncated, or "
+                        "not the course's file)")
     class_folders(_read_zip(path, limits))

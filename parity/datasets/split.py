@@ -1,4 +1,5 @@
-"""`DataSplit`, the training and validation samples both frameworks consume, and the one place that fixes their layout."""
+"""`DataSplit`, the training and validation samples both frameworks consume, the one place that fixes their layout, and
+the course's ways of splitting a data set (by count, Keras' validation_split, the C2W3 test part)."""
 
 from __future__ import annotations
 
@@ -194,3 +195,41 @@ def course_count_split(
         f"the other {total - train} validate"
     )
     return CountSplit(train, total, note)
+
+
+def keras_validation_split(count: int, validation_split: float, seed: int,
+                           location: str) -> tuple[np.ndarray, np.ndarray]:
+    """(training rows, validation rows) of Keras' `image_dataset_from_directory(validation_split=..., subset=
+    "training"/"validation", seed=...)` over `count` files in Keras' index order (class by class, each class's
+    file names sorted), each part in Keras' order.
+
+    keras/src/utils/dataset_utils.py: `index_directory` shuffles the file list with
+    `np.random.RandomState(seed).shuffle`; `get_training_or_validation_split` keeps the last
+    int(validation_split * count) files for validation and the others for training. A split that
+    leaves either part empty (Keras would give an empty training set) is a DataError naming `location`.
+    """
+    order = np.arange(count)
+    np.random.RandomState(seed).shuffle(order)
+    val_count = int(validation_split * count)
+    if not 0 < val_count < count:
+        raise DataError(f"{location}: {count} readable images, so validation_split {validation_split} leaves "
+                        f"{val_count} for validation and {count - val_count} for training; give at least "
+                        f"{math.ceil(1 / validation_split)} images so both parts get one")
+    return order[:-val_count], order[-val_count:]
+
+
+def course_test_split(count: int, batch_size: int, divisor: int, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(test rows, validation rows) of a validation set of `count` files, as the course v2's C2W3 assignment
+    splits a test part off it: `test, val = keras.utils.split_dataset(val_ds, val_batches // divisor)` on the
+    batched validation set, so the first (ceil(count / batch_size) // divisor) batches test and the rest validate.
+
+    The files are in Keras' shuffled order (`index_directory` with `np.random.RandomState(seed)`; in
+    index order when `seed` is None). The course's dataset also reshuffles them with tf.data's own
+    generator before batching, which numpy cannot replay: so the test part has the course's size but
+    not its files.
+    """
+    order = np.arange(count)
+    if seed is not None:
+        np.random.RandomState(seed).shuffle(order)
+    test_count = min((-(-count // batch_size) // divisor) * batch_size, count)
+    return order[:test_count], order[test_count:]

@@ -17,7 +17,7 @@ import json
 import mmap
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,19 +87,24 @@ def read_ragged(path: str | os.PathLike) -> Ragged:
 
 @dataclass(frozen=True)
 class PixelScale:
-    """How a batch of integer pixels becomes float32: pixels * factor, or pixels / factor when `divide`.
+    """How a batch of integer pixels becomes float32: pixels * factor, or pixels / factor when `divide`, then
+    + offset when `offset` is not 0, each step one float32 operation.
 
     Multiplying is Keras' `Rescaling(1/255)` and `ImageDataGenerator(rescale=1/255)`; dividing is the
     notebooks' numpy `images / 255.0` (float32 division is bit-identical to that float64 division cast
     to float32 for every uint8 value; multiplying by float32(1/255) differs from it in 126 of 256).
+    `PixelScale(127.5, divide=True, offset=-1.0)` is Keras' `inception_v3.preprocess_input` (mode "tf":
+    `x /= 127.5; x -= 1.0` on float32; adding -1.0 is subtracting 1.0 in IEEE arithmetic).
     """
 
     factor: float
     divide: bool = False
+    offset: float = 0.0
 
     def apply(self, pixels: np.ndarray) -> np.ndarray:
         x = pixels.astype(np.float32)
-        return x / np.float32(self.factor) if self.divide else x * np.float32(self.factor)
+        x = x / np.float32(self.factor) if self.divide else x * np.float32(self.factor)
+        return x + np.float32(self.offset) if self.offset else x
 
 
 @dataclass(frozen=True)
@@ -194,7 +199,7 @@ def _write_source(directory: Path, name: str, source: SampleSource) -> dict[str,
                       "offsets": _write_array(directory, f"{name}-x-offsets.npy", source.x.offsets),
                       "padding": {"length": padding.length, "padding": padding.padding, "truncating": padding.truncating}}
     else:
-        scale = None if source.scale is None else {"factor": source.scale.factor, "divide": source.scale.divide}
+        scale = None if source.scale is None else asdict(source.scale)
         entry["x"] = {"kind": "dense", "file": _write_array(directory, f"{name}-x.npy", source.x), "scale": scale}
     return entry
 

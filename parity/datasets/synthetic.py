@@ -18,14 +18,14 @@ import numpy as np
 from parity import subwords
 from parity.cache import cache_root
 from parity.catalog import ModelSpec
-from parity.datasets import bbc, imdb, sentiment140, textgen
+from parity.datasets import bbc, imdb, sentiment140, sign_language, textgen
+from parity.datasets.image_folder import pixel_scale
 from parity.datasets.sarcasm import encode_split
 from parity.datasets.series import load_series, windows
 from parity.datasets.split import DataSplit, make_split
-from parity.datasets.store import PixelScale
 from parity.datasets.vision import COURSE_SCALE
 from parity.fileio import write_text_atomic
-from parity.spec_types import COURSE_FILE
+from parity.spec_types import COURSE_FILE, ImageFolderData
 
 SEED = 20_240_501
 TRAIN_SIZE, VAL_SIZE = 1200, 300
@@ -61,13 +61,15 @@ LYRIC_LINES, LYRIC_LENGTH = 120, (1, 9)  # a line of 1 word yields no n-gram (as
 GLOVE_DIM_SCALE = 0.1  # stand-in GloVe vectors: noise of this scale, hint words offset by +-1 in the first value
 
 
-def images(spec: ModelSpec) -> DataSplit:
+def images(spec: ModelSpec, label_ids: tuple[int, ...] | None = None) -> DataSplit:
     """Each class a fixed blocky pattern under uniform noise, as uint8 pixels scaled like the real ones.
 
     Images larger than Fashion-MNIST's get LARGE_IMAGE_SIZES samples, so that quick runs stay quick.
+    `label_ids`: the class ids the data holds, when not all of the model's (default: all).
     """
     rng = np.random.default_rng(SEED)
-    classes = spec.classes if spec.label_mode != "binary" else 2
+    ids = np.asarray(label_ids if label_ids is not None else range(spec.classes if spec.label_mode != "binary" else 2))
+    classes = len(ids)
     rows, cols = spec.input_shape[:2]
     channels = spec.input_shape[2] if len(spec.input_shape) == 3 else 1
     block = -(-max(rows, cols) // COARSE)
@@ -81,17 +83,25 @@ def images(spec: ModelSpec) -> DataSplit:
             part = drawn[start : start + CHUNK]
             noise = rng.random((len(part), rows, cols, channels))
             pixels[start : start + CHUNK] = np.round((TEMPLATE_WEIGHT * templates[part] + (1 - TEMPLATE_WEIGHT) * noise) * 255)
-        return pixels, _noisy(rng, drawn, classes)
+        return pixels, ids[_noisy(rng, drawn, classes)]
 
     sizes = (TRAIN_SIZE, VAL_SIZE) if rows * cols * channels <= LARGE_IMAGE else LARGE_IMAGE_SIZES
     train = sample(sizes[0])
     val = train if spec.validation == "train" else sample(sizes[1])
-    rescale = getattr(spec.data, "rescale", None)
-    scale = COURSE_SCALE if rescale is None else PixelScale(rescale)
+    image_folders = isinstance(spec.data, ImageFolderData)
+    scale = pixel_scale(spec.data) if image_folders else COURSE_SCALE
     generator = _generator("images", train_size=sizes[0], val_size=None if val is train else sizes[1],
                            shape=[rows, cols, channels], classes=classes, coarse=COARSE,
-                           template_weight=TEMPLATE_WEIGHT, label_noise=LABEL_NOISE, rescale=rescale)
+                           template_weight=TEMPLATE_WEIGHT, label_noise=LABEL_NOISE,
+                           rescale=spec.data.rescale if image_folders else None,
+                           **({"preprocess": spec.data.preprocess} if image_folders and spec.data.preprocess else {}),
+                           **({"label_ids": [int(i) for i in ids]} if label_ids is not None else {}))
     return make_split(spec, "synthetic", train, val, "generated", {"generator": generator}, scale=scale)
+
+
+def sign_language_images(spec: ModelSpec) -> DataSplit:
+    """Sign-language MNIST's stand-in: 28x28 greyscale letters of the 24 ids the real files hold (0..24 but 9)."""
+    return images(spec, sign_language.PRESENT_LABELS)
 
 
 def headlines(spec: ModelSpec) -> DataSplit:
