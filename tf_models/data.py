@@ -2,7 +2,9 @@
 
 Each element is one batch of the plan: its indices go through `parity.plan.collate` (numpy,
 via tf.numpy_function), so the data stays memory-mapped on disk and is never copied into a
-TensorFlow constant; only the batches in flight are in memory.
+TensorFlow constant; only the batches in flight are in memory. Training batches of an augmented
+spec are then augmented (tf_models.augment): with the parameters parity.augment draws for each
+sample's (seed, epoch, index) when aligned, with the course's Keras random layers when native.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from parity.augment import COLUMNS, AugmentSettings, draw_parameters
 from parity.datasets.store import SampleSource
 from parity.plan import BatchPlan, batch_signature, collate
+from tf_models.augment import apply_aligned, apply_native, native_augmenter
 
 
 def _single_threaded() -> tf.data.Options:
@@ -44,13 +48,52 @@ def _batches(source: SampleSource, indices: np.ndarray, lengths: np.ndarray,
     return dataset.map(take, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
-def train_dataset(plan: BatchPlan, source: SampleSource, epochs: int, parallel: bool = True) -> tf.data.Dataset:
+def _augmented(source: SampleSource, plan: BatchPlan, epochs: int, settings: AugmentSettings,
+               parallel: bool) -> tf.data.Dataset:
+    """The plan's batches, each augmented; row r of the padded plan is a batch of epoch r // steps_per_epoch."""
+    indices, lengths = plan.padded_batches(epochs)
+    batch_epochs = np.arange(len(indices), dtype=np.int64) // plan.steps_per_epoch
+    x_signature, y_signature = batch_signature(source)
+    height, width = x_signature.shape[1:3]
+
+    def load(batch_indices: np.ndarray, length: np.ndarray, epoch: np.ndarray):
+        x, y = collate(source, batch_indices[:length])
+        return x, y, draw_parameters(settings.spec, settings.seed, int(epoch), batch_indices[:length], height, width)
+
+    def take(batch_indices: tf.Tensor, length: tf.Tensor, epoch: tf.Tensor):
+        x, y, params = tf.numpy_function(load, [batch_indices, length, epoch], [
+            tf.as_dtype(x_signature.dtype), tf.as_dtype(y_signature.dtype), tf.float32], stateful=False)
+        x.set_shape(x_signature.shape)
+        y.set_shape(y_signature.shape)
+        params.set_shape((None, len(COLUMNS)))
+        return x, y, params
+
+    dataset = tf.data.Dataset.from_tensor_slices((indices, lengths, batch_epochs))
+    calls = tf.data.AUTOTUNE if parallel else None
+    if settings.shared_stream:
+        def augment(x, y, params):
+            return apply_aligned(x, params, settings), y
+    else:
+        layers = native_augmenter(settings)
+
+        def augment(x, y, params):
+            return apply_native(x, layers), y
+    dataset = dataset.map(take, num_parallel_calls=calls, deterministic=True if parallel else None)
+    dataset = dataset.map(augment, num_parallel_calls=calls, deterministic=True if parallel else None)
+    return dataset.prefetch(tf.data.AUTOTUNE) if parallel else dataset.with_options(_single_threaded())
+
+
+def train_dataset(plan: BatchPlan, source: SampleSource, epochs: int, parallel: bool = True,
+                  augmentation: AugmentSettings | None = None) -> tf.data.Dataset:
     """All training batches of `epochs` epochs as one stream; fit it with steps_per_epoch=plan.steps_per_epoch.
 
     Keras keeps one iterator across epochs when steps_per_epoch is given, so epoch e of
     `fit` consumes exactly plan.epoch_batches(e). `parallel=False` (the bench's single-threaded
     input): batches are collated one at a time while the consumer waits, none ahead.
+    `augmentation` (parity.augment.training_augmentation): each batch augmented after collation.
     """
+    if augmentation is not None:
+        return _augmented(source, plan, epochs, augmentation, parallel)
     indices, lengths = plan.padded_batches(epochs)
     return _batches(source, indices, lengths, parallel)
 

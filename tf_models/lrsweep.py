@@ -62,7 +62,8 @@ class SweepRecorder(keras.callbacks.Callback):
 
 def run_lrsweep(job: dict[str, Any]) -> dict[str, Any]:
     """The Keras half of `parity lrsweep`: the sweep's curve, where it stopped, the parameter count and wall time."""
-    from parity import jobs
+    from parity import align, jobs
+    from parity.augment import training_augmentation
     from parity.catalog import get_spec
     from parity.plan import train_plan
     from parity.weights import save_keras_layers
@@ -81,7 +82,8 @@ def run_lrsweep(job: dict[str, Any]) -> dict[str, Any]:
     recorder = SweepRecorder(verbose=job.get("verbose", True))
     start = time.perf_counter()
     model.fit(
-        train_dataset(plan, data.train, job["epochs"]),
+        train_dataset(plan, data.train, job["epochs"], augmentation=training_augmentation(
+            spec, data.train, align.Alignment.from_job(job.get("native", ())), job["seed"])),
         epochs=job["epochs"],
         steps_per_epoch=plan.steps_per_epoch,
         callbacks=[keras.callbacks.LearningRateScheduler(spec.lr_sweep.schedule.rate), recorder],

@@ -78,6 +78,7 @@ def run_lrsweep(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from parity import align, jobs
+    from parity.augment import training_augmentation
     from parity.catalog import get_spec
     from parity.plan import train_plan
     from torch_models.data import plan_loader
@@ -105,6 +106,7 @@ def run_lrsweep(job: dict[str, Any]) -> dict[str, Any]:
         num_sanity_val_steps=0,
     )
     start = time.perf_counter()
-    trainer.fit(model, train_dataloaders=plan_loader(plan, data.train))
+    augmentation = training_augmentation(spec, data.train, alignment, job["seed"])
+    trainer.fit(model, train_dataloaders=plan_loader(plan, data.train, augmentation=augmentation))
     return {"params": sum(p.numel() for p in model.parameters()), "lr": recorder.lr, "loss": recorder.loss,
             "stopped": recorder.stopped, "wall_s": time.perf_counter() - start}

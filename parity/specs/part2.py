@@ -25,8 +25,10 @@ INCEPTION_V3_WEIGHTS_URL = (
 
 # v2 augmentation layers (course_models.md 4.3), used again by 4.4.
 _AUG_C2W2 = Augmentation(flip="horizontal", rotation=0.2, translation=(0.2, 0.2), zoom=0.2, fill_mode="nearest")
-# v2 augmentation of the transfer-learning lab (4.5) and the rock-paper-scissors lab (4.7).
-_AUG_C2W3_C2W4 = Augmentation(flip="horizontal", rotation=0.4, translation=(0.2, 0.2), contrast=0.4, zoom=0.2)
+# v2 augmentation of the transfer-learning lab (4.5) and the rock-paper-scissors lab (4.7). The labs pass no
+# fill_mode, so the Keras layers' default 'reflect' applies (C2_W3_Lab_1_transfer_learning, v2).
+_AUG_C2W3_C2W4 = Augmentation(flip="horizontal", rotation=0.4, translation=(0.2, 0.2), contrast=0.4, zoom=0.2,
+                              fill_mode="reflect")
 # InceptionV3 cut at mixed7 with a Flatten -> Dense1024 -> Dropout0.2 -> Dense1 head (4.5, 4.6).
 _INCEPTION_HEAD = InceptionTransfer(
     base="inception_v3",
