@@ -239,6 +239,53 @@ DIFFERENCES: tuple[Difference, ...] = (
         "check_monitor_top_k",
     ),
     Difference(
+        "augmentation_stream",
+        "random layers (RandomFlip, RandomRotation, RandomTranslation, RandomContrast, RandomZoom) draw each "
+        "image's parameters from Keras' seed generator",
+        "torchvision.transforms.v2 (RandomHorizontalFlip, RandomAffine, ColorJitter) draw from torch's global RNG, "
+        "RandomAffine in one resampling with whole-pixel shifts",
+        "each sample's parameters are drawn once from parity.plan.sample_rng(seed, epoch, index) with the Keras "
+        "layers' distributions (parity.augment); each framework applies them op by op with its own image ops",
+        "keras/src/layers/preprocessing/image_preprocessing/random_*.py get_random_transformation; "
+        "torchvision/transforms/v2/_geometry.py RandomAffine",
+    ),
+    Difference(
+        "augmentation_fill_mode",
+        "fill_mode 'reflect' (default) or 'nearest': points outside the image take mirrored or edge pixels",
+        "torchvision affine/rotate fill outside points with a constant (0)",
+        "torch pads the image (padding_mode 'symmetric' or 'edge') far enough, transforms, and crops back",
+        "keras/src/backend/tensorflow/image.py affine_transform (ImageProjectiveTransformV3); "
+        "torchvision/transforms/v2/functional/_geometry.py affine_image",
+    ),
+    Difference(
+        "augmentation_contrast_mean",
+        "RandomContrast: (x - mean) * f + mean with each channel's own mean, clipped to value_range",
+        "adjust_contrast / ColorJitter: blends with the mean of the grayscale image, clamped to [0, 1] for floats",
+        "torch computes Keras' per-channel form in torch ops (torch_models.augment)",
+        "keras/src/layers/preprocessing/image_preprocessing/random_contrast.py; "
+        "torchvision/transforms/v2/functional/_color.py adjust_contrast",
+    ),
+    Difference(
+        "avgpool_count_include_pad",
+        "AveragePooling2D(3, strides=1, padding='same') (InceptionV3's pool branches) averages only the pixels "
+        "inside the image: a corner window divides by 4, an edge window by 6",
+        "torchvision's Inception blocks call F.avg_pool2d(x, 3, stride=1, padding=1), count_include_pad=True: "
+        "the zero padding counts, every window divides by 9",
+        "torch pools with count_include_pad=False (torch_models.transfer)",
+        "keras/src/applications/inception_v3.py; tf.nn.avg_pool ('SAME' excludes padding); "
+        "torchvision/models/inception.py InceptionA._forward; torch.nn.AvgPool2d docs",
+    ),
+    Difference(
+        "frozen_batchnorm_mode",
+        "BatchNormalization with trainable=False runs in inference mode even in fit (training=True): moving "
+        "statistics, never updated",
+        "requires_grad=False freezes only gamma and beta: after model.train() (Lightning calls it) BatchNorm "
+        "normalises with the batch statistics and updates its running statistics",
+        "the frozen trunk stays in eval() whenever the model is put in train() (torch_models.transfer)",
+        "keras/src/layers/normalization/batch_normalization.py call (training and self.trainable); Keras "
+        "transfer-learning guide; torch.nn.BatchNorm2d docs",
+    ),
+    Difference(
         "tf32",
         "TensorFloat-32 on by default for fp32 matmul and conv on Ampere+ GPUs",
         "fp32 matmul full precision by default; cuDNN conv TF32 on by default",
@@ -460,11 +507,18 @@ def torch_extra_parameters(spec: ModelSpec) -> int:
     """How many more parameters the torch model of `spec` has than its Keras twin (and the course's count).
 
     lstm_biases: torch's nn.LSTM keeps two bias vectors (b_ih, b_hh) where Keras' LSTM keeps one, so every
-    LSTM direction counts 4 * units more in torch (nn.RNN: units more than SimpleRNN). Every other layer,
-    GRU included, has the same parameters in both frameworks.
+    LSTM direction counts 4 * units more in torch (nn.RNN: units more than SimpleRNN). BatchNormalization
+    (InceptionV3's, scale=False): Keras counts beta and the non-trainable moving mean and variance (3 per
+    channel), torch's parameters() hold weight (gamma, fixed at 1 and frozen: Keras has none) and bias, its
+    running statistics are buffers (2 per channel): one fewer per channel in torch. Every other layer, GRU
+    included, has the same parameters in both frameworks.
     """
-    return sum(_TORCH_EXTRA_BIAS_GATES[cell] * units * directions
-               for cell, units, directions in _recurrent_layers(spec))
+    extra = sum(_TORCH_EXTRA_BIAS_GATES[cell] * units * directions for cell, units, directions in _recurrent_layers(spec))
+    if spec.architecture == "inception_transfer":
+        from parity.inception import TRUNK_BATCHNORM_CHANNELS
+
+        extra -= TRUNK_BATCHNORM_CHANNELS[spec.layers.cut_layer]
+    return extra
 
 
 # Frozen pretrained embedding (c3w3_sentiment140_glove). Keras Embedding(trainable=False) puts its table among the
@@ -492,6 +546,17 @@ def pretrained_embedding(layers: Any) -> np.ndarray | None:
                          f"float32 {expected} (vocab_size, embedding_dim): the loader must state the vocabulary size "
                          "of the matrix it wrote in spec_overrides")
     return matrix
+
+
+def avgpool_count_include_pad(alignment: Alignment) -> bool:
+    """torch's count_include_pad for a 'same' AveragePooling2D: False (Keras' average over the image pixels) when
+    aligned, True (torchvision's Inception blocks) when native."""
+    return not alignment.is_aligned("avgpool_count_include_pad")
+
+
+def frozen_batchnorm_inference(alignment: Alignment) -> bool:
+    """Whether a frozen torch trunk keeps its BatchNorm layers in eval() while the model trains (Keras' rule)."""
+    return alignment.is_aligned("frozen_batchnorm_mode")
 
 
 def reorder_flatten(alignment: Alignment) -> bool:

@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from parity import align, bench
+from parity import align, bench, inception
 from parity.catalog import OPTIMIZERS, UnknownModelError, get_spec
 from parity.lockstep import TOLERANCE
 from parity.errors import ParityError
@@ -142,6 +142,9 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="forward parity after Keras -> torch weight transfer")
     check.add_argument("models", nargs="*", metavar="MODEL", help="model ids (default: every implemented model)")
     check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.add_argument("--blocks", action="store_true",
+                       help="InceptionV3 models: also the max abs diff after each mixed block, the hidden layer and "
+                            "the output, in units of float32 eps times the block's largest value")
     _add_vocab(check)
     _add_common(check)
 
@@ -166,6 +169,9 @@ def _parser() -> argparse.ArgumentParser:
                                         "else the download cache)")
     run.add_argument("--synthetic", action="store_true", help="small generated stand-in data of the same shapes")
     _add_vocab(run)
+    run.add_argument("--weights", metavar="PATH",
+                     help="the pretrained InceptionV3 trunk's weights, the course's notop .h5 (c2w3_inception_*; "
+                          "default: the course's file from the download cache, downloaded and md5-checked if missing)")
     run.add_argument("--lr", type=_learning_rate, metavar="RATE",
                      help="train with this learning rate instead of the course's, e.g. the one `parity lrsweep` "
                           "suggests (default: the course's)")
@@ -399,14 +405,28 @@ def _cmd_check(args: argparse.Namespace) -> int:
     with jobs.worker_pool(device=args.device, threads=args.threads, quiet=True) as workers:  # one start each
         model_ids = _known_ids(args.models) or implemented_ids(args.device, args.threads, workers)
         results = check_models(model_ids, args.device, args.threads, workers, vocab=args.vocab)
+        blocks = _inception_blocks(model_ids, workers) if args.blocks else {}
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps({"rows": results, "blocks": blocks} if args.blocks else results, indent=2))
     else:
         for row in results:
             verdict = "ok  " if row["passed"] else "FAIL"
             print(f"{verdict} {row['model']:30} {row['mode']:9} max abs diff {row['max_abs_diff']:.2e} "
                   f"(tolerance {row['tolerance']:.1e})")
+        for model_id, rows in blocks.items():
+            print(f"{model_id}: per block (inference, random weights, the check's inputs)")
+            print(inception.format_block_rows(rows))
     return 0 if all(row["passed"] for row in results) else 1
+
+
+def _inception_blocks(model_ids: list[str], workers) -> dict[str, list[dict]]:
+    """`parity check --blocks`: the per-block comparison of each InceptionV3 model on its check inputs."""
+    from parity.datasets import load_dataset
+    from parity.runner import CHECK_SEED, PROBE_SIZE
+
+    return {model_id: inception.measure_blocks(
+                model_id, load_dataset(get_spec(model_id), synthetic=True).probe_inputs(PROBE_SIZE), CHECK_SEED, workers)
+            for model_id in model_ids if inception.uses_pretrained_trunk(get_spec(model_id))}
 
 
 def _alignment(args: argparse.Namespace) -> align.Alignment:
@@ -468,7 +488,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                          synthetic=args.synthetic, vocab=args.vocab, device=args.device, threads=args.threads, out_dir=args.out,
                          verbose=0 if args.quiet else 1, learning_rate=args.lr, series=_series_options(args),
                          save=args.save, early_stopping=args.early_stopping, checkpoint=args.checkpoint,
-                         command=args.command_line)
+                         weights=args.weights, command=args.command_line)
     model_ids = course_run.select_models(args.models, all_models=args.all_models, part=args.part)
     if args.models and len(model_ids) == 1:  # one model named: it runs whatever OUT holds, and its errors end the command
         report_dir = run_model(model_ids[0], course_run.options_for(model_ids[0], options))

@@ -3,8 +3,9 @@
 Training-level differences are measured in lockstep (parity.lockstep): one course model and
 optimizer, every difference aligned, then the same run with one difference left native; the
 effect is where and how far the losses part, and how far the parameters and the validation
-metric end up. Layer-level differences that no implemented model exercises (BatchNorm, GRU,
-LSTM, strided 'same' padding, L2, LR schedules) are measured by parity.probes. `build_catalog`
+metric end up. Layer-level differences that no lockstep group exercises (BatchNorm, GRU, LSTM,
+strided 'same' padding, L2, LR schedules, early stopping, InceptionV3's pooling and frozen
+BatchNorm, augmentation) are measured by parity.probes. `build_catalog`
 runs everything; `render_markdown` turns the numbers plus the texts of parity.align.DIFFERENCES
 into docs/differences.md, so the document is generated, never typed.
 """
@@ -167,8 +168,8 @@ def build_catalog(data_root: Path | None = None, steps: int = STEPS, threads: in
     from parity import probes
 
     measured = measure_lockstep_differences(data_root, steps, threads, progress=progress)
-    progress("layer probes: batchnorm, gru, lstm, same padding, l2, lr schedule, layout, target shape, early stopping")
-    measured.update(probes.measure_all())
+    progress(f"layer probes: {', '.join(probes.PROBE_DIFFERENCES)}")
+    measured.update(probes.measure_all(threads=threads))
     missing = [d.key for d in align.DIFFERENCES if d.key not in measured]
     if missing:
         raise RuntimeError(f"no measurement for: {', '.join(missing)}")

@@ -189,8 +189,36 @@ def _tensor_layout(spec: ModelSpec, layers: list[LayerUse]) -> str:
     return f"its weight matrices are stored transposed in torch{channels}"
 
 
+def _avgpool_count_include_pad(spec: ModelSpec, layers: list[LayerUse]) -> str | None:
+    if spec.architecture != "inception_transfer":
+        return None
+    return "InceptionV3's pool branches: AveragePooling2D(3, strides=1, padding='same')"
+
+
+def _frozen_batchnorm_mode(spec: ModelSpec, layers: list[LayerUse]) -> str | None:
+    if "BatchNormalization" not in _kinds(layers, trains=False):
+        return None
+    return "frozen BatchNormalization layers (trainable=False), which Keras keeps in inference mode in fit"
+
+
 def _never(spec: ModelSpec, layers: list[LayerUse]) -> None:
     return None
+
+
+def _augmentation(spec: ModelSpec, layers: list[LayerUse]) -> str | None:
+    return "training-time augmentation with random layers" if getattr(spec.data, "augmentation", None) else None
+
+
+def _augmentation_fill_mode(spec: ModelSpec, layers: list[LayerUse]) -> str | None:
+    augmentation = getattr(spec.data, "augmentation", None)
+    moves = augmentation and (augmentation.rotation or any(augmentation.translation) or augmentation.zoom
+                              or augmentation.shear)
+    return f"augmentation moves the image, fill_mode '{augmentation.fill_mode}'" if moves else None
+
+
+def _augmentation_contrast_mean(spec: ModelSpec, layers: list[LayerUse]) -> str | None:
+    augmentation = getattr(spec.data, "augmentation", None)
+    return f"RandomContrast({augmentation.contrast:g})" if augmentation and augmentation.contrast else None
 
 
 @dataclass(frozen=True)
@@ -222,6 +250,8 @@ RULES: dict[str, Rule] = {
     "gru_layout": Rule(_has_kind("GRU")),
     "lstm_biases": Rule(_has_kind("LSTM", "SimpleRNN")),
     "flatten_order": Rule(_flatten_order),
+    "avgpool_count_include_pad": Rule(_avgpool_count_include_pad),
+    "frozen_batchnorm_mode": Rule(_frozen_batchnorm_mode),
     "same_padding_stride": Rule(_same_padding_stride, unused=(
         "every course convolution has stride 1 or 'valid'/'causal' padding")),
     "crossentropy_on_probabilities": Rule(_crossentropy_on_probabilities),
@@ -233,6 +263,9 @@ RULES: dict[str, Rule] = {
     "early_stopping_mode": Rule(_never, unused=EARLY_STOPPING_ONLY),
     "early_stopping_non_finite": Rule(_never, unused=EARLY_STOPPING_ONLY),
     "early_stopping_restore_min_delta": Rule(_never, unused=EARLY_STOPPING_ONLY),
+    "augmentation_stream": Rule(_augmentation),
+    "augmentation_fill_mode": Rule(_augmentation_fill_mode),
+    "augmentation_contrast_mean": Rule(_augmentation_contrast_mean),
     "tf32": Rule(lambda spec, layers: "on an Ampere or later NVIDIA GPU (no effect on a CPU)", every_model=True),
     "determinism": Rule(lambda spec, layers: "every model's kernels", every_model=True),
     "float32_summation_order": Rule(lambda spec, layers: "every model's float32 arithmetic", every_model=True),

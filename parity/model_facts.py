@@ -33,8 +33,9 @@ FACTS_DIR = "model-facts"
 # The parity modules that tf_models and torch_models import to build a model (tests/test_list_fast.py checks
 # this list against a real import of each package), relative to the parity package.
 # The data code is in too: a next-word model is built at its synthetic stand-in's vocabulary (stand_in_overrides).
-PARITY_BUILD_SOURCES = ("__init__.py", "align.py", "cache.py", "catalog.py", "datasets", "errors.py", "fileio.py",
-                        "plan.py", "registry.py", "spec_types.py", "specs", "subwords.py", "text.py")
+PARITY_BUILD_SOURCES = ("__init__.py", "align.py", "augment.py", "cache.py", "catalog.py", "datasets", "errors.py",
+                        "fileio.py", "inception.py", "plan.py", "registry.py", "spec_types.py", "specs", "subwords.py",
+                        "text.py", "weights.py")
 # Installed distributions whose version can change what a framework builds.
 VERSIONED_DISTRIBUTIONS = ("tensorflow", "keras", "torch", "lightning", "torchmetrics")
 

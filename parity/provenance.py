@@ -3,7 +3,8 @@
 A record's `provenance` holds the data (id, real|synthetic, where it was read, and the sha256
 of what was used: the files the loader read, or the parameters that generated it), the epochs
 (the course's and the run's), the mode and the differences left native, each worker's device
-as it reported it, the threads, the versions, and the forward check's status. Two records may
+as it reported it, the threads, the versions, and the forward check's status; a run's record also
+names the pretrained weights file it loaded (`weights_provenance`). Two records may
 be merged or compared in one row only when their `provenance_key` agrees; `describe_provenance`
 says it in one line for tables. Records written before provenance existed are keyed "legacy-..."
 from what they do say, so they never merge with a record that carries provenance.
@@ -41,7 +42,11 @@ SETTING_FIELDS = (
     "device.keras", "device.lightning", "threads",
     *(f"versions.{name}" for name in VERSION_KEYS),
 )
-KEY_FIELDS = (*SETTING_FIELDS, "epochs.course", "epochs.run", "learning_rate", "forward_check.status")
+# Key fields hashed only when set: records without pretrained weights (and those written before the field existed)
+# keep the key they had.
+OPTIONAL_KEY_FIELDS = ("weights.sha256",)
+KEY_FIELDS = (*SETTING_FIELDS, "epochs.course", "epochs.run", "learning_rate", "forward_check.status",
+              *OPTIONAL_KEY_FIELDS)
 
 
 # ---------------------------------------------------------------------------- data
@@ -103,6 +108,23 @@ def data_provenance(split: DataSplit) -> dict[str, Any]:
                      "parity/datasets builds its DataSplit")
 
 
+def weights_provenance(path: str | os.PathLike | None) -> dict[str, Any]:
+    """The pretrained weights file a run loaded (`parity run --weights PATH`, or the course's file as
+    parity.inception resolved it): {"source": "file", path, bytes, sha256, md5}, the md5 being the hash Keras
+    publishes for its application weights (parity.inception.NOTOP_MD5 for the course's InceptionV3 file);
+    {"source": "random"} for a run whose models start from seeded random weights only."""
+    if path is None:
+        return {"source": "random"}
+    resolved = Path(path).resolve()
+    sha256, md5 = hashlib.sha256(), hashlib.md5()
+    with open(resolved, "rb") as stream:
+        while chunk := stream.read(CHUNK_BYTES):
+            sha256.update(chunk)
+            md5.update(chunk)
+    return {"source": "file", "path": str(resolved), "bytes": resolved.stat().st_size, "sha256": sha256.hexdigest(),
+            "md5": md5.hexdigest()}
+
+
 # ---------------------------------------------------------------------------- records
 
 
@@ -118,13 +140,14 @@ def forward_check_status(rows: Sequence[Mapping[str, Any]] | None) -> dict[str, 
 def build_provenance(data: Mapping[str, Any], alignment: Alignment, workers: Mapping[str, Mapping[str, Any]],
                      threads: int, course_epochs: int | None = None, run_epochs: int | None = None,
                      forward_check: Sequence[Mapping[str, Any]] | None = None,
-                     learning_rate: float | None = None) -> dict[str, Any]:
+                     learning_rate: float | None = None, weights: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The provenance of one record.
 
     `data`: from `data_provenance`, computed once per run; `workers`: each framework's worker answer
     (its `device` and `versions` as it reported them); `run_epochs` None for records that train by
     steps (bench, lockstep); `forward_check`: the forward check's rows, None when it did not run;
-    `learning_rate`: the rate a run was told to use instead of the course's (`--lr`), None otherwise.
+    `learning_rate`: the rate a run was told to use instead of the course's (`--lr`), None otherwise;
+    `weights`: a run's `weights_provenance`, None for records that do not load weights files (bench, lockstep).
     """
     versions = {**workers["keras"]["versions"], **workers["lightning"]["versions"]}
     return {
@@ -138,6 +161,7 @@ def build_provenance(data: Mapping[str, Any], alignment: Alignment, workers: Map
         "versions": {name: versions.get(name) for name in VERSION_KEYS},
         "forward_check": forward_check_status(forward_check),
         "learning_rate": learning_rate,
+        **({"weights": dict(weights)} if weights is not None else {}),
     }
 
 
@@ -154,7 +178,8 @@ def provenance_key(record: Mapping[str, Any], fields: Sequence[str] = KEY_FIELDS
     `KEY_FIELDS` (default), for run reports: the data's id, source and sha256; the mode and the differences
     left native; each worker's device as reported and the threads; the python, tensorflow, keras, torch and
     lightning versions; the course's and the run's epochs; a learning rate given instead of the course's
-    (absent, as in records written before it existed, means the course's); the forward check's status. `SETTING_FIELDS`, to
+    (absent, as in records written before it existed, means the course's); the forward check's status; the sha256
+    of a pretrained weights file (OPTIONAL_KEY_FIELDS: hashed only when the run loaded one). `SETTING_FIELDS`, to
     put a bench row or a lockstep report beside a run: the same without the epochs and the forward check,
     which those records do not have. Seeds, timestamps, wall times, the data's location and the forward
     check's largest difference are left out. A record without provenance gets a "legacy-" key (over what it
@@ -164,6 +189,7 @@ def provenance_key(record: Mapping[str, Any], fields: Sequence[str] = KEY_FIELDS
     legacy = bool(provenance.get("legacy"))
     chosen = (*fields, "data.location") if legacy else tuple(fields)
     values = {field: _lookup(provenance, field) for field in chosen}
+    values = {field: value for field, value in values.items() if value is not None or field not in OPTIONAL_KEY_FIELDS}
     digest = parameters_sha256(values)[:KEY_CHARS]
     return f"{LEGACY}{digest}" if legacy else digest
 
@@ -195,6 +221,9 @@ def describe_provenance(record: Mapping[str, Any]) -> str:
     parts.append(f"tf {versions.get('tensorflow') or '?'} / torch {versions.get('torch') or '?'}")
     if provenance.get("learning_rate") is not None:
         parts.append(f"lr {provenance['learning_rate']:g} (not the course's)")
+    weights = provenance.get("weights") or {}
+    if weights.get("sha256"):
+        parts.append(f"weights {Path(weights['path']).name} (sha256 {weights['sha256'][:8]}…)")
     status = (provenance.get("forward_check") or {}).get("status")
     if status == "failed":
         parts.append("forward check FAILED")

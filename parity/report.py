@@ -531,6 +531,10 @@ def _provenance_lines(report: Mapping[str, Any]) -> list[str]:
     lines += [f"  - `{file['path']}`: {file['bytes']:,} bytes, sha256 `{file['sha256']}`" for file in data.get("files", [])]
     if data["hashed"] == "files" and "files" not in data:
         lines.append(f"  - {data['file_count']:,} files, {data['bytes']:,} bytes")
+    weights = provenance.get("weights") or {}
+    if weights.get("source") == "file":
+        lines.append(f"- Pretrained weights: `{weights['path']}`, {weights['bytes']:,} bytes, sha256 `{weights['sha256']}`, "
+                     f"md5 `{weights['md5']}`")
     native = ", ".join(provenance["native_differences"]) or "none"
     largest = formatting.significant(check["max_abs_diff"], 2)
     lines += [f"- Epochs: {epochs['run']} (course {epochs['course']})",

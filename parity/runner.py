@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from parity import align, compare, jobs, model_facts, progress, provenance, saved_models
+from parity import align, compare, inception, jobs, model_facts, progress, provenance, saved_models
 from parity.baselines import baseline_forecasts, baseline_settings
 from parity.catalog import CATALOG, ModelSpec, get_spec
 from parity.datasets import DataSplit, load_dataset, stand_in_overrides, supported_datasets
@@ -70,6 +70,7 @@ class RunOptions:
     learning_rate: float | None = None  # `--lr`: replaces the optimizer's rate in both frameworks (None: the spec's)
     series: SeriesOptions | None = None  # `--series`, `--series-column`, `--time-column` (None: the spec's series)
     vocab: str | None = None  # `--vocab`: a subword vocabulary file, or "course" (None: learnt from the data)
+    weights: str | None = None  # `--weights`: the pretrained trunk's .h5 (None: the course's file, cached or downloaded)
     save: bool = False  # `--save`: keep each seed's trained models and their inputs record in OUT/MODEL/models
     early_stopping: EarlyStopping | None = None  # `--early-stopping`
     checkpoint: str | None = None  # `--checkpoint best|last`: files in OUT/MODEL/checkpoints
@@ -130,18 +131,11 @@ def implemented_ids(device: str = "cpu", threads: int = 1, workers: jobs.WorkerP
 
 
 def missing_support(spec: ModelSpec) -> str | None:
-    """Why the harness cannot run `spec`'s recipe yet (None when it can, given builders in both frameworks).
-
-    A model whose course recipe needs a part not built yet (augmentation, a pretrained trunk's
-    input scaling) is not offered without it: training it without would not be the course's model.
-    """
+    """Why the harness cannot run `spec`'s recipe yet (None when it can, given builders in both frameworks)."""
     if not spec.trainable:
         return f"{spec.id} trains no network in the course ({spec.reference.text}); nothing to compare"
     if spec.dataset not in supported_datasets():
         return f"{spec.id} is not implemented yet (no loader for its data set {spec.dataset!r})"
-    for part, needed in (("augmentation", "augmentation"), ("preprocess", "the pretrained trunk's input scaling")):
-        if getattr(spec.data, part, None) is not None:
-            return f"{spec.id} is not implemented yet: its recipe needs {needed}, which the harness does not have yet"
     return None
 
 
@@ -386,6 +380,7 @@ def run_model(model_id: str, options: RunOptions) -> Path:
     if computes_preprocessing_only(spec):
         return run_preprocessing(spec, options)
     _require_implemented(spec)
+    trunk_weights = inception.trunk_weights(spec, options.weights)  # before the data: a missing file costs nothing
     epochs = options.epochs or spec.epochs
     split = load_dataset(spec, options.data_dir, options.synthetic, series=options.series, vocab=options.vocab)
     forecasting = forecasts_series(spec)
@@ -408,7 +403,8 @@ def run_model(model_id: str, options: RunOptions) -> Path:
                "data": str(data_file), "log_dir": str(staging / "logs"),
                "tensorboard_dir": str(staging / progress.TENSORBOARD_DIR),
                "learning_rate": options.learning_rate, "forecast": forecasting,
-               "save_to": str(staging) if options.save else None, "spec_overrides": split.spec_overrides(spec.id),
+               "save_to": str(staging) if options.save else None,
+               "spec_overrides": inception.weights_overrides(spec, split.spec_overrides(spec.id), trunk_weights),
                **stopping_job(spec, split, options, staging / CHECKPOINT_DIR)}
         if options.save:  # before training: a model whose inputs cannot be recorded costs no training time
             saved_models.write_inputs(staging, saved_models.inputs_record(spec, split))
@@ -437,7 +433,8 @@ def run_model(model_id: str, options: RunOptions) -> Path:
             "environment": _environment(reported, options),
             "spec": _spec_info(spec, epochs, options.learning_rate),
             "provenance": provenance.build_provenance(data, options.alignment, reported, options.threads,
-                                                      spec.epochs, epochs, check, options.learning_rate),
+                                                      spec.epochs, epochs, check, options.learning_rate,
+                                                      provenance.weights_provenance(trunk_weights)),
             **series,
             **({"saved": saved} if saved else {}),
             **({"interrupted": {"by": "Ctrl-C"}} if training.interrupted else {}),

@@ -20,6 +20,14 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 900) -
                           timeout=timeout)
 
 
+def unimplemented_env(*datasets: str) -> dict[str, str]:
+    """The environment that makes a `parity` process take `datasets` for data sets without a loader, so that their
+    models are not implemented yet there (tests/unimplemented/sitecustomize.py)."""
+    hook = Path(__file__).resolve().parent / "unimplemented"
+    return {"PYTHONPATH": os.pathsep.join(filter(None, (str(hook), os.environ.get("PYTHONPATH")))),
+            "PARITY_TEST_NO_LOADER": ",".join(datasets)}
+
+
 def run_script_on_cases(script: str, directory: Path, cases: list[dict]) -> list[dict]:
     """Run `script` (python source taking CASES.json RESULTS.json) in its own process, CPU only; return its results.
 

@@ -134,7 +134,8 @@ def _torch_class(keras_class: str) -> type | tuple[type, ...]:
     from torch import nn
 
     return {"Dense": nn.Linear, "Conv2D": nn.Conv2d, "Conv1D": nn.Conv1d, "Embedding": nn.Embedding,
-            "LSTM": nn.LSTM, "GRU": nn.GRU, "Bidirectional": (nn.LSTM, nn.GRU), "SimpleRNN": nn.RNN}[keras_class]
+            "LSTM": nn.LSTM, "GRU": nn.GRU, "Bidirectional": (nn.LSTM, nn.GRU), "SimpleRNN": nn.RNN,
+            "BatchNormalization": nn.BatchNorm2d}[keras_class]
 
 
 def test_torch_parameter_counts_are_the_course_count_plus_the_documented_extra(keras_side, torch_models):
@@ -169,6 +170,8 @@ def test_keras_layers_names_every_weighted_keras_layer_with_the_matching_torch_m
             if layer["class"] == "SimpleRNN":
                 assert module.nonlinearity == "tanh" and not module.bidirectional and module.batch_first
                 extra = module.hidden_size  # nn.RNN's b_hh (lstm_biases)
+            if layer["class"] == "BatchNormalization":  # InceptionV3's scale=False (align.torch_extra_parameters)
+                extra = -module.num_features  # Keras beta + moving mean + variance, torch weight (1, frozen) + bias
             assert sum(p.numel() for p in module.parameters()) == layer["params"] + extra, (model_id, layer)
 
 

@@ -5,7 +5,7 @@ import gzip
 import numpy as np
 import pytest
 
-from cli_helpers import run_cli
+from cli_helpers import run_cli, unimplemented_env
 
 
 def _assert_one_line_error(result, *fragments):
@@ -61,8 +61,12 @@ def test_truncated_idx_file_is_named_with_what_is_wrong(tmp_path):
 
 
 def test_model_without_implementation_says_so(tmp_path):
-    result = run_cli("run", "c2w4_rps_cnn", "--out", str(tmp_path))
-    _assert_one_line_error(result, "c2w4_rps_cnn is not implemented yet", "parity list")
+    """c2w4_rps_cnn made unimplemented by taking away its data set's loader in the command's process."""
+    result = run_cli("run", "c2w4_rps_cnn", "--out", str(tmp_path), env=unimplemented_env("rock-paper-scissors"))
+    _assert_one_line_error(result, "c2w4_rps_cnn is not implemented yet (no loader for its data set "
+                                   "'rock-paper-scissors')", "parity list")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "c2w4_rps_cnn").exists()
 
 
 @pytest.mark.parametrize("args, message", [

@@ -6,14 +6,20 @@ Tolerances: FLOAT32_NOISE = 1e-5 absolute for probed values of magnitude up to ~
 to 20 chained updates (float32 resolves 1.2e-7 relative, so ~1e-6 at 10; measured aligned:
 0 to 2.4e-6); RELATIVE_NOISE = 1e-6 for a learning rate or loss compared relative to Keras
 (a few float32 ulps; measured 8e-8 to 3e-7). Native thresholds sit 2-5x below the measured value.
+Augmented pictures (pixels in [0, 1], four bilinear resamplings): PICTURE_MEAN_NOISE = 1e-5 and
+PICTURE_MAX_NOISE = 2e-4, tests/test_augment.py's bound (float32 sampling coordinates ~1e-5 pixel
+apart next to full-range edges; measured here: mean 1.0e-6, max 2.0e-5).
 """
 
+import numpy as np
 import pytest
 
 from parity import align, probes
 
 FLOAT32_NOISE = 1e-5
 RELATIVE_NOISE = 1e-6
+PICTURE_MEAN_NOISE = 1e-5
+PICTURE_MAX_NOISE = 2e-4
 
 
 @pytest.fixture(scope="module")
@@ -178,3 +184,56 @@ def test_early_stopping_restore_min_delta_native_reloads_the_lowest_value(measur
     native = measured["early_stopping_restore_min_delta"]["native"]
     assert native["epochs_run_min_delta_max_abs_diff"] == 0  # both stop by the same min_delta rule
     assert native["restored_epoch_min_delta_max_abs_diff"] == 2  # Keras restores 2; the checkpoint keeps 4 (0.893)
+
+
+def test_avgpool_count_include_pad_native_divides_border_windows_by_nine(measured):
+    entry = measured["avgpool_count_include_pad"]
+    # Pixels in [0, 1]: a corner window of 4 pixels averaged over 9 loses 5/9 of its mean: measured 0.45 native.
+    assert entry["aligned"]["outputs_max_abs_diff"] <= FLOAT32_NOISE
+    assert entry["native"]["outputs_max_abs_diff"] > 0.2
+
+
+def test_frozen_batchnorm_mode_native_normalises_with_batch_statistics(measured):
+    entry = measured["frozen_batchnorm_mode"]
+    # Keras keeps a frozen layer in inference mode; torch's train() normalises with the batch statistics
+    # (inputs offset by up to 2 and spread up to 3: measured 7.7) and moves the running ones (0.09, 0.30).
+    assert _all_below(entry["aligned"], FLOAT32_NOISE), entry["aligned"]
+    native = entry["native"]
+    assert native["train_outputs_max_abs_diff"] > 1.0
+    assert native["moving_mean_max_abs_diff"] > 0.01 and native["moving_variance_max_abs_diff"] > 0.05
+
+
+def _pictures_agree(effects, model):
+    return effects[f"{model}_mean_abs_diff"] <= PICTURE_MEAN_NOISE and effects[f"{model}_max_abs_diff"] <= PICTURE_MAX_NOISE
+
+
+def test_augmentation_stream_native_torch_draws_other_pictures(measured):
+    entry = measured["augmentation_stream"]
+    for model in probes.SETTINGS["augmentation"]["models"]:
+        assert _pictures_agree(entry["aligned"], model), entry["aligned"]
+        # torchvision's own draws from the same ranges: other angles, shifts, zooms (measured mean 0.27 and 0.26).
+        assert entry["native"][f"{model}_mean_abs_diff"] > 0.05, entry["native"]
+
+
+def test_augmentation_fill_mode_native_torch_fills_uncovered_pixels_with_zeros(measured):
+    native = measured["augmentation_fill_mode"]["native"]
+    # Same parameters; torchvision's fill 0 where Keras mirrors (c2w4) or repeats edges (c2w2): measured 0.12, 0.11.
+    assert native["c2w4_rps_cnn_mean_abs_diff"] > 0.03 and native["c2w2_cats_dogs_aug_mean_abs_diff"] > 0.03
+    assert native["c2w2_cats_dogs_aug_max_abs_diff"] > 0.5  # a whole-range pixel replaced by black (measured 1.0)
+
+
+def test_augmentation_contrast_mean_native_changes_only_the_augmentation_with_contrast(measured):
+    native = measured["augmentation_contrast_mean"]["native"]
+    # adjust_contrast pulls all channels to one grayscale mean: measured mean 1.9e-2, max 9.4e-2 (factors up to 1.4).
+    assert native["c2w4_rps_cnn_mean_abs_diff"] > 5e-3
+    assert _pictures_agree(native, "c2w2_cats_dogs_aug"), native  # c2w2 has no RandomContrast
+
+
+def test_picture_effects_report_the_mean_beside_the_max_and_a_one_pixel_shift_exceeds_the_noise():
+    model = probes.SETTINGS["augmentation"]["models"][0]
+    keras = {model: probes.structured_images(2, 32).astype(np.float32) / 255}
+    shifted = {model: np.roll(keras[model], 1, axis=2)}  # a planted half-pixel-convention error, doubled
+    found = probes.effects(keras, shifted)
+    assert set(found) == {f"{model}_max_abs_diff", f"{model}_mean_abs_diff"}
+    assert not _pictures_agree(found, model) and found[f"{model}_mean_abs_diff"] > 100 * PICTURE_MEAN_NOISE
+    assert _pictures_agree(probes.effects(keras, keras), model)

@@ -309,6 +309,62 @@ def test_report_json_and_md_carry_the_provenance_and_the_schema_checks_it():
     assert "- Not recorded (written before provenance existed)" in render_markdown(legacy)
 
 
+# ---------------------------------------------------------------------------- pretrained weights (--weights)
+
+
+def test_a_weights_file_is_recorded_with_its_path_size_sha256_and_md5(tmp_path):
+    weights = tmp_path / "notop.h5"
+    weights.write_bytes(b"\x89HDF\r\n" + bytes(range(256)) * 40)
+    record = provenance.weights_provenance(weights)
+    assert record == {"source": "file", "path": str(weights.resolve()), "bytes": weights.stat().st_size,
+                      "sha256": _sha256(weights), "md5": hashlib.md5(weights.read_bytes()).hexdigest()}
+    assert provenance.weights_provenance(None) == {"source": "random"}  # no pretrained trunk, no file
+    with pytest.raises(FileNotFoundError):
+        provenance.weights_provenance(tmp_path / "missing.h5")
+
+
+def test_runs_on_other_weights_files_never_merge_and_random_weights_keep_the_key_they_had(tmp_path):
+    first, second = tmp_path / "a.h5", tmp_path / "b.h5"
+    first.write_bytes(b"weights a")
+    second.write_bytes(b"weights b")
+    keyed = {}
+    for name, path in (("a", first), ("b", second), ("random", None)):
+        prov = _provenance()
+        prov["weights"] = provenance.weights_provenance(path)
+        keyed[name] = _record(prov)
+    assert provenance_key(keyed["a"]) != provenance_key(keyed["b"])
+    assert provenance_key(keyed["a"]) != provenance_key(keyed["random"])
+    # Random weights, and records written before the field existed (no "weights"), keep one key.
+    assert provenance_key(keyed["random"]) == provenance_key(_record())
+    moved = copy.deepcopy(keyed["a"])
+    moved["provenance"]["weights"]["path"] = "/elsewhere/a.h5"  # the sha256 stands for the content
+    assert provenance_key(moved) == provenance_key(keyed["a"])
+    assert provenance_key(keyed["a"], SETTING_FIELDS) == provenance_key(keyed["b"], SETTING_FIELDS)
+    assert describe_provenance(keyed["a"]).endswith(f"weights a.h5 (sha256 {_sha256(first)[:8]}…)")
+    assert describe_provenance(keyed["random"]) == describe_provenance(_record())
+
+
+def test_report_json_and_md_carry_the_weights_file_and_the_schema_checks_it(tmp_path):
+    from test_report import _results
+
+    weights = tmp_path / "notop.h5"
+    weights.write_bytes(b"weights")
+    prov = {**_provenance(), "weights": provenance.weights_provenance(weights)}
+    report = build_report({**_results(), "provenance": prov})
+    validate_report(report)
+    assert report["provenance"]["weights"]["sha256"] == _sha256(weights)
+    assert (f"- Pretrained weights: `{weights.resolve()}`, 7 bytes, sha256 `{_sha256(weights)}`, md5 "
+            f"`{hashlib.md5(b'weights').hexdigest()}`") in render_markdown(report)
+    for field, wrong in (("md5", "not an md5"), ("source", "imagenet")):
+        broken = copy.deepcopy(report)
+        broken["provenance"]["weights"][field] = wrong
+        with pytest.raises(jsonschema.ValidationError):
+            validate_report(broken)
+    random = build_report({**_results(), "provenance": {**_provenance(), "weights": {"source": "random"}}})
+    validate_report(random)
+    assert "Pretrained weights" not in render_markdown(random)  # report.json says "random"; the text stays as it was
+
+
 # ---------------------------------------------------------------------------- the commands, end to end
 
 

@@ -6,7 +6,7 @@ import keras
 
 from parity.catalog import get_spec
 # The builder modules register their builders; `layers` registers its classes for load_model(safe_mode=True).
-from tf_models import basics, layers, series, text, textgen, vision  # noqa: F401
+from tf_models import basics, layers, series, text, textgen, transfer, vision  # noqa: F401
 from tf_models.base import REGISTRY
 
 

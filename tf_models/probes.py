@@ -14,8 +14,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from parity import probes
+from parity import align, probes
 from parity.weights import KerasLayer, save_keras_layers
+from tf_models.augment import apply_aligned
 from tf_models.weights import export_layers
 
 Result = tuple[dict[str, np.ndarray], list[KerasLayer]]
@@ -102,6 +103,27 @@ def tensor_layout(inputs: dict[str, np.ndarray], settings: dict[str, Any]) -> Re
     return {"outputs": model(inputs["x"]).numpy()}, export_layers(model)
 
 
+def avgpool_same(inputs: dict[str, np.ndarray], settings: dict[str, Any]) -> Result:
+    """AveragePooling2D(pool, strides=1, padding='same'), as InceptionV3's pool branches."""
+    model = _model(inputs["x"].shape[1:], keras.layers.AveragePooling2D(settings["pool"], strides=1, padding="same"))
+    return {"outputs": model(inputs["x"]).numpy()}, []
+
+
+def frozen_batchnorm(inputs: dict[str, np.ndarray], settings: dict[str, Any]) -> Result:
+    """BatchNormalization(scale=False) (InceptionV3's) with trainable=False, called with training=True: outputs of the
+    last batch and the moving statistics after all of them."""
+    layer = keras.layers.BatchNormalization(scale=False)
+    model = _model(inputs["train_x"].shape[2:], layer)
+    for name in ("beta", "moving_mean", "moving_variance"):
+        getattr(layer, name).assign(inputs[name])
+    layer.trainable = False
+    initial = export_layers(model)
+    for x in inputs["train_x"]:
+        train_outputs = model(x, training=True)
+    return {"train_outputs": train_outputs.numpy(), "moving_mean": layer.moving_mean.numpy(),
+            "moving_variance": layer.moving_variance.numpy()}, initial
+
+
 def loss_target_shape(inputs: dict[str, np.ndarray], settings: dict[str, Any]) -> Result:
     """Dense(1) predictions (N, 1) and Keras' MSE against the (N,) targets (Keras matches the ranks)."""
     model = _model(inputs["x"].shape[1:], keras.layers.Dense(1))
@@ -150,10 +172,21 @@ def early_stopping(inputs: dict[str, np.ndarray], settings: dict[str, Any]) -> R
     return arrays, []
 
 
+def augmentation(inputs: dict[str, np.ndarray], settings: dict[str, Any]) -> Result:
+    """Each course model's aligned augmentation (tf_models.augment.apply_aligned, Keras' image ops) of the
+    generated batch, with the parameters parity.probes drew from the shared per-sample stream."""
+    arrays = {}
+    for model in settings["models"]:
+        x, case = probes.augmentation_case(model, inputs, settings, align.ALIGNED)
+        arrays[model] = apply_aligned(x, inputs[f"params_{model}"], case).numpy()
+    return arrays, []
+
+
 PROBES: dict[str, Callable[[dict[str, np.ndarray], dict[str, Any]], Result]] = {
     "batchnorm": batchnorm, "gru": gru, "lstm": lstm, "same_padding": same_padding, "l2": l2,
     "lr_schedule": lr_schedule, "tensor_layout": tensor_layout, "loss_target_shape": loss_target_shape,
-    "early_stopping": early_stopping,
+    "early_stopping": early_stopping, "avgpool_same": avgpool_same, "frozen_batchnorm": frozen_batchnorm,
+    "augmentation": augmentation,
 }
 
 

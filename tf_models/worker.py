@@ -95,7 +95,8 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
     """Train one seed; returns the model's parameter count and the run's record."""
     import keras
 
-    from parity import jobs, progress
+    from parity import align, jobs, progress
+    from parity.augment import training_augmentation
     from parity.catalog import get_spec
     from parity.plan import eval_plan, train_plan
     from parity.weights import save_keras_layers
@@ -132,8 +133,9 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
         callbacks.append(EpochLines(recorder, job["epochs"]))
     print(progress.run_header("keras", spec.id, seed, job["epochs"], plan.steps_per_epoch), flush=True)
     start = time.perf_counter()
+    augmentation = training_augmentation(spec, data.train, align.Alignment.from_job(job.get("native", ())), seed)
     model.fit(
-        train_dataset(plan, data.train, job["epochs"]),
+        train_dataset(plan, data.train, job["epochs"], augmentation=augmentation),
         epochs=job["epochs"],
         steps_per_epoch=plan.steps_per_epoch,
         validation_data=None if data.val is None else eval_dataset(eval_plan(len(data.val), spec.batch_size), data.val),
@@ -253,6 +255,7 @@ HANDLERS = {
     "lrsweep": "tf_models.lrsweep:run_lrsweep",
     "predict": "tf_models.inside:run_predict", "inside": "tf_models.inside:run_inside",
     "generate": "tf_models.generate:run_generate",
+    "blocks": "tf_models.transfer:run_blocks",
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from parity import align
 from parity.catalog import get_spec
-from torch_models import basics, series, text, textgen, vision  # noqa: F401  (modules register their builders)
+from torch_models import basics, series, text, textgen, transfer, vision  # noqa: F401  (modules register their builders)
 from torch_models.base import REGISTRY, CourseModule
 
 

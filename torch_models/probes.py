@@ -23,7 +23,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from parity import align, probes
 from parity.weights import KerasLayer, load_keras_layers
+from torch_models.augment import apply_aligned, apply_native, native_augmenter
 from torch_models.layers import batchnorm2d, same_conv2d
+from torch_models.transfer import same_avg_pool, set_frozen_mode
 from torch_models.weights import load_keras_layers_into
 
 Probe = Callable[[dict[str, np.ndarray], dict[str, Any], list[KerasLayer], align.Alignment], dict[str, np.ndarray]]
@@ -164,6 +166,27 @@ def tensor_layout(inputs: dict[str, np.ndarray], settings: dict[str, Any], layer
         return {"outputs": outputs, "native_outputs": _nhwc(conv(x))}
 
 
+def avgpool_same(inputs: dict[str, np.ndarray], settings: dict[str, Any], layers: list[KerasLayer],
+                 alignment: align.Alignment) -> dict[str, np.ndarray]:
+    """The Inception trunk's pool-branch pooling (torch_models.transfer.same_avg_pool) under `alignment`."""
+    with torch.no_grad():
+        return {"outputs": _nhwc(same_avg_pool(alignment)(_nchw(inputs["x"])))}
+
+
+def frozen_batchnorm(inputs: dict[str, np.ndarray], settings: dict[str, Any], layers: list[KerasLayer],
+                     alignment: align.Alignment) -> dict[str, np.ndarray]:
+    """A frozen BatchNorm with the Keras weights put in training mode the way the Inception trunk is
+    (torch_models.transfer.set_frozen_mode): outputs of the last batch and the running statistics after all."""
+    bn = batchnorm2d(inputs["train_x"].shape[-1], alignment)
+    load_keras_layers_into(bn, layers, alignment)
+    set_frozen_mode(bn, True, True, alignment)
+    with torch.no_grad():
+        for x in inputs["train_x"]:
+            train_outputs = bn(_nchw(x))
+    return {"train_outputs": _nhwc(train_outputs), "moving_mean": bn.running_mean.numpy(),
+            "moving_variance": bn.running_var.numpy()}
+
+
 def loss_target_shape(inputs: dict[str, np.ndarray], settings: dict[str, Any], layers: list[KerasLayer],
                       alignment: align.Alignment) -> dict[str, np.ndarray]:
     """MSELoss of the (N, 1) outputs against (N, 1) targets and, as `native_`, against the (N,) targets."""
@@ -237,10 +260,25 @@ def early_stopping(inputs: dict[str, np.ndarray], settings: dict[str, Any], laye
     return arrays
 
 
+def augmentation(inputs: dict[str, np.ndarray], settings: dict[str, Any], layers: list[KerasLayer],
+                 alignment: align.Alignment) -> dict[str, np.ndarray]:
+    """Each course model's augmentation of the generated batch under `alignment` (torch_models.augment): the shared
+    parameters applied op by op, or, with augmentation_stream native, torchvision's own random transforms."""
+    arrays = {}
+    for model in settings["models"]:
+        x, case = probes.augmentation_case(model, inputs, settings, alignment)
+        images = torch.from_numpy(x)
+        augmented = apply_aligned(images, inputs[f"params_{model}"], case) if case.shared_stream else \
+            apply_native(images, native_augmenter(case))
+        arrays[model] = augmented.numpy()
+    return arrays
+
+
 PROBES: dict[str, Probe] = {
     "batchnorm": batchnorm, "gru": gru, "lstm": lstm, "same_padding": same_padding, "l2": l2,
     "lr_schedule": lr_schedule, "tensor_layout": tensor_layout, "loss_target_shape": loss_target_shape,
-    "early_stopping": early_stopping,
+    "early_stopping": early_stopping, "avgpool_same": avgpool_same, "frozen_batchnorm": frozen_batchnorm,
+    "augmentation": augmentation,
 }
 
 

@@ -116,6 +116,7 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
     from lightning.pytorch.loggers import CSVLogger
 
     from parity import align, progress
+    from parity.augment import training_augmentation
     from parity.catalog import get_spec
     from parity.plan import eval_plan, train_plan
     from torch_models.callbacks import (EpochFromOneBar, EpochLines, Recorder, StopAtNonFiniteLoss, StopAtThreshold,
@@ -168,7 +169,8 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
     start = time.perf_counter()
     trainer.fit(
         model,
-        train_dataloaders=plan_loader(plan, data.train),
+        train_dataloaders=plan_loader(plan, data.train,
+                                      augmentation=training_augmentation(spec, data.train, alignment, seed)),
         val_dataloaders=None if data.val is None else plan_loader(eval_plan(len(data.val), spec.batch_size), data.val),
     )
     wall = time.perf_counter() - start
@@ -279,6 +281,7 @@ HANDLERS = {
     "lrsweep": "torch_models.lrsweep:run_lrsweep",
     "predict": "torch_models.inside:run_predict", "inside": "torch_models.inside:run_inside",
     "generate": "torch_models.generate:run_generate",
+    "blocks": "torch_models.transfer:run_blocks",
 }
 
 
