@@ -66,16 +66,16 @@ class StopRule:
     below: bool
     also: tuple[tuple[str, float], ...] = ()
 
-    def reached(self, value: float, logs: Mapping[str, float] | None = None) -> bool:
-        """True when `value` of `monitor` (and every `also` pair, read from `logs`) has crossed its threshold."""
-        first = value < self.threshold if self.below else value >= self.threshold
-        if not self.also:
-            return first
-        logs = logs or {}
-        return first and all(
-            (logs[key] < limit if self.below else logs[key] >= limit) if key in logs else False
-            for key, limit in self.also
-        )
+    def reached(self, logs: Mapping[str, float]) -> bool:
+        """True when the epoch-end `logs` hold `monitor` and every `also` key, each past its threshold."""
+        pairs = ((self.monitor, self.threshold), *self.also)
+        return all(key in logs and (float(logs[key]) < limit if self.below else float(logs[key]) >= limit)
+                   for key, limit in pairs)
+
+    def values(self, logs: Mapping[str, float]) -> str:
+        """The monitored values in `logs`, e.g. "accuracy=0.9612, val_accuracy=0.8050"."""
+        keys = (self.monitor, *(key for key, _ in self.also))
+        return ", ".join(f"{key}={float(logs[key]):.4f}" for key in keys if key in logs)
 
     def describe(self) -> str:
         sign = "<" if self.below else ">="

@@ -27,11 +27,11 @@ class StopAtThreshold(keras.callbacks.Callback):
         self.stopped_epoch: int | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        value = (logs or {}).get(self.rule.monitor)
-        if value is not None and self.rule.reached(float(value)):
+        logs = logs or {}
+        if self.rule.reached(logs):
             bar_open = "\n" if sys.stdout.isatty() else ""  # on a terminal Keras' bar ends its line after this
-            print(f"{bar_open}{self.rule.describe()}: reached {self.rule.monitor}={float(value):.4f} at epoch "
-                  f"{epoch + 1}, stopping", flush=True)
+            print(f"{bar_open}{self.rule.describe()}: reached {self.rule.values(logs)} at epoch {epoch + 1}, stopping",
+                  flush=True)
             self.stopped_epoch = epoch
             self.model.stop_training = True
 

@@ -29,10 +29,10 @@ class StopAtThreshold(L.Callback):
         self.stopped_epoch: int | None = None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        value = trainer.callback_metrics.get(self.rule.monitor)
-        if value is not None and self.rule.reached(float(value)):
-            print(f"{self.rule.describe()}: reached {self.rule.monitor}={float(value):.4f} at epoch "
-                  f"{trainer.current_epoch + 1}, stopping", flush=True)
+        logs = {key: float(value) for key, value in trainer.callback_metrics.items()}
+        if self.rule.reached(logs):
+            print(f"{self.rule.describe()}: reached {self.rule.values(logs)} at epoch {trainer.current_epoch + 1}, "
+                  "stopping", flush=True)
             self.stopped_epoch = trainer.current_epoch
             trainer.should_stop = True
 

@@ -53,6 +53,8 @@ def configure(job: dict[str, Any]) -> str:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`.*")  # no validation data
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+    # A frozen InceptionV3 trunk stays in eval mode on purpose (align: frozen_batchnorm_mode).
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
     if torch.cuda.is_available():
         return f"gpu ({torch.cuda.get_device_name(0)})"
     return cpu_words(job["threads"])
