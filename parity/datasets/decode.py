@@ -178,6 +178,10 @@ def _decode_into(entry: Path, files: Sequence[ImageFile], size: tuple[int, int],
         for position, image in enumerate(files):
             try:
                 pixels[len(kept)] = decode_one(_read(image), size, color_mode)
+            except Image.UnidentifiedImageError:  # its message names the in-memory buffer, not the file
+                skipped.append(position)
+                reasons.append("not an image format Pillow reads")
+                continue
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
                 skipped.append(position)
                 reasons.append(" ".join(str(error).split())[:200] or type(error).__name__)
