@@ -105,7 +105,7 @@ def _measure(tmp_path_factory: pytest.TempPathFactory, slow: bool) -> dict[str, 
                 overrides.update(split.spec_overrides(model_id))
             checked = _selected(models, "forward", slow)
             forward = forward_check(checked, [CHECK_SEED], workers, workdir, spec_overrides=overrides) if checked else []
-            options = lockstep.LockstepOptions(steps=LOCKSTEP_STEPS, rounding_control=False, synthetic=True)
+            options = lockstep.LockstepOptions(steps=LOCKSTEP_STEPS, synthetic=True)
             steps = {model_id: lockstep.measure(model_id, options, workers)
                      for model_id in _selected(models, "lockstep", slow)}
             tripped = _selected(models, "roundtrip", slow)
@@ -187,13 +187,17 @@ def _forward_parity_on_random_weights(conformance, model_id):
 
 
 def _three_lockstep_steps_agree(conformance, model_id):
-    """Same weights, same batches, aligned: 3 training steps' losses and gradient norms within the tolerance."""
+    """Same weights, same batches, aligned: 3 training steps' losses within the tolerance; gradient norms within it
+    at the first step (same weights) and later within rounding (`lockstep.grad_norms_within_rounding`: after one
+    step the weights differ by rounding, which max-pool near-ties and ReLU inputs near 0 can turn into a re-routed
+    gradient; c2w4_rps_cnn's step-3 norm is 2.2e-4 apart, torch against itself one ulp apart 3.5e-3)."""
     result = conformance["lockstep"][model_id]
     (comparison,) = result["comparisons"]
     assert result["steps"] == LOCKSTEP_STEPS and len(result["keras"]["loss"]) == LOCKSTEP_STEPS
     assert comparison["first_divergence_step"] is None, comparison["rel_loss_diff"]
-    assert comparison["first_grad_norm_divergence_step"] is None, comparison["rel_grad_norm_diff"]
     assert comparison["max_rel_loss_diff"] <= comparison["tolerance"] == lockstep.TOLERANCE
+    assert lockstep.grad_norms_within_rounding(comparison, result["rounding_control"]), (
+        comparison["rel_grad_norm_diff"], result["rounding_control"])
 
 
 def _save_and_load_round_trip(conformance, model_id):

@@ -150,3 +150,18 @@ def test_the_determinism_flag_of_a_lockstep_run_is_the_state_read_from_the_frame
         # A worker asked for deterministic ops reports True; one not asked, or asked with a switch that does
         # nothing, reports False: what is read, not what was asked (an echo would say True for the planted run).
         assert reported[framework] == {"asked": True, "not_asked": False, "asked_planted": False}, framework
+
+
+def test_gradient_norms_are_judged_strictly_at_the_first_step_and_against_the_one_ulp_control_later():
+    """c2w4_rps_cnn's measured drift (steps 1-3: 7.5e-8, 6.7e-8, 2.25e-4; torch vs torch one ulp apart reaches
+    3.5e-3) passes; a first-step mismatch, a drift with no control, or one far beyond the control's fails."""
+    def comparison(grads):
+        return {"rel_grad_norm_diff": grads, "max_rel_grad_norm_diff": max(grads), "tolerance": lockstep.TOLERANCE}
+
+    rps = comparison([7.5e-8, 6.7e-8, 2.25e-4])
+    control = {"max_rel_grad_norm_diff": 3.5e-3}
+    assert lockstep.grad_norms_within_rounding(rps, control)
+    assert lockstep.grad_norms_within_rounding(comparison([1e-7, 5e-5, 9e-5]), None)  # within the tolerance
+    assert not lockstep.grad_norms_within_rounding(rps, None)
+    assert not lockstep.grad_norms_within_rounding(rps, {"max_rel_grad_norm_diff": 1e-5})  # 2.25e-4 > 10 x 1e-5
+    assert not lockstep.grad_norms_within_rounding(comparison([2e-4, 1e-7, 1e-7]), control)  # same weights, apart
