@@ -28,8 +28,14 @@ def _single_threaded() -> tf.data.Options:
     return options
 
 
-def _batches(source: SampleSource, indices: np.ndarray, lengths: np.ndarray,
-             parallel: bool = True) -> tf.data.Dataset:
+def _map(dataset: tf.data.Dataset, function, parallel: bool) -> tf.data.Dataset:
+    if not parallel:
+        return dataset.map(function)
+    return dataset.map(function, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _collated(source: SampleSource, indices: np.ndarray, lengths: np.ndarray, parallel: bool) -> tf.data.Dataset:
+    """The batches of the padded plan rows `indices` (first `lengths` entries each), collated, as (x, y)."""
     x_signature, y_signature = batch_signature(source)
 
     def load(batch_indices: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -42,45 +48,35 @@ def _batches(source: SampleSource, indices: np.ndarray, lengths: np.ndarray,
         y.set_shape(y_signature.shape)
         return x, y
 
-    dataset = tf.data.Dataset.from_tensor_slices((indices, lengths))
-    if not parallel:
-        return dataset.map(take).with_options(_single_threaded())
-    return dataset.map(take, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+    return _map(tf.data.Dataset.from_tensor_slices((indices, lengths)), take, parallel)
 
 
-def _augmented(source: SampleSource, plan: BatchPlan, epochs: int, settings: AugmentSettings,
-               parallel: bool) -> tf.data.Dataset:
-    """The plan's batches, each augmented; row r of the padded plan is a batch of epoch r // steps_per_epoch."""
-    indices, lengths = plan.padded_batches(epochs)
-    batch_epochs = np.arange(len(indices), dtype=np.int64) // plan.steps_per_epoch
-    x_signature, y_signature = batch_signature(source)
-    height, width = x_signature.shape[1:3]
-
-    def load(batch_indices: np.ndarray, length: np.ndarray, epoch: np.ndarray):
-        x, y = collate(source, batch_indices[:length])
-        return x, y, draw_parameters(settings.spec, settings.seed, int(epoch), batch_indices[:length], height, width)
-
-    def take(batch_indices: tf.Tensor, length: tf.Tensor, epoch: tf.Tensor):
-        x, y, params = tf.numpy_function(load, [batch_indices, length, epoch], [
-            tf.as_dtype(x_signature.dtype), tf.as_dtype(y_signature.dtype), tf.float32], stateful=False)
-        x.set_shape(x_signature.shape)
-        y.set_shape(y_signature.shape)
-        params.set_shape((None, len(COLUMNS)))
-        return x, y, params
-
-    dataset = tf.data.Dataset.from_tensor_slices((indices, lengths, batch_epochs))
-    calls = tf.data.AUTOTUNE if parallel else None
-    if settings.shared_stream:
-        def augment(x, y, params):
-            return apply_aligned(x, params, settings), y
-    else:
-        layers = native_augmenter(settings)
-
-        def augment(x, y, params):
-            return apply_native(x, layers), y
-    dataset = dataset.map(take, num_parallel_calls=calls, deterministic=True if parallel else None)
-    dataset = dataset.map(augment, num_parallel_calls=calls, deterministic=True if parallel else None)
+def _finished(dataset: tf.data.Dataset, parallel: bool) -> tf.data.Dataset:
+    """Prefetching when parallel, else one batch at a time, only when it is asked for (`_single_threaded`)."""
     return dataset.prefetch(tf.data.AUTOTUNE) if parallel else dataset.with_options(_single_threaded())
+
+
+def _augmented(batches: tf.data.Dataset, source: SampleSource, plan: BatchPlan, indices: np.ndarray,
+               lengths: np.ndarray, settings: AugmentSettings, parallel: bool) -> tf.data.Dataset:
+    """`batches` (the plan's rows `indices`) augmented; row r of the padded plan is a batch of epoch
+    r // steps_per_epoch, whose samples' parameters parity.augment draws."""
+    if not settings.shared_stream:
+        layers = native_augmenter(settings)
+        return _map(batches, lambda x, y: (apply_native(x, layers), y), parallel)
+    height, width = batch_signature(source)[0].shape[1:3]
+    batch_epochs = np.arange(len(indices), dtype=np.int64) // plan.steps_per_epoch
+
+    def draw(batch_indices: np.ndarray, length: np.ndarray, epoch: np.ndarray) -> np.ndarray:
+        return draw_parameters(settings.spec, settings.seed, int(epoch), batch_indices[:length], height, width)
+
+    def parameters(batch_indices: tf.Tensor, length: tf.Tensor, epoch: tf.Tensor) -> tf.Tensor:
+        params = tf.numpy_function(draw, [batch_indices, length, epoch], tf.float32, stateful=False)
+        params.set_shape((None, len(COLUMNS)))
+        return params
+
+    params = _map(tf.data.Dataset.from_tensor_slices((indices, lengths, batch_epochs)), parameters, parallel)
+    return _map(tf.data.Dataset.zip((batches, params)),
+                lambda batch, row: (apply_aligned(batch[0], row, settings), batch[1]), parallel)
 
 
 def train_dataset(plan: BatchPlan, source: SampleSource, epochs: int, parallel: bool = True,
@@ -92,13 +88,14 @@ def train_dataset(plan: BatchPlan, source: SampleSource, epochs: int, parallel: 
     input): batches are collated one at a time while the consumer waits, none ahead.
     `augmentation` (parity.augment.training_augmentation): each batch augmented after collation.
     """
-    if augmentation is not None:
-        return _augmented(source, plan, epochs, augmentation, parallel)
     indices, lengths = plan.padded_batches(epochs)
-    return _batches(source, indices, lengths, parallel)
+    batches = _collated(source, indices, lengths, parallel)
+    if augmentation is not None:
+        batches = _augmented(batches, source, plan, indices, lengths, augmentation, parallel)
+    return _finished(batches, parallel)
 
 
 def eval_dataset(plan: BatchPlan, source: SampleSource) -> tf.data.Dataset:
     """Validation batches in data order (one epoch; Keras re-iterates it every epoch)."""
     indices, lengths = plan.padded_batches(1)
-    return _batches(source, indices, lengths)
+    return _finished(_collated(source, indices, lengths, parallel=True), parallel=True)
