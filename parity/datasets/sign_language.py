@@ -24,7 +24,7 @@ from parity.catalog import ModelSpec
 from parity.datasets.image_folder import load_image_folders, pixel_scale
 from parity.datasets.locate import local_directory, read_data_file
 from parity.datasets.sources import Source
-from parity.datasets.split import DataSplit, make_split
+from parity.datasets.split import DataSplit, course_count_split, make_split
 from parity.errors import DataError
 
 TRAIN_CSV, TEST_CSV = "sign_mnist_train.csv", "sign_mnist_test.csv"
@@ -71,8 +71,10 @@ def _from_csv(spec: ModelSpec, train_path: Path, test_path: Path | None) -> Data
         val = read_sign_csv(test_path)
         info["files"] = [str(train_path), str(test_path)]
     else:
-        held_out = held_out_rows(len(train[1]), train_path)
-        kept = len(train[1]) - held_out
+        # The course's two files as a count split of one file, kept as their proportion whatever its size.
+        kept = course_count_split(len(train[1]), COURSE_TRAIN_ROWS, COURSE_TRAIN_ROWS + COURSE_TEST_ROWS,
+                                  str(train_path), "rows", proportional=True).train
+        held_out = len(train[1]) - kept
         note = (f"{train_path}: a training CSV without {TEST_CSV}, so its last {held_out} of {len(train[1])} rows "
                 f"validate (the course's proportion {COURSE_TEST_ROWS:,} / {COURSE_TRAIN_ROWS + COURSE_TEST_ROWS:,}) "
                 f"and the first {kept} train")
@@ -80,17 +82,6 @@ def _from_csv(spec: ModelSpec, train_path: Path, test_path: Path | None) -> Data
         train, val = (train[0][:kept], train[1][:kept]), (train[0][kept:], train[1][kept:])
         info.update(files=[str(train_path)], split_note=note, held_out_rows=held_out)
     return make_split(spec, "real", train, val, str(train_path.parent), info, scale=pixel_scale(spec.data))
-
-
-def held_out_rows(total: int, location: Path) -> int:
-    """How many of `total` training rows validate when there is no test CSV: the course's proportion
-    7,172 / 34,627, rounded half up, held to 1..total-1."""
-    if total < 2:
-        raise DataError(f"{location}: {total} row(s); holding out validation rows needs at least 2 (or give "
-                        f"{TEST_CSV} beside it)")
-    course_total = COURSE_TRAIN_ROWS + COURSE_TEST_ROWS
-    held_out = (2 * total * COURSE_TEST_ROWS + course_total) // (2 * course_total)
-    return min(max(held_out, 1), total - 1)
 
 
 def read_sign_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
