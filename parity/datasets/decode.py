@@ -216,10 +216,16 @@ def _truncate(path: Path, rows: int) -> None:
     """Keep the first `rows` rows of the .npy file at `path` (copied in chunks into a new file)."""
     full = np.load(path, mmap_mode="r")
     shorter_path = path.with_name("shorter.npy")
-    shorter = np.lib.format.open_memmap(shorter_path, mode="w+", dtype=full.dtype, shape=(rows, *full.shape[1:]))
-    for start in range(0, rows, 256):
-        stop = min(start + 256, rows)
-        shorter[start:stop] = full[start:stop]
-    shorter.flush()
-    del shorter, full
+    write_rows(full, np.arange(rows), shorter_path)
+    del full
     os.replace(shorter_path, path)
+
+
+def write_rows(array: np.ndarray, rows: np.ndarray, path: Path, chunk: int = 256) -> None:
+    """array[rows] written to the .npy file `path`, `chunk` rows at a time (a memory-mapped array is never
+    read whole)."""
+    copy = np.lib.format.open_memmap(path, mode="w+", dtype=array.dtype, shape=(len(rows), *array.shape[1:]))
+    for start in range(0, len(rows), chunk):
+        copy[start : start + chunk] = array[rows[start : start + chunk]]
+    copy.flush()
+    del copy

@@ -37,7 +37,7 @@ import numpy as np
 from parity.cache import cache_root, entry_lock, note, record_sha256, recorded_sha256, sha256_file
 from parity.catalog import ModelSpec
 from parity.datasets import download
-from parity.datasets.decode import DataWarning, ImageFile, decode_images
+from parity.datasets.decode import DataWarning, ImageFile, decode_images, write_rows
 from parity.datasets.locate import cache_dir, local_directory
 from parity.datasets.sources import Source, spec_source
 from parity.datasets.split import DataSplit, course_test_split, keras_validation_split, make_split
@@ -58,7 +58,6 @@ ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError,
 # `x /= 127.5; x -= 1.0` on float32 (keras/src/applications/imagenet_utils.py).
 PREPROCESS_SCALES = {"inception_v3": PixelScale(127.5, divide=True, offset=-1.0)}
 SELECTED = "selected"  # cache folder of the rows a split picks from a decoded set
-COPY_CHUNK = 256  # images copied at a time into a selected-rows file
 
 
 @dataclass(frozen=True)
@@ -214,11 +213,7 @@ def selected_rows(pixels: np.ndarray, rows: np.ndarray, entry: Path) -> np.ndarr
             note(f"parity: the cached selection {path} fails its sha256 check; writing it again")
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{key}-{os.getpid()}.npy")
-        copy = np.lib.format.open_memmap(temporary, mode="w+", dtype=pixels.dtype, shape=(len(rows), *pixels.shape[1:]))
-        for start in range(0, len(rows), COPY_CHUNK):
-            copy[start : start + COPY_CHUNK] = pixels[rows[start : start + COPY_CHUNK]]
-        copy.flush()
-        del copy
+        write_rows(pixels, rows, temporary)
         os.replace(temporary, path)
         record_sha256(path)
     return np.load(path, mmap_mode="r")
