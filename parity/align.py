@@ -11,7 +11,7 @@ a default of their own. Each entry of DIFFERENCES has a test named after its key
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -55,9 +55,20 @@ LIGHTNING_DEFAULT_MONITOR_MODE = "min"
 KERAS_MONITOR_MODES = {"loss": "min", "mae": "min", "accuracy": "max"}
 
 
+# The layer a difference belongs to. API: a default or rule of the framework's API or training loop, the same for
+# Keras on every backend: it separates Keras on torch from Lightning (same torch kernels). RUNTIME: what the backend
+# does beneath the same Keras API (its kernels, numerics, the backend's own implementation of an op): it separates
+# Keras on TensorFlow from Keras on torch. Keras on TensorFlow against Lightning meets both.
+API, RUNTIME = "api", "runtime"
+LAYERS = (API, RUNTIME)
+# The layers whose differences can part each pair of frameworks (keys as parity.jobs.pair_key writes them).
+PAIR_LAYERS = {"lightning/keras": (API, RUNTIME), "keras-torch/keras": (RUNTIME,), "keras-torch/lightning": (API,)}
+
+
 @dataclass(frozen=True)
 class Difference:
-    """One documented framework difference and how `aligned` mode handles it."""
+    """One documented framework difference, how `aligned` mode handles it, and the layer it belongs to (API or
+    RUNTIME) with the reason in a line."""
 
     key: str
     keras: str
@@ -65,6 +76,12 @@ class Difference:
     aligned: str
     source: str
     switchable: bool = True
+    layer: str = field(kw_only=True)
+    layer_reason: str = field(kw_only=True)
+
+    def __post_init__(self) -> None:
+        if self.layer not in LAYERS:
+            raise ValueError(f"{self.key}: layer must be one of {', '.join(LAYERS)}, got {self.layer!r}")
 
 
 DIFFERENCES: tuple[Difference, ...] = (
@@ -74,6 +91,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         "Linear/Conv kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)), bias U(+-1/sqrt(fan_in)); RNN all U(+-1/sqrt(H))",
         "torch starts from the Keras initial weights (parity.weights)",
         "keras/src/layers/core/dense.py, convolutional/base_conv.py; pytorch/pytorch PR #19526",
+        layer=API,
+        layer_reason="default initialisers are the layer API's: Keras draws glorot_uniform on either backend",
     ),
     Difference(
         "embedding_init",
@@ -81,6 +100,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         "nn.Embedding N(0, 1)",
         "torch starts from the Keras embedding matrix (parity.weights)",
         "keras/src/layers/core/embedding.py; torch.nn.Embedding docs",
+        layer=API,
+        layer_reason="Keras' Embedding draws U(-0.05, 0.05) on either backend, nn.Embedding N(0, 1)",
     ),
     Difference(
         "embedding_sparse_gradient",
@@ -90,6 +111,10 @@ DIFFERENCES: tuple[Difference, ...] = (
         "torch Embedding(sparse=True) keeps one row per occurrence and the Keras update rules "
         "(torch_models.optimizers) square them before summing; needs those rules, so it is dense when they are native",
         "keras/src/backend/tensorflow/sparse.py elementwise_unary (square of IndexedSlices); torch.nn.Embedding sparse",
+        layer=RUNTIME,
+        layer_reason=("the per-occurrence IndexedSlices gradient is TensorFlow's: on the torch backend Keras "
+                      "looks rows up with F.embedding and gets the dense, duplicates-summed gradient Lightning"
+                      " gets (keras/src/backend/torch/numpy.py take)"),
     ),
     Difference(
         "adam_epsilon_value",
@@ -97,6 +122,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         f"eps={TORCH_ADAM_EPS}",
         f"torch eps={KERAS_ADAM_EPSILON}",
         "keras/src/optimizers/adam.py; torch.optim.Adam docs",
+        layer=API,
+        layer_reason="a default of Keras' Adam, the same on every backend",
     ),
     Difference(
         "adam_epsilon_placement",
@@ -104,6 +131,9 @@ DIFFERENCES: tuple[Difference, ...] = (
         "eps added to the bias-corrected sqrt(v_hat)",
         "no torch.optim option moves it: torch runs KerasAdam (torch_models.optimizers), Keras' update in torch ops",
         "keras/src/optimizers/adam.py update_step; torch.optim.Adam algorithm",
+        layer=API,
+        layer_reason=("Keras' Adam rule, the same on the torch backend "
+                      "(keras/src/backend/torch/optimizers/torch_adam.py)"),
     ),
     Difference(
         "rmsprop_rho",
@@ -111,6 +141,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         f"alpha={TORCH_RMSPROP_ALPHA}",
         f"torch alpha={KERAS_RMSPROP_RHO}",
         "keras/src/optimizers/rmsprop.py; torch.optim.RMSprop docs",
+        layer=API,
+        layer_reason="a default of Keras' RMSprop, the same on every backend",
     ),
     Difference(
         "rmsprop_epsilon",
@@ -118,6 +150,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         f"eps={TORCH_RMSPROP_EPS} outside the sqrt: g/(sqrt(v)+eps)",
         f"torch runs KerasRMSprop (torch_models.optimizers) with epsilon {KERAS_RMSPROP_EPSILON} inside the sqrt",
         "keras/src/optimizers/rmsprop.py update_step; torch.optim.RMSprop docs",
+        layer=API,
+        layer_reason="Keras' RMSprop rule, the same on the torch backend (torch_rmsprop.py)",
     ),
     Difference(
         "sgd_momentum_form",
@@ -125,6 +159,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         "b = m*b + g; w -= lr*b (lr outside the buffer)",
         "torch runs KerasSGD (torch_models.optimizers); the forms agree while lr is constant, not across lr changes",
         "keras/src/optimizers/sgd.py; torch.optim.SGD docs note",
+        layer=API,
+        layer_reason="Keras' SGD rule, the same on the torch backend (torch_sgd.py)",
     ),
     Difference(
         "default_learning_rate",
@@ -132,6 +168,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         "torch.optim defaults: SGD lr 1e-3, RMSprop 1e-2, Adam 1e-3",
         "torch gets the spec's learning rate; native gives torch its own default where the course used a string",
         "keras/src/optimizers/sgd.py; torch.optim.SGD docs",
+        layer=API,
+        layer_reason="the defaults of Keras' optimizer strings, whatever the backend",
     ),
     Difference(
         "batchnorm_momentum",
@@ -139,6 +177,9 @@ DIFFERENCES: tuple[Difference, ...] = (
         f"momentum={TORCH_BATCHNORM_MOMENTUM}: running = (1-m)*running + m*batch",
         f"torch momentum = 1 - {KERAS_BATCHNORM_MOMENTUM}",
         "keras/src/layers/normalization/batch_normalization.py; torch.nn.BatchNorm2d docs",
+        layer=API,
+        layer_reason=("a default of Keras' BatchNormalization (written in keras.ops), the same on every "
+                      "backend"),
     ),
     Difference(
         "batchnorm_epsilon",
@@ -146,6 +187,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         f"eps={TORCH_BATCHNORM_EPS}",
         f"torch eps={KERAS_BATCHNORM_EPSILON}",
         "keras/src/layers/normalization/batch_normalization.py; torch.nn.BatchNorm2d docs",
+        layer=API,
+        layer_reason="a default of Keras' BatchNormalization, the same on every backend",
     ),
     Difference(
         "batchnorm_variance",
@@ -153,6 +196,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         "running_var updated with the unbiased (n/(n-1)) batch variance",
         "torch runs KerasBatchNorm2d (torch_models.layers), which keeps the biased estimate",
         "keras/src/layers/normalization/batch_normalization.py; torch.nn.BatchNorm2d docs",
+        layer=API,
+        layer_reason="Keras' BatchNormalization updates with the biased moments on every backend",
     ),
     Difference(
         "gru_layout",
@@ -160,6 +205,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         "weight_ih (3H, in) gates [r, z, n]; two biases (3H,)",
         "weight transfer transposes and swaps the first two gate blocks (parity.weights)",
         "keras/src/layers/rnn/gru.py; nobuco converter_GRU; torch.nn.GRU docs",
+        layer=API,
+        layer_reason="the variables' layout is Keras' GRU's on every backend",
     ),
     Difference(
         "lstm_biases",
@@ -167,6 +214,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         "nn.LSTM: two biases b_ih, b_hh (4H,), gates [i, f, g, o]; nn.RNN: two biases b_ih, b_hh (H,)",
         "weight transfer puts the Keras bias in b_ih and zeroes (and freezes) b_hh (parity.weights)",
         "keras/src/layers/rnn/lstm.py, simple_rnn.py; nobuco converter_LSTM; torch.nn.LSTM, torch.nn.RNN docs",
+        layer=API,
+        layer_reason="Keras' LSTM and SimpleRNN hold one bias on every backend",
     ),
     Difference(
         "flatten_order",
@@ -174,6 +223,9 @@ DIFFERENCES: tuple[Difference, ...] = (
         "torch.flatten of NCHW is (C, H, W) order",
         "weight transfer permutes the first Dense kernel after a Flatten (parity.weights)",
         "keras/src/layers/reshaping/flatten.py; gzuidhof/nn-transfer #16",
+        layer=API,
+        layer_reason=("Keras stays channels_last on the torch backend: its Flatten sees (H, W, C) as on "
+                      "TensorFlow"),
     ),
     Difference(
         "same_padding_stride",
@@ -181,6 +233,9 @@ DIFFERENCES: tuple[Difference, ...] = (
         "padding='same' is refused for stride > 1; padding=k//2 pads both sides equally",
         "torch pads explicitly like TensorFlow before a 'valid' convolution (torch_models.layers.Conv2dSame)",
         "pytorch/pytorch #3867; tensorflow/tensorflow #7969",
+        layer=API,
+        layer_reason=("Keras' torch backend pads 'same' like TensorFlow (keras/src/backend/torch/nn.py "
+                      "_apply_same_padding)"),
     ),
     Difference(
         "crossentropy_on_probabilities",
@@ -188,6 +243,10 @@ DIFFERENCES: tuple[Difference, ...] = (
         "idiomatic port of a sigmoid/softmax model: BCELoss / NLLLoss(log p) on the probabilities",
         "torch returns logits and uses CrossEntropyLoss / BCEWithLogitsLoss (the math Keras' logit recovery does)",
         "keras/src/backend/tensorflow/nn.py _get_logits; torch BCELoss docs (log clamped at -100)",
+        layer=RUNTIME,
+        layer_reason=("the logit recovery is Keras' TensorFlow backend's (_get_logits); its torch backend "
+                      "takes the log of the probabilities clipped to [1e-7, 1 - 1e-7] "
+                      "(keras/src/backend/torch/nn.py)"),
     ),
     Difference(
         "l2_vs_weight_decay",
@@ -195,6 +254,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         "optimizer weight_decay=l adds l*w to every parameter's gradient, biases included",
         "torch adds l*sum(w^2) of the regularized kernels to its loss",
         "keras/src/regularizers/regularizers.py; torch.optim.SGD weight_decay docs",
+        layer=API,
+        layer_reason="kernel_regularizer is Keras' API on every backend; weight_decay is torch.optim's",
     ),
     Difference(
         "lr_schedule_interval",
@@ -202,6 +263,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         "Lightning steps an lr_scheduler once per epoch unless its interval is 'step'",
         "the torch scheduler's interval is 'step' for a per-step Keras schedule",
         "keras/src/optimizers/schedules/learning_rate_schedule.py; Lightning lr_scheduler_config docs",
+        layer=API,
+        layer_reason="when a schedule steps is the training loop's rule: Keras' fit vs Lightning's Trainer",
     ),
     Difference(
         "accuracy_average",
@@ -209,6 +272,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         "torchmetrics MulticlassAccuracy: average='macro' (mean of per-class recalls)",
         f"torchmetrics average='{KERAS_ACCURACY_AVERAGE}'",
         "keras/src/metrics/accuracy_metrics.py; torchmetrics MulticlassAccuracy docs",
+        layer=API,
+        layer_reason="the metric's definition: Keras' accuracy vs torchmetrics' default",
     ),
     Difference(
         "early_stopping_mode",
@@ -216,6 +281,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         f"EarlyStopping/ModelCheckpoint mode='{LIGHTNING_DEFAULT_MONITOR_MODE}' by default, whatever is monitored",
         "torch gets the direction of the monitored metric (max for accuracy, min for loss and mae)",
         "keras/src/callbacks/monitor_callback.py _set_monitor_op; lightning/pytorch/callbacks/early_stopping.py",
+        layer=API,
+        layer_reason="a default of the callbacks: Keras' vs Lightning's",
     ),
     Difference(
         "early_stopping_non_finite",
@@ -227,6 +294,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         "(torch_models.callbacks)",
         "keras/src/callbacks/early_stopping.py on_epoch_end; lightning/pytorch/callbacks/early_stopping.py "
         "_evaluate_stopping_criteria, model_checkpoint.py _update_best_and_save",
+        layer=API,
+        layer_reason="the callbacks' rule: Keras' vs Lightning's",
     ),
     Difference(
         "early_stopping_restore_min_delta",
@@ -237,6 +306,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         "(KerasRuleCheckpoint)",
         "keras/src/callbacks/early_stopping.py best_weights; lightning/pytorch/callbacks/model_checkpoint.py "
         "check_monitor_top_k",
+        layer=API,
+        layer_reason="the callbacks' rule: Keras' vs Lightning's",
     ),
     Difference(
         "augmentation_stream",
@@ -248,6 +319,10 @@ DIFFERENCES: tuple[Difference, ...] = (
         "layers' distributions (parity.augment); each framework applies them op by op with its own image ops",
         "keras/src/layers/preprocessing/image_preprocessing/random_*.py get_random_transformation; "
         "torchvision/transforms/v2/_geometry.py RandomAffine",
+        layer=API,
+        layer_reason=("which random layers draw the parameters, with which distributions: Keras' vs "
+                      "torchvision's (natively the backends' generators differ too; aligned mode draws in "
+                      "numpy)"),
     ),
     Difference(
         "augmentation_fill_mode",
@@ -256,6 +331,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         "torch pads the image (padding_mode 'symmetric' or 'edge') far enough, transforms, and crops back",
         "keras/src/backend/tensorflow/image.py affine_transform (ImageProjectiveTransformV3); "
         "torchvision/transforms/v2/functional/_geometry.py affine_image",
+        layer=API,
+        layer_reason="Keras' fill modes hold on every backend; torchvision fills with a constant",
     ),
     Difference(
         "augmentation_contrast_mean",
@@ -264,6 +341,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         "torch computes Keras' per-channel form in torch ops (torch_models.augment)",
         "keras/src/layers/preprocessing/image_preprocessing/random_contrast.py; "
         "torchvision/transforms/v2/functional/_color.py adjust_contrast",
+        layer=API,
+        layer_reason="Keras' RandomContrast formula holds on every backend; torchvision's differs",
     ),
     Difference(
         "avgpool_count_include_pad",
@@ -274,6 +353,9 @@ DIFFERENCES: tuple[Difference, ...] = (
         "torch pools with count_include_pad=False (torch_models.transfer)",
         "keras/src/applications/inception_v3.py; tf.nn.avg_pool ('SAME' excludes padding); "
         "torchvision/models/inception.py InceptionA._forward; torch.nn.AvgPool2d docs",
+        layer=API,
+        layer_reason=("Keras' torch backend pools 'same' with count_include_pad=False like TensorFlow; "
+                      "torchvision's Inception blocks count the padding"),
     ),
     Difference(
         "frozen_batchnorm_mode",
@@ -284,6 +366,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         "the frozen trunk stays in eval() whenever the model is put in train() (torch_models.transfer)",
         "keras/src/layers/normalization/batch_normalization.py call (training and self.trainable); Keras "
         "transfer-learning guide; torch.nn.BatchNorm2d docs",
+        layer=API,
+        layer_reason="Keras' trainable=False inference rule vs torch's train() mode, as Lightning calls it",
     ),
     Difference(
         "tf32",
@@ -291,6 +375,9 @@ DIFFERENCES: tuple[Difference, ...] = (
         "fp32 matmul full precision by default; cuDNN conv TF32 on by default",
         "TF32 off in both on GPU (no effect on CPU)",
         "tf.config.experimental.enable_tensor_float_32_execution; torch.set_float32_matmul_precision",
+        layer=RUNTIME,
+        layer_reason=("a kernel precision mode: TensorFlow's default differs from torch's whatever the API on "
+                      "top"),
     ),
     Difference(
         "determinism",
@@ -298,6 +385,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         "ops may pick non-deterministic kernels; torch.use_deterministic_algorithms(True) forbids them",
         "deterministic ops in both",
         "tf.config.experimental.enable_op_determinism docs; pytorch notes/randomness",
+        layer=RUNTIME,
+        layer_reason="which kernels each runtime picks",
     ),
     Difference(
         "float32_summation_order",
@@ -309,6 +398,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         "against itself one ulp apart: 3.5e-3)",
         "IEEE 754 non-associativity; parity_notes (a): forward tolerances of 1e-5",
         switchable=False,
+        layer=RUNTIME,
+        layer_reason="the order in which each runtime's kernels sum",
     ),
     Difference(
         "tensor_layout",
@@ -317,6 +408,9 @@ DIFFERENCES: tuple[Difference, ...] = (
         "the shared arrays stay NHWC; torch models permute to NCHW in forward; weights are transposed (parity.weights)",
         "HF modeling_tf_pytorch_utils; AlgoPerf torch2jax_utils",
         switchable=False,
+        layer=API,
+        layer_reason=("Keras keeps NHWC images and (in, out) kernels on every backend (its torch backend "
+                      "transposes inside the ops); torch modules are NCHW"),
     ),
     Difference(
         "loss_target_shape",
@@ -325,6 +419,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         "the shared data stores binary and regression targets as (N, 1) float32 (parity.datasets)",
         "keras/src/losses/loss.py squeeze_or_expand_to_same_rank; torch MSELoss docs (broadcast warning)",
         switchable=False,
+        layer=API,
+        layer_reason="Keras' losses reshape y_true on every backend; torch's losses broadcast",
     ),
 )
 
@@ -337,6 +433,11 @@ def difference(key: str) -> Difference:
         if entry.key == key:
             return entry
     raise ValueError(f"unknown difference {key!r}; known: {', '.join(d.key for d in DIFFERENCES)}")
+
+
+def layer_of(key: str) -> str:
+    """The layer (API or RUNTIME) of the documented difference `key`; a ValueError lists the known keys."""
+    return difference(key).layer
 
 
 def check_mode(mode: str) -> str:
@@ -395,6 +496,12 @@ class Alignment:
 
 ALIGNED = Alignment()
 NATIVE = Alignment(frozenset(SWITCHABLE))
+# The runtime differences whose aligned setting makes torch compute what Keras' TensorFlow backend computes (per-
+# occurrence embedding gradients, the logit recovery); Keras on torch computes torch's own form of both. Left native
+# in the torch run, Lightning differs from Keras on torch by the API alone (the decomposition's API pair); aligned,
+# these two part Keras on torch from Lightning as they part it from Keras on TensorFlow.
+TENSORFLOW_RUNTIME_FORMS = ("embedding_sparse_gradient", "crossentropy_on_probabilities")
+KERAS_TORCH_PEER = Alignment(frozenset(TENSORFLOW_RUNTIME_FORMS))
 
 
 def copied_keras_kinds(alignment: Alignment) -> frozenset[str]:

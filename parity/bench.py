@@ -1,21 +1,25 @@
 """The throughput protocol of `parity bench`: cases, windows, statistics, rows and the Markdown table.
 
-The timing loops run inside the workers (tf_models.bench, torch_models.bench); both use the
-`Clock` and the batch helpers below, so both measure the same windows over the same batches.
+The timing loops run inside the workers (tf_models.bench, torch_models.bench, and the keras-torch
+worker's); all use the `Clock` and the batch helpers below, so all measure the same windows over
+the same batches.
 Protocol, per case (model, variant, scope, input pipeline setting) and trainer (the
 framework's own trainer, Keras `fit` / Lightning `Trainer`, or a plain loop over the same
 training step): one warm-up window (tracing, XLA or torch.compile compilation, autotuning),
 timed apart, then `windows` timed windows of `steps` steps each; the device is synchronised
-at window boundaries only. Both workers run the measurement at once and take turns window by
-window (parity.interleave): one framework runs a window while the other waits, in an order
-drawn per window from a recorded seed (`draw_leaders`), so load that drifts on a shared
-machine weighs on both alike and the two frameworks' windows at one position form a pair.
-With `repeats` > 1 every measurement pair runs again in a fresh pair of worker processes, with
+at window boundaries only. The frameworks' workers (Keras and Lightning; `--frameworks` adds
+keras-torch, the same Keras models on Keras' torch backend) run the measurement at once and take
+turns window by window (parity.interleave): one framework runs a window while the others wait,
+in an order drawn per window from a recorded seed (`draw_orders`: each framework runs first,
+second, ... equally often), so load that drifts on a shared machine weighs on all alike and the
+frameworks' windows at one position form pairs.
+With `repeats` > 1 every measurement runs again in fresh worker processes, with
 the trainers in the other order (framework trainer first, then plain loop first); the windows
 are pooled. A row reports the
 median, min and max over the windows per framework, and the speed ratio Lightning / Keras as
 the median of the paired windows' ratios with a percentile-bootstrap 95% interval
-(`ratio_interval`).
+(`ratio_interval`); with other frameworks than the default two, `ratios` holds that ratio and
+interval for every pair (a, b) of jobs.framework_pairs, b / a.
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ BOOTSTRAP_SEED = 0
 RATIO_INTERVAL = {"statistic": "median over paired windows of lightning / keras samples/s",
                   "method": "percentile bootstrap", "resampling": "repeats, then pairs of windows within them, with replacement",
                   "resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED, "level": CI_LEVEL}
+# The statistic of every pair's ratio in `ratios` (frameworks other than the default two).
+PAIRS_STATISTIC = "median over paired windows of b / a samples/s, for each pair b/a in `ratios`"
 STAGED_BATCHES = 32  # distinct batches the compute scope cycles through, already on the device
 SEED = 0  # the batch plan's seed and the models' initial weights
 # Set by the bench itself, equally in both frameworks, whatever the mode: the workers' set-up leaves them alone.
@@ -89,23 +95,28 @@ class Variant:
     lightning_precision: str  # Lightning Trainer(precision=...)
     needs_gpu: bool = False
     meaning: str = ""
+    keras_torch_meaning: str = ""  # the same variant on Keras' torch backend (shown when keras-torch ran)
 
 
 VARIANTS: dict[str, Variant] = {variant.name: variant for variant in (
     Variant("eager", False, "float32", "32-true",
             meaning="Keras: compiled graph without XLA (tf.function, run_eagerly=False, jit_compile=False; "
                     "Keras' own default on CPU, while on GPU its default 'auto' turns XLA on); "
-                    "Lightning: torch eager mode"),
+                    "Lightning: torch eager mode",
+            keras_torch_meaning="jit_compile=False: Keras' train step runs eagerly in torch"),
     Variant("compiled", True, "float32", "32-true",
             meaning="Keras: jit_compile=True (XLA, the whole train step); Lightning: torch.compile(model, "
                     "dynamic=False) (default mode; Lightning compiles forward and training_step, the optimizer "
-                    "step stays eager)"),
+                    "step stays eager)",
+            keras_torch_meaning="jit_compile=True: Keras wraps its whole train step in torch.compile (default mode)"),
     Variant("mixed_float16", False, "mixed_float16", "16-mixed", needs_gpu=True,
             meaning="Keras mixed_float16 policy with loss scaling; Lightning precision '16-mixed' with GradScaler. "
-                    "GPU only: on CPU Lightning silently switches to bf16 and TF emulates float16 kernels"),
+                    "GPU only: on CPU Lightning silently switches to bf16 and TF emulates float16 kernels",
+            keras_torch_meaning="the same mixed_float16 policy with loss scaling, on torch"),
     Variant("mixed_bfloat16", False, "mixed_bfloat16", "bf16-mixed",
             meaning="Keras mixed_bfloat16 policy; Lightning precision 'bf16-mixed' (autocast). "
-                    "Runs on CPU, but is only fast where the CPU has bf16 instructions"),
+                    "Runs on CPU, but is only fast where the CPU has bf16 instructions",
+            keras_torch_meaning="the same mixed_bfloat16 policy, on torch"),
 )}
 
 
@@ -129,10 +140,15 @@ class BenchOptions:
     vocab: str | None = None  # `--vocab`: a subword vocabulary file, or "course" (None: learnt from the data)
     inputs: tuple[str, ...] = INPUTS
     order_seed: int | None = None  # the seed of the turn order; None: drawn at the start, and recorded
+    frameworks: tuple[str, ...] = jobs.FRAMEWORKS  # `--frameworks`, in display order (jobs.ALL_FRAMEWORKS)
 
 
 def check_options(options: BenchOptions) -> None:
     """Refuse what cannot be measured, before any worker starts."""
+    try:
+        jobs.parse_frameworks(",".join(options.frameworks))
+    except ValueError as error:
+        raise ParityError(f"--frameworks: {error}") from None
     unknown = [name for name in options.variants if name not in VARIANTS]
     if unknown:
         raise ParityError(f"unknown variant {unknown[0]!r}; known variants: {', '.join(VARIANTS)}")
@@ -249,13 +265,19 @@ def trainer_order(repeat: int) -> tuple[str, ...]:
     return TRAINERS if repeat % 2 == 0 else TRAINERS[::-1]
 
 
-def draw_leaders(rng: np.random.Generator, segments: int) -> list[str]:
-    """The framework that runs first in each segment (the warm-up, then each window) of one measurement pair.
+def draw_orders(rng: np.random.Generator, segments: int,
+                frameworks: Sequence[str] = jobs.FRAMEWORKS) -> list[tuple[str, ...]]:
+    """The order in which the frameworks run each segment (the warm-up, then each window) of one measurement.
 
-    Balanced, then shuffled: each framework leads in half of the segments (a random one in the odd one out).
+    Balanced, then shuffled: the rotations of a random order (a Latin square: each framework once in every
+    position) repeat over the segments, so each framework runs first, second, ... in as many segments as the
+    others (a random rotation in the segments left over); then the segments' orders are shuffled. With two
+    frameworks each leads in half of the segments (a random one in the odd one out), drawn as before three existed.
     """
-    balanced = np.resize(rng.permutation(jobs.FRAMEWORKS), segments)
-    return [str(name) for name in rng.permutation(balanced)]
+    base = [str(name) for name in rng.permutation(list(frameworks))]
+    rotations = [tuple(base[k:] + base[:k]) for k in range(len(base))]
+    cycled = [rotations[segment % len(rotations)] for segment in range(segments)]
+    return [cycled[index] for index in rng.permutation(segments)]
 
 
 def loader_workers() -> int:
@@ -266,7 +288,7 @@ def loader_workers() -> int:
 
 def run_measurement(job: Mapping[str, Any], framework: str, gpu: bool,
                     measure: Callable[[dict[str, Any], Callable[[], None]], dict[str, Any]]) -> dict[str, Any]:
-    """A worker's part of one measurement (job "case", "trainer", "repeat"), taking turns with the other worker.
+    """A worker's part of one measurement (job "case", "trainer", "repeat"), taking turns with the other workers.
 
     `measure(data, stop)` times the job's trainer on its case, calling `stop` through its Clock;
     a progress line follows.
@@ -294,6 +316,7 @@ def merge_repeats(measurements: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "host_rss_start_mb": ordered[0]["host_rss_start_mb"],
         "load_average": [ordered[0]["load_average"][0], ordered[-1]["load_average"][-1]],
         "leaders": [measured["leaders"] for measured in ordered],
+        **({"orders": [measured["orders"] for measured in ordered]} if "orders" in ordered[0] else {}),
         "processes": [measured["process"] for measured in ordered],
         "repeats": len(ordered),
     }
@@ -487,30 +510,65 @@ def _device_kind(device: str) -> str:
     return device.split(" ", 1)[0]
 
 
-def build_rows(cases: Sequence[Mapping[str, Any]], answers: Mapping[str, Mapping[str, Any]],
-               context: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per case and trainer, as the `parity bench --json` contract, from both workers' answers.
+def pair_ratios(windows: Mapping[str, Sequence[float]], repeats: int) -> dict[str, dict[str, Any]]:
+    """{pair key "b/a": {"ratio": paired_ratio of b over a, "interval": its ratio_interval}} for every pair of the
+    frameworks in `windows` (their samples/s per window, paired by position), jobs.framework_pairs order."""
+    return {jobs.pair_key((a, b)): {"ratio": paired_ratio(windows[a], windows[b]),
+                                    "interval": ratio_interval(windows[a], windows[b], repeats)}
+            for a, b in jobs.framework_pairs(list(windows))}
 
-    `context` holds what the parent knows: options, data per model, load averages, start time.
-    """
-    devices = {fw: _device_kind(answers[fw]["device"]) for fw in jobs.FRAMEWORKS}
-    if len(set(devices.values())) != 1:
-        raise ParityError(f"the frameworks ran on different devices ({devices}); pass --device cpu or --device gpu")
-    options: BenchOptions = context["options"]
-    measured: dict[str, dict[tuple, list]] = {fw: {} for fw in jobs.FRAMEWORKS}
-    for fw in jobs.FRAMEWORKS:
-        for m in answers[fw]["measurements"]:
-            measured[fw].setdefault((m["model"], m["variant"], m["scope"], m["input"], m["trainer"]), []).append(m)
+
+def row_ratios(row: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """A row's speed ratios by pair key: its `ratios`, or for a row of the default two frameworks (which has none)
+    {"lightning/keras": its throughput_ratio and interval}."""
+    if "ratios" in row:
+        return dict(row["ratios"])
+    return {jobs.pair_key(jobs.FRAMEWORKS): {"ratio": row["throughput_ratio"],
+                                             "interval": row["throughput_ratio_ci95"]}}
+
+
+def row_frameworks(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """The frameworks a row measured, in display order."""
+    return tuple(fw for fw in jobs.ALL_FRAMEWORKS if fw in row["frameworks"])
+
+
+def _environment(answers: Mapping[str, Mapping[str, Any]], frameworks: Sequence[str]) -> dict[str, Any]:
+    """Python, the frameworks' versions (each from the first framework, in display order, that reports it), the
+    workers' devices and the host; with frameworks other than the default two, each worker's versions too."""
+    def version(name: str) -> str | None:
+        return next((answers[fw]["versions"][name] for fw in frameworks if name in answers[fw]["versions"]), None)
+
     environment = {
         "python": platform.python_version(),
-        "tensorflow": answers["keras"]["versions"]["tensorflow"],
-        "keras": answers["keras"]["versions"]["keras"],
-        "torch": answers["lightning"]["versions"]["torch"],
-        "lightning": answers["lightning"]["versions"]["lightning"],
-        "device_name": {fw: answers[fw]["device"] for fw in jobs.FRAMEWORKS},
+        **{name: version(name) for name in ("tensorflow", "keras", "torch", "lightning")},
+        "device_name": {fw: answers[fw]["device"] for fw in frameworks},
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
     }
+    if tuple(frameworks) != jobs.FRAMEWORKS:
+        environment["versions"] = {fw: answers[fw]["versions"] for fw in frameworks}
+    return environment
+
+
+def build_rows(cases: Sequence[Mapping[str, Any]], answers: Mapping[str, Mapping[str, Any]],
+               context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per case and trainer, as the `parity bench --json` contract, from the workers' answers.
+
+    `context` holds what the parent knows: options, data per model, load averages, start time.
+    Every row has `throughput_ratio` (lightning / keras; None unless both ran) and its interval;
+    with frameworks other than the default two, `ratios` ({pair key b/a: {ratio, interval}}, `pair_ratios`).
+    """
+    options: BenchOptions = context["options"]
+    frameworks = tuple(options.frameworks)
+    devices = {fw: _device_kind(answers[fw]["device"]) for fw in frameworks}
+    if len(set(devices.values())) != 1:
+        raise ParityError(f"the frameworks ran on different devices ({devices}); pass --device cpu or --device gpu")
+    measured: dict[str, dict[tuple, list]] = {fw: {} for fw in frameworks}
+    for fw in frameworks:
+        for m in answers[fw]["measurements"]:
+            measured[fw].setdefault((m["model"], m["variant"], m["scope"], m["input"], m["trainer"]), []).append(m)
+    environment = _environment(answers, frameworks)
+    default = frameworks == jobs.FRAMEWORKS
     rows = []
     for case in cases:
         data = context["data"][case["model"]]
@@ -519,35 +577,41 @@ def build_rows(cases: Sequence[Mapping[str, Any]], answers: Mapping[str, Mapping
         pair = {}
         for trainer in TRAINERS:
             key = (case["model"], case["variant"], case["scope"], case["input"], trainer)
-            merged = {fw: merge_repeats(measured[fw][key]) for fw in jobs.FRAMEWORKS}
-            frameworks = {fw: framework_entry(merged[fw], samples, options.steps) for fw in jobs.FRAMEWORKS}
-            pair[trainer] = frameworks
-            keras_windows, lightning_windows = (frameworks[fw]["windows"] for fw in jobs.FRAMEWORKS)
+            merged = {fw: merge_repeats(measured[fw][key]) for fw in frameworks}
+            entries = {fw: framework_entry(merged[fw], samples, options.steps) for fw in frameworks}
+            pair[trainer] = entries
+            windows = {fw: entries[fw]["windows"] for fw in frameworks}
+            ratios = pair_ratios(windows, options.repeats)
+            both = ratios.get(jobs.pair_key(jobs.FRAMEWORKS), {"ratio": None, "interval": None})
             settings = _row_settings(case, options, data, context, answers)
             settings["interleaving"] = {"unit": "window", "seed": context["order_seed"],
-                                        "first": merged["keras"]["leaders"]}
-            settings["input_pipeline"] = {fw: frameworks[fw]["settings"]["input"] for fw in jobs.FRAMEWORKS}
-            settings["ratio_interval"] = {**RATIO_INTERVAL, "pairs": len(keras_windows),
+                                        "first": merged[frameworks[0]]["leaders"]}
+            if not default:
+                settings["interleaving"]["orders"] = merged[frameworks[0]]["orders"]
+            settings["input_pipeline"] = {fw: entries[fw]["settings"]["input"] for fw in frameworks}
+            settings["ratio_interval"] = {**RATIO_INTERVAL, **({} if default else {"statistic": PAIRS_STATISTIC}),
+                                          "pairs": len(windows[frameworks[0]]),
                                           "stages": "repeats, then pairs within" if options.repeats > 1 else "pairs"}
             rows.append({
                 "model": case["model"],
-                "device": devices["keras"],
+                "device": devices[frameworks[0]],
                 "variant": case["variant"],
                 "batch_size": case["batch_size"],
                 "scope": case["scope"],
                 "input": case["input"],
                 "trainer": trainer,
-                "frameworks": frameworks,
-                "throughput_ratio": paired_ratio(keras_windows, lightning_windows),
-                "throughput_ratio_ci95": ratio_interval(keras_windows, lightning_windows, options.repeats),
+                "frameworks": entries,
+                "throughput_ratio": both["ratio"],
+                "throughput_ratio_ci95": both["interval"],
+                **({} if default else {"ratios": ratios}),
                 "settings": settings,
                 "environment": environment,
                 "provenance": _provenance(case, options, data, answers),
             })
         overhead = {fw: ratio(pair["framework"][fw]["samples_per_s"]["median"], pair["plain"][fw]["samples_per_s"]["median"])
-                    for fw in jobs.FRAMEWORKS}
+                    for fw in frameworks}
         overhead_cpu = {fw: ratio(pair["plain"][fw]["cpu_ms_per_step"]["median"],
-                                  pair["framework"][fw]["cpu_ms_per_step"]["median"]) for fw in jobs.FRAMEWORKS}
+                                  pair["framework"][fw]["cpu_ms_per_step"]["median"]) for fw in frameworks}
         for row in rows[-len(TRAINERS):]:
             row["trainer_vs_plain"] = overhead
             row["trainer_vs_plain_cpu"] = overhead_cpu
@@ -562,22 +626,41 @@ def _provenance(case: Mapping[str, Any], options: BenchOptions, data: Mapping[st
                                        options.threads, get_spec(case["model"]).epochs)
 
 
+# How each framework runs a variant: its precision setting and its compilation.
+def _precision(variant: Variant, framework: str) -> str:
+    return variant.lightning_precision if framework == "lightning" else variant.keras_policy
+
+
+def _compile(variant: Variant, framework: str) -> str:
+    if framework == "lightning":
+        return "torch.compile(dynamic=False)" if variant.compiled else "eager"
+    if framework == "keras-torch":
+        return ("jit_compile=True (torch.compile, Keras' torch backend)" if variant.compiled
+                else "jit_compile=False (torch eager)")
+    return "jit_compile=True (XLA)" if variant.compiled else "jit_compile=False (tf.function graph)"
+
+
+def _cudnn_autotune(process: Mapping[str, Any], framework: str) -> Any:
+    """TensorFlow's cuDNN autotuning (keras), torch's cudnn.benchmark (the torch-based workers)."""
+    keys = ("cudnn_autotune", "cudnn_benchmark") if framework == "keras" else ("cudnn_benchmark", "cudnn_autotune")
+    return next((process[key] for key in keys if key in process), None)
+
+
 def _row_settings(case: Mapping[str, Any], options: BenchOptions, data: Mapping[str, Any],
                   context: Mapping[str, Any], answers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     variant = VARIANTS[case["variant"]]
-    process = {fw: answers[fw]["settings"] for fw in jobs.FRAMEWORKS}
+    frameworks = tuple(options.frameworks)
+    process = {fw: answers[fw]["settings"] for fw in frameworks}
     return {
         "mode": options.mode,
         # Set and read back on every device; TF32 only changes arithmetic on NVIDIA GPUs (Ampere and later).
-        "tf32": {"requested": options.tf32, **{fw: process[fw]["tf32"] for fw in jobs.FRAMEWORKS},
-                 "applicable": _device_kind(answers["keras"]["device"]) == "gpu"},
-        "determinism": {fw: process[fw]["determinism"] for fw in jobs.FRAMEWORKS},
-        "threads": {"requested": options.threads, **{fw: process[fw]["threads"] for fw in jobs.FRAMEWORKS}},
-        "precision": {"keras": variant.keras_policy, "lightning": variant.lightning_precision},
-        "compile": {"keras": "jit_compile=True (XLA)" if variant.compiled else "jit_compile=False (tf.function graph)",
-                    "lightning": "torch.compile(dynamic=False)" if variant.compiled else "eager"},
-        "cudnn_autotune": {"keras": process["keras"]["cudnn_autotune"],
-                           "lightning": process["lightning"]["cudnn_benchmark"]},
+        "tf32": {"requested": options.tf32, **{fw: process[fw]["tf32"] for fw in frameworks},
+                 "applicable": _device_kind(answers[frameworks[0]]["device"]) == "gpu"},
+        "determinism": {fw: process[fw]["determinism"] for fw in frameworks},
+        "threads": {"requested": options.threads, **{fw: process[fw]["threads"] for fw in frameworks}},
+        "precision": {fw: _precision(variant, fw) for fw in frameworks},
+        "compile": {fw: _compile(variant, fw) for fw in frameworks},
+        "cudnn_autotune": {fw: _cudnn_autotune(process[fw], fw) for fw in frameworks},
         "data": {"source": data["source"], "location": data["location"], "train_size": data["train_size"],
                  "staged_batches": data["staged_batches"] if case["scope"] == "compute" else None},
         "steps_per_window": options.steps,
@@ -604,7 +687,13 @@ def _spread(summary: Mapping[str, float]) -> str:
 
 TRAINER_NAMES = {"framework": "fit / Trainer", "plain": "plain loops"}
 TRAINER_LABELS = {"keras": {"framework": "fit", "plain": "plain tf.function loop"},
-                  "lightning": {"framework": "Trainer", "plain": "plain torch loop"}}
+                  "lightning": {"framework": "Trainer", "plain": "plain torch loop"},
+                  "keras-torch": {"framework": "fit", "plain": "plain loop of the torch-backend train_step"}}
+FRAMEWORK_NAMES = {"keras": "Keras", "lightning": "Lightning", "keras-torch": "Keras-torch"}
+# The overhead table's column per framework, and the short name of its trainer in lines and headers.
+OVERHEAD_COLUMNS = {"keras": "Keras fit / tf.function loop", "lightning": "Lightning Trainer / torch loop",
+                    "keras-torch": "Keras-torch fit / torch-backend train_step loop"}
+TRAINER_SHORT = {"keras": "fit", "lightning": "Trainer", "keras-torch": "keras-torch fit"}
 
 
 def progress_line(framework: str, measured: Mapping[str, Any], steps: int) -> str:
@@ -620,21 +709,34 @@ def _scope_text(entry: Mapping[str, Any]) -> str:
     return entry["scope"] if entry["input"] == STAGED else f"{entry['scope']}/{entry['input']}"
 
 
-def _ratio_text(row: Mapping[str, Any]) -> str:
-    low, high = row["throughput_ratio_ci95"]
-    return f"{row['throughput_ratio']:.3f} [{low:.3f}, {high:.3f}]"
+def _interval_text(entry: Mapping[str, Any]) -> str:
+    """'0.812 [0.790, 0.830]': a ratio of `row_ratios` with its interval."""
+    low, high = entry["interval"]
+    return f"{entry['ratio']:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _names_text(frameworks: Sequence[str]) -> str:
+    """'Keras and Lightning', 'Keras, Lightning and Keras-torch'."""
+    names = [FRAMEWORK_NAMES[fw] for fw in frameworks]
+    return f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _pair_label(key: str) -> str:
+    """'Lightning / Keras' for the pair key 'lightning/keras'."""
+    return " / ".join(FRAMEWORK_NAMES[fw] for fw in key.split("/"))
 
 
 def row_line(row: Mapping[str, Any]) -> str:
     """One human-readable line per row."""
-    keras, lightning = (row["frameworks"][fw]["samples_per_s"] for fw in jobs.FRAMEWORKS)
+    frameworks = row_frameworks(row)
+    rates = ", ".join(f"{fw} {_spread(row['frameworks'][fw]['samples_per_s'])} samples/s" for fw in frameworks)
+    ratios = ", ".join(f"{key} {_interval_text(entry)}" for key, entry in row_ratios(row).items())
     line = (f"{row['model']} {row['device']} {_scope_text(row)} {TRAINER_NAMES[row['trainer']]} {row['variant']} "
-            f"batch {row['batch_size']}: keras {_spread(keras)} samples/s, lightning {_spread(lightning)} samples/s, "
-            f"lightning/keras {_ratio_text(row)} (95% CI)")
+            f"batch {row['batch_size']}: {rates}, {ratios} (95% CI)")
     if row["trainer"] == "framework":
         wall, cpu = row["trainer_vs_plain"], row["trainer_vs_plain_cpu"]
-        line += (f" (fit/plain {wall['keras']:.2f}, CPU {cpu['keras']:.2f}; "
-                 f"Trainer/plain {wall['lightning']:.2f}, CPU {cpu['lightning']:.2f})")
+        line += " (" + "; ".join(f"{TRAINER_SHORT[fw]}/plain {wall[fw]:.2f}, CPU {cpu[fw]:.2f}"
+                                 for fw in frameworks) + ")"
     return line
 
 
@@ -648,7 +750,9 @@ def _setting_text(value: Any) -> str:
 
 
 def _per_framework(setting: Mapping[str, Any]) -> str:
-    return "; ".join(f"{fw.capitalize()}: {_setting_text(setting[fw])}" for fw in jobs.FRAMEWORKS)
+    """'Keras: ...; Lightning: ...' for the frameworks the setting names."""
+    return "; ".join(f"{FRAMEWORK_NAMES[fw]}: {_setting_text(setting[fw])}" for fw in jobs.ALL_FRAMEWORKS
+                     if fw in setting)
 
 
 def _rss_text(entry: Mapping[str, Any]) -> str:
@@ -666,22 +770,54 @@ def _input_rows(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return [f"| input: {setting} | {_per_framework(pipeline)} |" for setting, pipeline in pipelines.items()]
 
 
+def _versions_text(env: Mapping[str, Any], frameworks: Sequence[str]) -> str:
+    """'Python 3.11.7, TensorFlow 2.21.0, Keras 3.12.0, torch 2.9.1, Lightning 2.6.0', and the Keras-torch worker's
+    Keras and torch where it ran."""
+    names = (("tensorflow", "TensorFlow"), ("keras", "Keras"), ("torch", "torch"), ("lightning", "Lightning"))
+    text = ", ".join([f"Python {env['python']}", *(f"{label} {env[key]}" for key, label in names if env[key])])
+    if "keras-torch" in frameworks:
+        own = env["versions"]["keras-torch"]
+        text += f"; Keras-torch: Keras {own.get('keras')} on torch {own.get('torch')}"
+    return text
+
+
+def _interleaving_text(settings: Mapping[str, Any], frameworks: Sequence[str]) -> str:
+    seed = settings["interleaving"]["seed"]
+    if len(frameworks) == 2:
+        return (f"{_names_text(frameworks)} take turns window by window (warm-up included), one running while "
+                f"the other waits; who goes first is drawn per window, balanced (seed {seed}; "
+                "each row's order in bench.json)")
+    return (f"{_names_text(frameworks)} take turns window by window (warm-up included), one running while the "
+            "others wait; the order is drawn per window, balanced (each framework runs first, second and third "
+            f"equally often; seed {seed}; each row's orders in bench.json)")
+
+
+def _ratio_legend(frameworks: Sequence[str]) -> str:
+    if tuple(frameworks) == jobs.FRAMEWORKS:
+        return "Lightning / Keras: the median over the paired windows of the two frameworks' samples/s ratio, "
+    return ("B / A, one column per pair: the median over the paired windows of the two frameworks' samples/s "
+            "ratio, ")
+
+
 def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The readable table of a bench: command, environment, settings, throughput, overhead, warm-up and memory."""
+    """The readable table of a bench: command, environment, settings, throughput, overhead, warm-up and memory;
+    a column per framework, and per pair of frameworks for the speed ratios."""
     if not rows:
         return f"{MARKDOWN_BEGIN}\nNo measurements.\n{MARKDOWN_END}\n"
     first = rows[0]
     settings, env = first["settings"], first["environment"]
+    frameworks = row_frameworks(first)
+    pairs = list(row_ratios(first))
+    names = " / ".join(FRAMEWORK_NAMES[fw] for fw in frameworks)
     windows = settings["windows"] * settings["repeats"]
+    devices = ", ".join(f"{env['device_name'][fw]} ({FRAMEWORK_NAMES[fw]})" for fw in frameworks)
     lines = [
         MARKDOWN_BEGIN,
         f"Command: `{settings['command']}`",
         "",
-        (f"Measured {settings['started']} on {env['device_name']['keras']} (Keras), "
-         f"{env['device_name']['lightning']} (Lightning); {env['platform']}, {env['cpu_count']} CPUs."),
+        f"Measured {settings['started']} on {devices}; {env['platform']}, {env['cpu_count']} CPUs.",
         "",
-        (f"Versions: Python {env['python']}, TensorFlow {env['tensorflow']}, Keras {env['keras']}, "
-         f"torch {env['torch']}, Lightning {env['lightning']}."),
+        f"Versions: {_versions_text(env, frameworks)}.",
         "",
         "| setting | value |",
         "|---|---|",
@@ -696,9 +832,7 @@ def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         (f"| windows | warm-up {settings['warmup_steps']} steps (timed apart), then {settings['windows']} x "
          f"{settings['steps_per_window']} steps; {settings['repeats']} repeat(s), fit/Trainer and plain loop in "
          "alternating order |"),
-        (f"| interleaving | Keras and Lightning take turns window by window (warm-up included), one running while "
-         f"the other waits; who goes first is drawn per window, balanced (seed {settings['interleaving']['seed']}; "
-         "each row's order in bench.json) |"),
+        f"| interleaving | {_interleaving_text(settings, frameworks)} |",
         *_input_rows(rows),
         (f"| ratio interval | {settings['ratio_interval']['level']:.0%} {settings['ratio_interval']['method']} of the "
          f"{settings['ratio_interval']['statistic']}, {settings['ratio_interval']['resampling']}, "
@@ -708,21 +842,23 @@ def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         "",
         f"### Throughput: samples/s, median [min-max] over {windows} windows",
         "",
-        ("Lightning / Keras: the median over the paired windows of the two frameworks' samples/s ratio, "
+        (f"{_ratio_legend(frameworks)}"
          "[95% bootstrap interval]. Scope `end_to_end/<input setting>`: see the input rows above. CPU share: "
          "the worker's CPU seconds per wall second in its windows (median), about the threads per framework "
          "on an idle machine; lower, the worker waited for a CPU, and the interval holds for this run's load only."),
         "",
-        ("| model | device | scope | trainer | variant | batch | Keras | Lightning | Lightning / Keras [95% CI] | "
-         "CPU share (Keras / Lightning) |"),
-        "|---|---|---|---|---|---|---|---|---|---|",
+        ("| model | device | scope | trainer | variant | batch | "
+         + "".join(f"{FRAMEWORK_NAMES[fw]} | " for fw in frameworks)
+         + "".join(f"{_pair_label(key)} [95% CI] | " for key in pairs)
+         + f"CPU share ({names}) |"),
+        "|---|---|---|---|---|---|" + "---|" * (len(frameworks) + len(pairs) + 1),
     ]
     for row in rows:
-        keras, lightning = (row["frameworks"][fw]["samples_per_s"] for fw in jobs.FRAMEWORKS)
-        shares = " / ".join(f"{row['frameworks'][fw]['cpu_share']:.2f}" for fw in jobs.FRAMEWORKS)
+        rates = "".join(f"{_spread(row['frameworks'][fw]['samples_per_s'])} | " for fw in frameworks)
+        ratios = "".join(f"{_interval_text(entry)} | " for entry in row_ratios(row).values())
+        shares = " / ".join(f"{row['frameworks'][fw]['cpu_share']:.2f}" for fw in frameworks)
         lines.append(f"| {row['model']} | {row['device']} | {_scope_text(row)} | {TRAINER_NAMES[row['trainer']]} | "
-                     f"{row['variant']} | {row['batch_size']} | {_spread(keras)} | {_spread(lightning)} | "
-                     f"{_ratio_text(row)} | {shares} |")
+                     f"{row['variant']} | {row['batch_size']} | {rates}{ratios}{shares} |")
     lines += [
         "",
         "### Trainer overhead: framework trainer / plain loop",
@@ -730,9 +866,10 @@ def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         ("Wall: ratio of median samples/s. CPU: plain loop / trainer median CPU ms per step (all threads of "
          "the worker), which other processes' load moves far less than wall time."),
         "",
-        ("| model | scope | variant | batch | Keras fit / tf.function loop (wall, CPU) | "
-         "Lightning Trainer / torch loop (wall, CPU) | CPU ms per step: fit, plain; Trainer, plain |"),
-        "|---|---|---|---|---|---|---|",
+        ("| model | scope | variant | batch | "
+         + "".join(f"{OVERHEAD_COLUMNS[fw]} (wall, CPU) | " for fw in frameworks)
+         + "CPU ms per step: " + "; ".join(f"{TRAINER_SHORT[fw]}, plain" for fw in frameworks) + " |"),
+        "|---|---|---|---|" + "---|" * (len(frameworks) + 1),
     ]
     plain_rows = {(row["model"], row["scope"], row["input"], row["variant"], row["batch_size"]): row
                   for row in rows if row["trainer"] == "plain"}
@@ -740,29 +877,33 @@ def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         if row["trainer"] == "framework":
             wall, cpu = row["trainer_vs_plain"], row["trainer_vs_plain_cpu"]
             plain = plain_rows[(row["model"], row["scope"], row["input"], row["variant"], row["batch_size"])]
+            overhead = "".join(f"{wall[fw]:.3f}, {cpu[fw]:.3f} | " for fw in frameworks)
             per_step = "; ".join(f"{row['frameworks'][fw]['cpu_ms_per_step']['median']:.2f}, "
-                                 f"{plain['frameworks'][fw]['cpu_ms_per_step']['median']:.2f}" for fw in jobs.FRAMEWORKS)
+                                 f"{plain['frameworks'][fw]['cpu_ms_per_step']['median']:.2f}" for fw in frameworks)
             lines.append(f"| {row['model']} | {_scope_text(row)} | {row['variant']} | {row['batch_size']} | "
-                         f"{wall['keras']:.3f}, {cpu['keras']:.3f} | {wall['lightning']:.3f}, {cpu['lightning']:.3f} | "
-                         f"{per_step} |")
+                         f"{overhead}{per_step} |")
+    load_names = "; ".join(FRAMEWORK_NAMES[fw] for fw in frameworks)
     lines += [
         "",
         "### Warm-up and memory",
         "",
-        ("| model | scope | trainer | variant | warm-up s (Keras / Lightning) | peak MB (Keras / Lightning) | "
-         "host peak RSS MB, from RSS at start (Keras / Lightning) | load at start/end (Keras; Lightning) |"),
+        (f"| model | scope | trainer | variant | warm-up s ({names}) | peak MB ({names}) | "
+         f"host peak RSS MB, from RSS at start ({names}) | load at start/end ({load_names}) |"),
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        keras, lightning = (row["frameworks"][fw] for fw in jobs.FRAMEWORKS)
+        entries = [row["frameworks"][fw] for fw in frameworks]
+        warmup = " / ".join(f"{entry['warmup_s']:.2f}" for entry in entries)
+        peak = " / ".join(f"{entry['peak_mem_mb']:.0f}" for entry in entries)
+        rss = " / ".join(_rss_text(entry) for entry in entries)
+        load = "; ".join(_load_text(entry["load_average"]) for entry in entries)
         lines.append(f"| {row['model']} | {_scope_text(row)} | {TRAINER_NAMES[row['trainer']]} | {row['variant']} | "
-                     f"{keras['warmup_s']:.2f} / {lightning['warmup_s']:.2f} | "
-                     f"{keras['peak_mem_mb']:.0f} / {lightning['peak_mem_mb']:.0f} ({keras['peak_mem_kind']}) | "
-                     f"{_rss_text(keras)} / {_rss_text(lightning)} | "
-                     f"{_load_text(keras['load_average'])}; {_load_text(lightning['load_average'])} |")
+                     f"{warmup} | {peak} ({entries[0]['peak_mem_kind']}) | {rss} | {load} |")
     variants = sorted({row["variant"] for row in rows}, key=list(VARIANTS).index)
     lines += ["", "Variants measured:", ""]
-    lines += [f"- `{name}`: {VARIANTS[name].meaning}." for name in variants]
+    lines += [f"- `{name}`: {VARIANTS[name].meaning}"
+              + (f"; Keras-torch: {VARIANTS[name].keras_torch_meaning}" if "keras-torch" in frameworks else "") + "."
+              for name in variants]
     lines += [MARKDOWN_END, ""]
     return "\n".join(lines)
 
@@ -803,6 +944,8 @@ def command_line(model_ids: Sequence[str], options: BenchOptions, markdown: Path
              "--input", *options.inputs, "--tf32", "on" if options.tf32 else "off", "--malloc", options.malloc]
     if options.order_seed is not None:
         args += ["--order-seed", str(options.order_seed)]
+    if tuple(options.frameworks) != jobs.FRAMEWORKS:
+        args += ["--frameworks", ",".join(options.frameworks)]
     if options.synthetic:
         args.append("--synthetic")
     elif options.data_dir:
@@ -859,13 +1002,15 @@ def with_order_seed(options: BenchOptions) -> BenchOptions:
 
 def _measure_pairs(prepared: _Prepared, options: BenchOptions, workdir: Path, turns: interleave.Turns,
                    env: dict[str, str], quiet: bool, progress: Callable[[str], None]) -> dict[str, dict[str, Any]]:
-    """Every repeat, case and trainer as one measurement pair: both workers at once, taking turns.
+    """Every repeat, case and trainer as one measurement: every framework's worker at once, taking turns.
 
-    Each repeat runs in a fresh pair of worker processes: what a process keeps over its measurements
+    Each repeat runs in fresh worker processes: what a process keeps over its measurements
     (heap layout, thread placement, DataLoader workers, caches) then varies between repeats as it
     varies between runs, and the two-stage interval sees it. Returns each framework's answer: its
-    device, versions and settings, and all its measurements (each with its order of turns, "leaders").
+    device, versions and settings, and all its measurements (each with the framework that went first in each
+    segment, "leaders", and with frameworks other than the default two each segment's whole order, "orders").
     """
+    frameworks = tuple(options.frameworks)
     rng = np.random.default_rng(options.order_seed)
     answers: dict[str, dict[str, Any]] = {}
     base = {"kind": "bench", "steps": options.steps, "windows": options.windows, "tf32": options.tf32,
@@ -877,23 +1022,27 @@ def _measure_pairs(prepared: _Prepared, options: BenchOptions, workdir: Path, tu
                 progress(f"bench: repeat {repeat + 1}/{options.repeats} (fresh workers), case {number}/"
                          f"{len(prepared.cases)}: {case['model']} {case['variant']} {_scope_text(case)}: "
                          f"{len(TRAINERS)} trainers, warm-up + {options.windows} x {options.steps} steps each, "
-                         "Keras and Lightning taking turns")
+                         f"{_names_text(frameworks)} taking turns")
                 for trainer in trainer_order(repeat):
-                    leaders = draw_leaders(rng, options.windows + 1)
+                    orders = draw_orders(rng, options.windows + 1, frameworks)
+                    turn_order = {"leaders": [order[0] for order in orders]}
+                    if frameworks != jobs.FRAMEWORKS:
+                        turn_order["orders"] = [list(order) for order in orders]
                     job = {**base, "case": case, "trainer": trainer, "repeat": repeat}
-                    pair = turns.run_pair(lambda fw, fw_job: workers.run(fw, fw_job, workdir), jobs.FRAMEWORKS,
-                                          job, leaders)
-                    for fw, answer in pair.items():
+                    measured = turns.run_together(lambda fw, fw_job: workers.run(fw, fw_job, workdir), frameworks,
+                                                  job, orders)
+                    for fw, answer in measured.items():
                         if fw not in answers:
                             answers[fw] = {key: answer[key] for key in ("device", "versions", "settings")}
                             answers[fw]["measurements"] = []
-                        answers[fw]["measurements"].append({**answer["measurement"], "leaders": leaders})
+                        answers[fw]["measurements"].append({**answer["measurement"], **turn_order})
     return answers
 
 
 def run_bench(model_ids: Sequence[str], options: BenchOptions, command: str,
               progress: Callable[[str], None] = print, quiet: bool = False) -> list[dict[str, Any]]:
-    """Measure every model, variant, scope and input setting in both frameworks: two workers, taking turns."""
+    """Measure every model, variant, scope and input setting in each framework of `options.frameworks`: one worker
+    per framework, taking turns."""
     check_options(options)
     options = with_order_seed(options)
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")

@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from parity import align, bench, inception
+from parity import align, bench, inception, jobs
 from parity.catalog import OPTIMIZERS, UnknownModelError, get_spec
 from parity.lockstep import TOLERANCE
 from parity.errors import ParityError
@@ -100,6 +100,19 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="CPU threads for each framework, set equally in both (default: all cores)")
 
 
+def _frameworks(text: str) -> tuple[str, ...]:
+    try:
+        return jobs.parse_frameworks(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _add_frameworks(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--frameworks", type=_frameworks, default=jobs.FRAMEWORKS, metavar="A,B[,C]",
+                        help="which frameworks to compare, of keras (Keras 3 on TensorFlow), lightning and "
+                             "keras-torch (the same Keras models on Keras' torch backend) (default: keras,lightning)")
+
+
 def _add_series(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--series", choices=("lab", "assignment"),
                         help="for the course's generated series: the labs' parameters or the assignments' "
@@ -146,6 +159,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="InceptionV3 models: also the max abs diff after each mixed block, the hidden layer and "
                             "the output, in units of float32 eps times the block's largest value")
     _add_vocab(check)
+    _add_frameworks(check)
     _add_common(check)
 
     run = commands.add_parser("run", help="train both frameworks on identical batches and write a report")
@@ -191,6 +205,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_series(run)
     run.add_argument("--out", type=Path, default=Path("runs"), help="output directory (default: runs)")
     run.add_argument("--quiet", action="store_true", help="no per-epoch progress from the frameworks")
+    _add_frameworks(run)
     _add_common(run)
 
     sweep = commands.add_parser("lrsweep", help="the course's learning-rate sweep in both frameworks: loss against "
@@ -227,6 +242,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_vocab(lockstep)
     lockstep.add_argument("--out", type=Path, default=Path("runs"), help="writes OUT/lockstep/<run>/ (default: runs)")
     lockstep.add_argument("--json", action="store_true", help="print the comparisons as JSON")
+    _add_frameworks(lockstep)
     _add_common(lockstep)
 
     catalog = commands.add_parser("differences", help="measure every documented framework difference; "
@@ -240,6 +256,10 @@ def _parser() -> argparse.ArgumentParser:
     catalog.add_argument("--json", action="store_true", help="print the measurements as JSON")
     catalog.add_argument("--threads", type=_positive_int, default=1,
                          help="CPU threads per framework (default: 1, as the committed document)")
+    catalog.add_argument("--frameworks", type=_frameworks, default=jobs.ALL_FRAMEWORKS, metavar="A,B[,C]",
+                         help="with all three (the default: keras,lightning,keras-torch) the lockstep setups also run "
+                              "in Keras on torch, to split each model's drift into runtime and API; keras,lightning "
+                              "measures the catalog alone")
 
     bench_parser = commands.add_parser("bench", help="training throughput of both frameworks on identical batches")
     bench_parser.add_argument("models", nargs="+", metavar="MODEL", help="model ids (see `parity list`)")
@@ -284,6 +304,7 @@ def _parser() -> argparse.ArgumentParser:
     bench_parser.add_argument("--out", type=Path, help="write OUT/bench.json and OUT/bench.md")
     bench_parser.add_argument("--markdown", type=Path, metavar="PATH",
                               help="write the table into PATH (between its generated-block markers, if it has them)")
+    _add_frameworks(bench_parser)
     _add_common(bench_parser)
 
     summary = commands.add_parser("report", help="one table over runs and benches, with a backend recommendation")
@@ -404,14 +425,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     with jobs.worker_pool(device=args.device, threads=args.threads, quiet=True) as workers:  # one start each
         model_ids = _known_ids(args.models) or implemented_ids(args.device, args.threads, workers)
-        results = check_models(model_ids, args.device, args.threads, workers, vocab=args.vocab)
+        results = check_models(model_ids, args.device, args.threads, workers, vocab=args.vocab,
+                               frameworks=args.frameworks)
         blocks = _inception_blocks(model_ids, workers) if args.blocks else {}
     if args.json:
         print(json.dumps({"rows": results, "blocks": blocks} if args.blocks else results, indent=2))
     else:
         for row in results:
             verdict = "ok  " if row["passed"] else "FAIL"
-            print(f"{verdict} {row['model']:30} {row['mode']:9} max abs diff {row['max_abs_diff']:.2e} "
+            pair = f"{row['pair']:21} " if "pair" in row else ""  # rows name their pair unless keras,lightning
+            print(f"{verdict} {row['model']:30} {pair}{row['mode']:9} max abs diff {row['max_abs_diff']:.2e} "
                   f"(tolerance {row['tolerance']:.1e})")
         for model_id, rows in blocks.items():
             print(f"{model_id}: per block (inference, random weights, the check's inputs)")
@@ -442,14 +465,17 @@ def _cmd_lockstep(args: argparse.Namespace) -> int:
     options = lockstep.LockstepOptions(
         steps=args.steps, optimizer=args.optimizer, learning_rate=args.lr, momentum=args.momentum,
         alignments=(_alignment(args),), tolerance=args.tolerance, seed=args.seed, data_dir=args.data_dir,
-        synthetic=args.synthetic, vocab=args.vocab, device=args.device, threads=args.threads, out_dir=args.out)
+        synthetic=args.synthetic, vocab=args.vocab, device=args.device, threads=args.threads, out_dir=args.out,
+        frameworks=args.frameworks)
     results = []
     for model_id in _known_ids(args.models):
         result = lockstep.measure(model_id, options)
         results.append(result)
         for directory, comparison in zip(lockstep.write(result, args.out), result["comparisons"]):
             if not args.json:
-                print(f"{model_id}: {lockstep.explain(comparison, result['steps'], result['optimizer'], result['rounding_control'])}")
+                for pair, entry in comparison.get("pairs", {"": comparison}).items():  # every pair with --frameworks
+                    sentence = lockstep.explain(entry, result["steps"], result["optimizer"], result["rounding_control"])
+                    print(f"{model_id} {pair}: {sentence}" if pair else f"{model_id}: {sentence}")
                 print(f"report: {directory / 'lockstep.md'}")
     if args.json:
         print(json.dumps(results, indent=2))
@@ -460,7 +486,8 @@ def _cmd_differences(args: argparse.Namespace) -> int:
     from parity import differences
 
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print
-    catalog = differences.build_catalog(args.data_root, args.steps, args.threads, progress=log)
+    catalog = differences.build_catalog(args.data_root, args.steps, args.threads, progress=log,
+                                        frameworks=args.frameworks)
     if args.write:
         for path in differences.write_catalog(catalog, args.write):
             log(f"wrote {path}")
@@ -488,7 +515,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                          synthetic=args.synthetic, vocab=args.vocab, device=args.device, threads=args.threads, out_dir=args.out,
                          verbose=0 if args.quiet else 1, learning_rate=args.lr, series=_series_options(args),
                          save=args.save, early_stopping=args.early_stopping, checkpoint=args.checkpoint,
-                         weights=args.weights, command=args.command_line)
+                         weights=args.weights, command=args.command_line, frameworks=args.frameworks)
     model_ids = course_run.select_models(args.models, all_models=args.all_models, part=args.part)
     if args.models and len(model_ids) == 1:  # one model named: it runs whatever OUT holds, and its errors end the command
         report_dir = run_model(model_ids[0], course_run.options_for(model_ids[0], options))
@@ -539,7 +566,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         device=args.device, threads=args.threads, batch_size=args.batch_size, steps=args.steps, windows=args.windows,
         repeats=args.repeats,
         tf32=args.tf32 == "on", malloc=args.malloc, data_dir=args.data_dir, synthetic=args.synthetic, vocab=args.vocab,
-        inputs=tuple(dict.fromkeys(args.input)), order_seed=args.order_seed)
+        inputs=tuple(dict.fromkeys(args.input)), order_seed=args.order_seed, frameworks=args.frameworks)
     options = bench.with_order_seed(options)
     model_ids = list(dict.fromkeys(_known_ids(args.models)))
     progress_stream = sys.stderr if args.json else sys.stdout

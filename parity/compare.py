@@ -1,4 +1,4 @@
-"""Comparison of the two frameworks: the forward check, array differences and statistics over seeds.
+"""Comparison of two frameworks: the forward check, array differences and statistics over seeds.
 
 Everything here is numpy/scipy only and returns plain Python numbers (None where a
 statistic is undefined or not finite), so the results go straight into report.json.
@@ -75,43 +75,48 @@ def load_training_outputs(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]
         return data["outputs"], statistics
 
 
-def _forward_row(mode: str, keras_arrays: dict[str, np.ndarray], torch_arrays: dict[str, np.ndarray]) -> dict:
-    """max abs diff over every compared array (inf if one side is not finite) against the tolerance of them all."""
-    if set(keras_arrays) != set(torch_arrays):
-        raise ValueError(f"forward check ({mode}): Keras saved {sorted(keras_arrays)}, torch {sorted(torch_arrays)}; "
+def _forward_row(mode: str, pair: tuple[str, str], arrays_a: dict[str, np.ndarray],
+                 arrays_b: dict[str, np.ndarray]) -> dict:
+    """max abs diff over every compared array (inf if one side is not finite) against the tolerance of them all,
+    which is scaled by the first framework's values (`forward_tolerance`)."""
+    if set(arrays_a) != set(arrays_b):
+        raise ValueError(f"forward check ({mode}): {pair[0]} saved {sorted(arrays_a)}, {pair[1]} {sorted(arrays_b)}; "
                          "the two models differ in their BatchNorm layers (or their keras_layers() names)")
-    diffs = {key: max_abs_diff(keras_arrays[key], torch_arrays[key]) for key in keras_arrays}
+    diffs = {key: max_abs_diff(arrays_a[key], arrays_b[key]) for key in arrays_a}
     diff = max((value if math.isfinite(value) else math.inf for value in diffs.values()), default=0.0)
-    reference = np.concatenate([np.ravel(value).astype(np.float64) for value in keras_arrays.values()])
+    reference = np.concatenate([np.ravel(value).astype(np.float64) for value in arrays_a.values()])
     tolerance = forward_tolerance(reference)
     row = {"mode": mode, "max_abs_diff": diff, "tolerance": tolerance, "passed": diff <= tolerance,
-           "output_shape": list(keras_arrays["outputs"].shape)}
+           "output_shape": list(arrays_a["outputs"].shape)}
     statistics = [value for key, value in diffs.items() if key != "outputs"]
     if statistics:
         row["moving_statistics_max_abs_diff"] = max(statistics)
     return row
 
 
-def forward_check_rows(workdir: Path, model_id: str, seed: int) -> list[dict]:
-    """The forward check of `model_id` from the files both workers' `forward` jobs wrote.
+def forward_check_rows(workdir: Path, model_id: str, seed: int,
+                       pair: tuple[str, str] = jobs.FRAMEWORKS) -> list[dict]:
+    """The forward check of `model_id` between the two frameworks of `pair` (default keras and lightning), from
+    the files their `forward` jobs wrote.
 
     One row `{model, mode, max_abs_diff, tolerance, passed, output_shape}` for mode `inference`;
     for a model with BatchNorm or dropout a second for mode `training` (dropout off, batch
-    statistics), whose difference also covers the updated BatchNorm moving statistics.
+    statistics), whose difference also covers the updated BatchNorm moving statistics. Every pair
+    is held to the same rule (`forward_tolerance`): each framework computes the same float32 maths
+    from the same weights and inputs, so any two differ by summation order only.
     """
     tag = jobs.run_tag(model_id, seed)
-    rows = [_forward_row("inference", {"outputs": np.load(jobs.outputs_path(workdir, "keras", tag))},
-                         {"outputs": np.load(jobs.outputs_path(workdir, "lightning", tag))})]
-    paths = {framework: training_outputs_path(workdir, framework, tag) for framework in jobs.FRAMEWORKS}
+    first, second = ({"outputs": np.load(jobs.outputs_path(workdir, framework, tag))} for framework in pair)
+    rows = [_forward_row("inference", pair, first, second)]
+    paths = {framework: training_outputs_path(workdir, framework, tag) for framework in pair}
     present = [framework for framework, path in paths.items() if path.exists()]
     if len(present) == 1:
         raise ValueError(f"{model_id}: only {present[0]} ran the training-mode forward check; one model has "
                          "BatchNorm or dropout layers and the other does not")
     if present:
-        (keras_outputs, keras_statistics), (torch_outputs, torch_statistics) = (
-            load_training_outputs(paths[framework]) for framework in jobs.FRAMEWORKS)
-        rows.append(_forward_row("training", {"outputs": keras_outputs, **keras_statistics},
-                                 {"outputs": torch_outputs, **torch_statistics}))
+        first, second = ({"outputs": outputs, **statistics}
+                         for outputs, statistics in (load_training_outputs(paths[framework]) for framework in pair))
+        rows.append(_forward_row("training", pair, first, second))
     return [{"model": model_id, **row} for row in rows]
 
 
@@ -158,9 +163,9 @@ class Margin:
             return self.value
         return None if keras_mean is None else self.value * abs(keras_mean)
 
-    def describe(self) -> str:
-        """'0.01 absolute' or '5% of the keras mean'."""
-        return f"{self.value * 100:g}% of the keras mean" if self.relative else f"{self.value:g} absolute"
+    def describe(self, reference: str = "keras") -> str:
+        """'0.01 absolute' or '5% of the keras mean' (`reference`: the framework whose mean scales the margin)."""
+        return f"{self.value * 100:g}% of the {reference} mean" if self.relative else f"{self.value:g} absolute"
 
 
 DEFAULT_MARGINS = {"accuracy": Margin(0.01), "mae": Margin(0.05, relative=True)}
@@ -346,10 +351,12 @@ def seeds_needed(mean: float, sd: float, margin: float, alpha: float = ALPHA,
     return min(reachable) if reachable else (None, None)
 
 
-def equivalence_verdict(paired: Mapping[str, Any], margin: float | None, alpha: float = ALPHA) -> dict:
+def equivalence_verdict(paired: Mapping[str, Any], margin: float | None, alpha: float = ALPHA,
+                        reference: str = "keras") -> dict:
     """The TOST block of one comparison: margin, one-sided p-values, verdict, and seeds needed when inconclusive.
 
-    `paired` is what `paired_comparison` returned. No test is made (verdict 'too few seeds',
+    `paired` is what `paired_comparison` returned; `reference`: the framework whose mean a relative margin
+    scales. No test is made (verdict 'too few seeds',
     'degenerate' or 'undefined', `detail` says why) when the pairs allow none.
     """
     result = {"margin": margin, "alpha": alpha, "p_lower": None, "p_upper": None, "p": None, "ci90": [None, None],
@@ -358,7 +365,7 @@ def equivalence_verdict(paired: Mapping[str, Any], margin: float | None, alpha: 
         result.update(verdict=paired["status"], detail=f"{paired['note']}: no significance verdict")
         return result
     if margin is None:
-        result["detail"] = "no margin: the keras mean is unknown"
+        result["detail"] = f"no margin: the {reference} mean is unknown"
         return result
     result.update(tost(paired["diffs"], margin))
     result["verdict"] = decide(paired["p"], result["p"], alpha)
@@ -401,20 +408,21 @@ def holm(p_values: Sequence[float | None]) -> list[float | None]:
 
 
 def final_val_comparison(keras: Mapping[int, float], lightning: Mapping[int, float], metric: str,
-                         margin: Margin | None = None) -> dict:
-    """Final validation metric per seed (seed -> value) of both frameworks, compared.
+                         margin: Margin | None = None, names: tuple[str, str] = jobs.FRAMEWORKS) -> dict:
+    """Final validation metric per seed (seed -> value) of two frameworks, compared (the second minus the first).
 
-    Per-framework summaries; `paired` (the primary statistic, pairs matched by seed), `welch`
+    `names`: the two frameworks (default keras and lightning; any pair `(a, b)` of parity.jobs.framework_pairs,
+    whose values are given in that order), the keys of the per-framework summaries; a relative margin is a
+    fraction of the first one's mean. `paired` (the primary statistic, pairs matched by seed), `welch`
     (secondary, unpaired), `equivalence` (TOST at `margin`, default DEFAULT_MARGINS[metric]);
     `diff_mean`, `diff_ci95` and `welch_p` repeat the Welch numbers for older readers.
     """
     margin = margin or DEFAULT_MARGINS[metric]
     k_values, l_values = list(keras.values()), list(lightning.values())
-    summaries = {fw: {**summarize(values), "n": len(values)}
-                 for fw, values in (("keras", k_values), ("lightning", l_values))}
+    summaries = {fw: {**summarize(values), "n": len(values)} for fw, values in zip(names, (k_values, l_values))}
     paired = paired_comparison(keras, lightning)
     welch = welch_comparison(k_values, l_values)
-    resolved = margin.resolve(summaries["keras"]["mean"])
+    resolved = margin.resolve(summaries[names[0]]["mean"])
     return {
         **summaries,
         "diff_mean": welch["mean"],
@@ -422,7 +430,7 @@ def final_val_comparison(keras: Mapping[int, float], lightning: Mapping[int, flo
         "welch_p": welch["p"],
         "paired": paired,
         "welch": welch,
-        "equivalence": {**equivalence_verdict(paired, resolved), "margin_rule": margin.describe()},
+        "equivalence": {**equivalence_verdict(paired, resolved, reference=names[0]), "margin_rule": margin.describe(names[0])},
     }
 
 

@@ -2,9 +2,9 @@
 
 A course run is resumable: a model whose OUT/MODEL/report.json records the same request
 (`request_settings`: model, epochs, seeds, mode and native differences, data source, learning
-rate, series options, device, threads) is skipped as done unless `force`; a model without a
-report (never run, or stopped before its report was swapped in), with an unreadable one, or
-with one made under other settings runs again. Models the harness cannot run (not
+rate, series options, device, threads, the frameworks unless the default pair) is skipped as
+done unless `force`; a model without a report (never run, or stopped before its report was
+swapped in), with an unreadable one, or with one made under other settings runs again. Models the harness cannot run (not
 implemented in both frameworks, or `runner.missing_support`) are listed as skipped with the
 reason. One model's failure is printed in one line and collected; the others still run.
 Ctrl-C stops the run once the current model is cleaned up (the runner writes a report
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from parity import runner, summary
+from parity import jobs, runner, summary
 from parity.catalog import CATALOG, get_spec
 from parity.errors import ParityError
 from parity.fileio import write_text_atomic
@@ -138,6 +138,7 @@ def request_settings(model_id: str, options: RunOptions) -> dict[str, Any]:
         **({"early_stopping": dataclasses.asdict(options.early_stopping)} if options.early_stopping else {}),
         **({"checkpoint": options.checkpoint} if options.checkpoint else {}),
         **({"save": True} if options.save else {}),
+        **({"frameworks": list(options.frameworks)} if options.frameworks != jobs.FRAMEWORKS else {}),
     }
 
 

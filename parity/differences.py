@@ -5,7 +5,10 @@ optimizer, every difference aligned, then the same run with one difference left 
 effect is where and how far the losses part, and how far the parameters and the validation
 metric end up. Layer-level differences that no lockstep group exercises (BatchNorm, GRU, LSTM,
 strided 'same' padding, L2, LR schedules, early stopping, InceptionV3's pooling and frozen
-BatchNorm, augmentation) are measured by parity.probes. `build_catalog`
+BatchNorm, augmentation) are measured by parity.probes. The decomposition runs each lockstep
+setup once more with every difference aligned in all three frameworks: Keras on torch against
+Keras on TensorFlow (same API: what the runtime does) and against Lightning (same torch kernels:
+what the API does), beside Lightning against Keras (`measure_decomposition`). `build_catalog`
 runs everything; `render_markdown` turns the numbers plus the texts of parity.align.DIFFERENCES
 into docs/differences.md, so the document is generated, never typed.
 """
@@ -55,6 +58,12 @@ LOCKSTEP_GROUPS = (
 )
 # Measured from the aligned CNN run and its one-ulp torch-vs-torch control.
 SUMMATION_ORDER_GROUP = LockstepGroup("c1w3_fmnist_cnn", "spec", ())
+# The decomposition's pairs (parity.jobs.pair_key), each with the layers of differences that can part it.
+DIRECT_PAIR, RUNTIME_PAIR, API_PAIR = "lightning/keras", "keras-torch/keras", "keras-torch/lightning"
+DECOMPOSITION_PAIRS = (DIRECT_PAIR, RUNTIME_PAIR, API_PAIR)
+_PAIR_EFFECTS = ("first_divergence_step", "first_grad_norm_divergence_step", "max_rel_loss_diff",
+                 "max_rel_grad_norm_diff", "first_rel_loss_diff", "final_param_max_abs_diff", "loss_within_rounding",
+                 "grad_norms_within_rounding")
 
 
 def _data_source(model_id: str, data_root: Path | None) -> tuple[str | None, bool]:
@@ -158,9 +167,44 @@ def measure_lockstep_differences(data_root: Path | None = None, steps: int = STE
     return measured
 
 
+def decomposition_setups(groups: tuple[LockstepGroup, ...] = LOCKSTEP_GROUPS) -> list[tuple[str, str]]:
+    """The (model, optimizer) of every lockstep group, each once, in the groups' order."""
+    return list(dict.fromkeys((group.model, group.optimizer) for group in groups))
+
+
+def measure_decomposition(data_root: Path | None = None, steps: int = STEPS, threads: int = 1,
+                          setups: list[tuple[str, str]] | None = None,
+                          progress: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Each setup (default: decomposition_setups()) in lockstep in all three frameworks, every difference aligned:
+    per setup, the direct, runtime and API pairs' effects (DECOMPOSITION_PAIRS) and the one-ulp torch-vs-torch
+    control. The API pair's torch run leaves align.TENSORFLOW_RUNTIME_FORMS native (align.KERAS_TORCH_PEER): aligned,
+    they make Lightning compute what TensorFlow does, which Keras on torch does not."""
+    rows = []
+    with jobs.worker_pool(threads=threads, quiet=True) as workers:  # each framework started once
+        for model, optimizer in decomposition_setups() if setups is None else setups:
+            progress(f"decomposition {model} ({optimizer}): keras, lightning, keras-torch, every difference aligned")
+            data_dir, synthetic = _data_source(model, data_root)
+            options = lockstep.LockstepOptions(steps=steps, optimizer=optimizer, threads=threads, data_dir=data_dir,
+                                               synthetic=synthetic, frameworks=jobs.ALL_FRAMEWORKS,
+                                               alignments=(align.ALIGNED, align.KERAS_TORCH_PEER))
+            result = lockstep.measure(model, options, workers)
+            aligned, peer = (comparison["pairs"] for comparison in result["comparisons"])
+            pairs = {DIRECT_PAIR: aligned[DIRECT_PAIR], RUNTIME_PAIR: aligned[RUNTIME_PAIR], API_PAIR: peer[API_PAIR]}
+            control = result["rounding_control"]
+            rows.append({
+                "model": model, "optimizer": result["optimizer"]["name"], "setup": _setup_text(result),
+                "pairs": {key: {name: pairs[key][name] for name in _PAIR_EFFECTS} for key in DECOMPOSITION_PAIRS},
+                "control": None if control is None else {
+                    key: control[key] for key in ("first_divergence_step", "max_rel_loss_diff")},
+            })
+    return rows
+
+
 def build_catalog(data_root: Path | None = None, steps: int = STEPS, threads: int = 1,
-                  progress: Callable[[str], None] = print) -> dict[str, Any]:
-    """Every difference of parity.align measured: {"differences": {key: measurement}, "settings": {...}}.
+                  progress: Callable[[str], None] = print,
+                  frameworks: tuple[str, ...] = jobs.ALL_FRAMEWORKS) -> dict[str, Any]:
+    """Every difference of parity.align measured: {"differences": {key: measurement}, "settings": {...}}, and
+    with all three `frameworks` the runtime/API "decomposition" (measure_decomposition).
 
     Lockstep runs use DATA_ROOT/<dataset id> where it exists (a tree like ../shared/data), else
     the synthetic stand-ins; each row names the data it used.
@@ -173,14 +217,57 @@ def build_catalog(data_root: Path | None = None, steps: int = STEPS, threads: in
     missing = [d.key for d in align.DIFFERENCES if d.key not in measured]
     if missing:
         raise RuntimeError(f"no measurement for: {', '.join(missing)}")
-    return {"differences": {d.key: measured[d.key] for d in align.DIFFERENCES},
-            "settings": {"steps": steps, "tolerance": lockstep.TOLERANCE, "threads": threads,
-                         "data": "real course data where present under the data root, else synthetic stand-ins "
-                                 "(each row names its data)"}}
+    catalog = {"differences": {d.key: measured[d.key] for d in align.DIFFERENCES},
+               "settings": {"steps": steps, "tolerance": lockstep.TOLERANCE, "threads": threads,
+                            "data": "real course data where present under the data root, else synthetic stand-ins "
+                                    "(each row names its data)"}}
+    if set(jobs.ALL_FRAMEWORKS) <= set(frameworks):
+        catalog["decomposition"] = measure_decomposition(data_root, steps, threads, progress=progress)
+    return catalog
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
+
+
+def _pair_cell(effects: Mapping[str, Any], tolerance: float) -> str:
+    first = effects["first_divergence_step"]
+    where = f"parts at step {first}" if first is not None else f"never parts beyond {tolerance:g}"
+    rounding = "within rounding" if effects["loss_within_rounding"] else "beyond rounding"
+    return f"{where}, max rel loss diff {effects['max_rel_loss_diff']:.1e} ({rounding})"
+
+
+def render_decomposition(rows: list[Mapping[str, Any]], tolerance: float) -> list[str]:
+    """The decomposition section's lines: a row per setup, a column per pair."""
+    lines = [
+        "## Runtime or API: the decomposition", "",
+        "Keras 3 runs the same model code on TensorFlow (`keras`) and on torch (`keras-torch`), so each lockstep",
+        "setup above runs once more in all three frameworks with every difference aligned",
+        "(`parity lockstep MODEL --frameworks keras,lightning,keras-torch`). keras-torch/keras shares the API and",
+        "differs in the runtime (the `runtime` differences above); keras-torch/lightning shares the torch kernels",
+        "and differs in the API (the `api` differences); lightning/keras, the direct pair, meets both. In the API",
+        "pair Lightning leaves " + ", ".join(f"`{key}`" for key in align.TENSORFLOW_RUNTIME_FORMS)
+        + " native: aligned,",
+        "they make torch compute what Keras' TensorFlow backend computes, which Keras on torch does not",
+        "(`--native` them in `parity lockstep` to compare the same way).",
+        f"'Within rounding': the largest relative loss difference is at most {lockstep.ROUNDING_BAND:g} times that "
+        "of torch against itself",
+        "started one float32 ulp apart (last column), or of the tolerance (`parity.lockstep.within_rounding`).", "",
+        f"| setup | {DIRECT_PAIR} (direct) | {RUNTIME_PAIR} (runtime) | {API_PAIR} (API) | "
+        "torch vs torch one ulp apart |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        control = row["control"]
+        if control is None:
+            control_cell = "not run"
+        else:
+            first = control["first_divergence_step"]
+            where = f"parts at step {first}" if first is not None else f"never parts beyond {tolerance:g}"
+            control_cell = f"{where}, max {control['max_rel_loss_diff']:.1e}"
+        cells = " | ".join(_pair_cell(row["pairs"][key], tolerance) for key in DECOMPOSITION_PAIRS)
+        lines.append(f"| {_cell(row['setup'])} | {cells} | {control_cell} |")
+    return lines
 
 
 def render_markdown(catalog: Mapping[str, Any]) -> str:
@@ -193,17 +280,24 @@ def render_markdown(catalog: Mapping[str, Any]) -> str:
         "one stays aligned (`parity run|lockstep --native KEY`), and measures what changes.",
         f"Lockstep: {settings['steps']} steps, same initial weights and batches, dropout off, deterministic ops;",
         f"'parts at step k' = first step whose relative loss difference exceeds {settings['tolerance']:g}.",
-        f"Data: {settings['data']}. CPU, float32, {settings['threads']} thread(s) per framework.", "",
-        "| difference | Keras default | torch default | aligned setting | measured effect | source |",
-        "|---|---|---|---|---|---|",
+        f"Data: {settings['data']}. CPU, float32, {settings['threads']} thread(s) per framework.",
+        "Layer: `api` (a default or rule of the framework's API or training loop: it separates Keras on torch",
+        "from Lightning) or `runtime` (kernels, numerics, the backend's own implementation: it separates Keras on",
+        "TensorFlow from Keras on torch); the reason for each is listed below the table.", "",
+        "| difference | layer | Keras default | torch default | aligned setting | measured effect | source |",
+        "|---|---|---|---|---|---|---|",
     ]
     for entry in align.DIFFERENCES:
         measurement = catalog["differences"][entry.key]
         switch = "" if entry.switchable else " (not switchable)"
         effect = f"{measurement['setup']}: {measurement['summary']}" if measurement.get("setup") else \
             measurement["summary"]
-        lines.append(f"| `{entry.key}`{switch} | {_cell(entry.keras)} | {_cell(entry.torch)} | "
+        lines.append(f"| `{entry.key}`{switch} | {entry.layer} | {_cell(entry.keras)} | {_cell(entry.torch)} | "
                      f"{_cell(entry.aligned)} | {_cell(effect)} | {_cell(entry.source)} |")
+    lines += ["", "## Layers", ""]
+    lines += [f"- `{entry.key}` ({entry.layer}): {entry.layer_reason}" for entry in align.DIFFERENCES]
+    if catalog.get("decomposition"):
+        lines += ["", *render_decomposition(catalog["decomposition"], settings["tolerance"])]
     lines.append("")
     return "\n".join(lines)
 

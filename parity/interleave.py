@@ -1,17 +1,18 @@
-"""Taking turns: one measurement in two framework workers at once, run window by window, one worker at a time.
+"""Taking turns: one measurement in two or three framework workers at once, run window by window, one at a time.
 
-`parity bench` hands the same measurement to the Keras and the Lightning worker together. Each
-worker stops at every window boundary and waits; the harness lets one of them run its next
-window while the other waits, then the other, the order drawn per window by the caller. Load
-that drifts on a shared machine then weighs on both frameworks alike, and each Keras window
-has a Lightning window next to it in time: the two form a pair.
+`parity bench` hands the same measurement to every framework's worker together (Keras and
+Lightning; with `--frameworks`, Keras on torch too). Each worker stops at every window boundary
+and waits; the harness lets one of them run its next window while the others wait, then the
+next, the order drawn per window by the caller. Load that drifts on a shared machine then
+weighs on all frameworks alike, and each Keras window has a Lightning window next to it in
+time: the windows at one position form a pair (with three workers, each two of them do).
 
 Protocol, one text line per message over a Unix socket in the work directory: the worker
 connects and says `hello NAME`, then `ready K` at each stop, K = 0 (set up, before the
 warm-up), 1 (after the warm-up), ..., segments (after the last window); the harness answers
-`go` when it is that worker's turn, and after the last stop lets both go on to finish. A
+`go` when it is that worker's turn, and after the last stop lets all go on to finish. A
 closed connection ends the measurement on either side, so a worker that fails releases the
-other. The harness side is `Turns`; the worker side is `turn`.
+others. The harness side is `Turns`; the worker side is `turn`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ SOCKET_NAME = "turns.sock"
 POLL_S = 0.2  # how often the harness, while it waits for a worker, checks that the worker's job still runs
 GO = "go"
 _MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes on Linux
+MAX_WORKERS = 3  # the frameworks parity.jobs knows
 
 Job = dict[str, Any]
 
@@ -84,9 +86,10 @@ class _Link:
 
 
 class Turns:
-    """The harness side: a listening socket in `workdir`, and `run_pair` to run one measurement in two workers.
+    """The harness side: a listening socket in `workdir`, and `run_together` (`run_pair`) to run one measurement in
+    two or three workers.
 
-    Its two threads submit the jobs, so a worker whose session starts with its first job is started
+    Its threads (one per worker) submit the jobs, so a worker whose session starts with its first job is started
     by one of them, and the kernel stops a worker when the thread that started it ends (parity.jobs
     sets PR_SET_PDEATHSIG, which follows the thread). The threads live until `close`: open Turns
     before the worker pool, so that the pool closes its workers first.
@@ -99,9 +102,9 @@ class Turns:
                               "set TMPDIR to a shorter directory")
         self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._server.bind(self.address)
-        self._server.listen(2)
+        self._server.listen(MAX_WORKERS)
         self._server.settimeout(POLL_S)
-        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="parity-turns")
+        self._executor = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="parity-turns")
 
     def close(self) -> None:
         self._executor.shutdown()
@@ -124,14 +127,28 @@ class Turns:
         """
         if len(set(names)) != 2 or not set(leaders) <= set(names):
             raise ValueError(f"two workers {names} take turns; the leaders name {sorted(set(leaders))}")
+        orders = [(leader, *(other for other in names if other != leader)) for leader in leaders]
+        return self.run_together(run, names, job, orders)
+
+    def run_together(self, run: Callable[[str, Job], Mapping[str, Any]], names: Sequence[str], job: Job,
+                     orders: Sequence[Sequence[str]]) -> dict[str, Mapping[str, Any]]:
+        """Run `job` in the workers `names` (two or three) at once and return their answers, letting them take turns.
+
+        Segment s (0: the warm-up, then each window) is run by the workers one after another in the order
+        `orders[s]` (each order names every worker once). Otherwise as `run_pair`.
+        """
+        if len(set(names)) != len(names) or not 2 <= len(names) <= MAX_WORKERS:
+            raise ValueError(f"two to {MAX_WORKERS} distinct workers take turns, not {list(names)}")
+        if any(sorted(order) != sorted(names) for order in orders):
+            raise ValueError(f"each segment's order must name every worker of {list(names)} once")
         links: dict[str, _Link] = {}
         futures = {name: self._executor.submit(run, name, {**job, "turns": self.address}) for name in names}
         try:
             links.update(self._accept(futures))
             for name in names:
                 links[name].expect("ready 0", _running(futures[name]))
-            for segment, leader in enumerate(leaders, start=1):
-                for name in (leader, *(other for other in names if other != leader)):
+            for segment, order in enumerate(orders, start=1):
+                for name in order:
                     links[name].send(GO)
                     links[name].expect(f"ready {segment}", _running(futures[name]))
             for link in links.values():
@@ -148,7 +165,7 @@ class Turns:
         return {name: future.result() for name, future in futures.items()}
 
     def _release(self, futures: Mapping[str, Future], links: Mapping[str, _Link]) -> None:
-        """End a measurement that cannot go on: every worker's next stop fails, so its job ends; wait for both.
+        """End a measurement that cannot go on: every worker's next stop fails, so its job ends; wait for all.
 
         A worker not accepted yet is accepted and let go at once (it would otherwise wait for a turn forever).
         """
@@ -160,7 +177,7 @@ class Turns:
         wait(futures.values())
 
     def _accept(self, futures: Mapping[str, Future]) -> dict[str, _Link]:
-        """Both workers' connections, by the name each says hello with."""
+        """Every worker's connection, by the name each says hello with."""
         links: dict[str, _Link] = {}
         try:
             while len(links) < len(futures):
@@ -207,7 +224,7 @@ def turn(address: str | None, name: str) -> Iterator[Callable[[], None]]:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(address)
     link = _Link(sock, name)
-    sock.settimeout(None)  # a worker waits for its turn as long as the other worker's window takes
+    sock.settimeout(None)  # a worker waits for its turn as long as the other workers' windows take
     stops = iter(range(1 << 30))
 
     def stop() -> None:
@@ -215,7 +232,7 @@ def turn(address: str | None, name: str) -> Iterator[Callable[[], None]]:
             link.send(f"ready {next(stops)}")
             line = link.read(lambda: True)
         except TurnsBroken:
-            raise RuntimeError("the bench harness ended this measurement (the other framework's worker "
+            raise RuntimeError("the bench harness ended this measurement (another framework's worker "
                                "failed, or the bench was interrupted)") from None
         if line != GO:
             raise RuntimeError(f"the bench harness said {line!r} where 'go' was due")

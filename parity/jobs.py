@@ -42,13 +42,20 @@ from parity.fileio import write_json_atomic, write_text_atomic
 if TYPE_CHECKING:
     from parity.datasets import DataSplit
 
-FRAMEWORKS = ("keras", "lightning")
-WORKER_MODULES = {"keras": "tf_models.worker", "lightning": "torch_models.worker"}
+ALL_FRAMEWORKS = ("keras", "lightning", "keras-torch")  # every framework the harness knows, in display order
+# The two a command compares without --frameworks (today's reports keep their shape), and the only two of the
+# commands that have no --frameworks (predict, inside, generate, lrsweep, probes).
+FRAMEWORKS = ALL_FRAMEWORKS[:2]
+# The frameworks that run the tf_models builders: Keras 3 on TensorFlow, and the same code on Keras' torch backend.
+KERAS_FRAMEWORKS = ("keras", "keras-torch")
+WORKER_MODULES = {"keras": "tf_models.worker", "lightning": "torch_models.worker", "keras-torch": "keras_torch.worker"}
 # torch.use_deterministic_algorithms(True) raises on a GPU unless cuBLAS has a fixed workspace, and cuBLAS reads
 # this variable when CUDA starts, so it is in the worker's environment from its start (a torch worker serves jobs
 # with and without deterministic algorithms; the setting costs nothing when they are off).
 CUBLAS_WORKSPACE_CONFIG = ":4096:8"
-FRAMEWORK_ENV = {"lightning": {"CUBLAS_WORKSPACE_CONFIG": CUBLAS_WORKSPACE_CONFIG}}
+# Keras reads KERAS_BACKEND once, at its first import, so the keras-torch worker has it from its start.
+FRAMEWORK_ENV = {"lightning": {"CUBLAS_WORKSPACE_CONFIG": CUBLAS_WORKSPACE_CONFIG},
+                 "keras-torch": {"CUBLAS_WORKSPACE_CONFIG": CUBLAS_WORKSPACE_CONFIG, "KERAS_BACKEND": "torch"}}
 # A pool keeps both workers alive at once; TensorFlow would take nearly all GPU memory at its first GPU op and
 # leave torch none, so in a pool it allocates as it grows.
 POOL_ENV = {"keras": {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}}
@@ -58,6 +65,46 @@ STOP_GRACE_S = 5.0  # how long a terminated worker may take to exit before it is
 _POLL_S = 0.5
 _DRAIN_S = 0.05  # output written just before the worker's answer may reach us a moment after it
 _PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal a child gets when its parent dies
+
+
+def parse_frameworks(text: str) -> tuple[str, ...]:
+    """The frameworks of a `--frameworks a,b[,c]` value, in display order (ALL_FRAMEWORKS); ValueError names the
+    problem."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in ALL_FRAMEWORKS]
+    if unknown:
+        raise ValueError(f"unknown framework {unknown[0]!r}; choose from {', '.join(ALL_FRAMEWORKS)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{text!r} names a framework twice")
+    if len(names) < 2:
+        raise ValueError(f"{text!r}: a comparison needs at least two frameworks")
+    if not set(names) & set(KERAS_FRAMEWORKS):
+        raise ValueError(f"{text!r}: name keras or keras-torch too (the initial weights come from a Keras model)")
+    return tuple(name for name in ALL_FRAMEWORKS if name in names)
+
+
+def weights_source(frameworks: Sequence[str]) -> str:
+    """The framework whose Keras model gives the others their weights (aligned initial weights, the forward check's
+    random weights): Keras on TensorFlow when it runs, else Keras on torch."""
+    return next(name for name in KERAS_FRAMEWORKS if name in frameworks)
+
+
+def run_order(frameworks: Sequence[str]) -> tuple[str, ...]:
+    """The order in which jobs go to the frameworks: the weights source first, as the others load its export."""
+    source = weights_source(frameworks)
+    return (source, *(name for name in frameworks if name != source))
+
+
+def framework_pairs(frameworks: Sequence[str]) -> list[tuple[str, str]]:
+    """Every pair (a, b) of `frameworks`, a before b in display order; a pair's ratio is b / a and its difference
+    b - a (as the two-framework report's throughput_ratio is lightning / keras)."""
+    ordered = [name for name in ALL_FRAMEWORKS if name in frameworks]
+    return [(a, b) for i, a in enumerate(ordered) for b in ordered[i + 1:]]
+
+
+def pair_key(pair: tuple[str, str]) -> str:
+    """A pair's key in reports: "b/a" ("lightning/keras", "keras-torch/keras", "keras-torch/lightning")."""
+    return f"{pair[1]}/{pair[0]}"
 
 
 @contextlib.contextmanager

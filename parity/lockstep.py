@@ -1,17 +1,21 @@
-"""Lockstep training: both frameworks take the same steps from the same weights, compared step by step.
+"""Lockstep training: the frameworks take the same steps from the same weights, compared step by step.
 
 Same initial weights (the Keras ones, copied as the alignment says), the same batches from
 the batch plan, dropout off, deterministic ops (align: determinism). Each worker records
 the loss and the global gradient norm of every step (tf_models/lockstep.py,
-torch_models/lockstep.py); here they are compared: the relative difference per step, the
-first step where it exceeds the tolerance, and the parameters' difference after the last
-step. The result is written as lockstep.json, lockstep.md and drift.png.
+torch_models/lockstep.py, and keras_torch's for Keras on the torch backend); here they are
+compared: the relative difference per step, the first step where it exceeds the tolerance,
+and the parameters' difference after the last step. With `--frameworks` naming more than
+the default two, every pair (jobs.framework_pairs) is compared the same way, each judged
+against the one-ulp rounding control, and each comparison gains `pairs`. The result is
+written as lockstep.json, lockstep.md and drift.png.
 """
 
 from __future__ import annotations
 
 import json
 import platform
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +30,7 @@ from parity.errors import ParityError
 from parity.fileio import staging_dir, swap_in
 from parity.plan import BatchPlan
 from parity.report import COLOURS
+from parity.weights import load_keras_layers
 
 TAG = "lockstep"
 VAL_SAMPLES = 2000  # validation samples on which both frameworks' metrics are computed after the last step
@@ -38,11 +43,19 @@ TOLERANCE = 1e-4
 # control's drift (or of the tolerance), a drift is rounding.
 ROUNDING_BAND = 10.0
 _TINY = 1e-30
+STEP_ROWS = (0, 1, 2, 4, 9, 19, 49, 99, 199, 499, 999)  # the 0-based steps the Markdown tables show
 
 
 def keras_final_weights_path(workdir: Path) -> Path:
-    """Where the Keras worker leaves its weights after the last lockstep step."""
+    """Where a Keras worker (on TensorFlow or on torch) leaves its weights after the last lockstep step; the torch
+    worker, which runs right after the weights source, compares its own with them."""
     return Path(workdir) / f"keras-{TAG}-final.npz"
+
+
+def kept_final_weights_path(workdir: Path, framework: str) -> Path:
+    """Where the harness keeps a Keras framework's final weights once its run is over (the next Keras framework
+    writes keras_final_weights_path again)."""
+    return Path(workdir) / f"{framework}-{TAG}-final-kept.npz"
 
 
 def optimizer_to_job(optimizer: Optimizer) -> dict[str, Any]:
@@ -106,6 +119,7 @@ class LockstepOptions:
     device: str = "cpu"
     threads: int = 1
     out_dir: Path = Path("runs")
+    frameworks: tuple[str, ...] = jobs.FRAMEWORKS  # `--frameworks`, in display order
 
 
 def relative_difference(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
@@ -121,12 +135,15 @@ def first_step_beyond(relative: np.ndarray, tolerance: float) -> int | None:
     return int(np.argmax(beyond)) + 1 if beyond.any() else None
 
 
-def compare_runs(keras: Mapping[str, Any], lightning: Mapping[str, Any], tolerance: float) -> dict[str, Any]:
-    """Per-step relative differences of loss and gradient norm, their first divergence and maxima."""
-    loss = relative_difference(keras["loss"], lightning["loss"])
-    grad = relative_difference(keras["grad_norm"], lightning["grad_norm"])
+def compare_pair(runs: Mapping[str, Mapping[str, Any]], pair: tuple[str, str], tolerance: float,
+                 param_diff: float | None) -> dict[str, Any]:
+    """Per-step relative differences of loss and gradient norm between the runs of `pair`'s two frameworks, their
+    first divergence and maxima; `param_diff`: the parameters' max abs difference after the last step (None: not
+    measured)."""
+    a, b = runs[pair[0]], runs[pair[1]]
+    loss = relative_difference(a["loss"], b["loss"])
+    grad = relative_difference(a["grad_norm"], b["grad_norm"])
     return {
-        "native": list(lightning["native"]),
         "tolerance": tolerance,
         "first_divergence_step": first_step_beyond(loss, tolerance),
         "first_grad_norm_divergence_step": first_step_beyond(grad, tolerance),
@@ -134,18 +151,57 @@ def compare_runs(keras: Mapping[str, Any], lightning: Mapping[str, Any], toleran
         "max_rel_grad_norm_diff": float(np.max(grad)),
         "first_rel_loss_diff": float(loss[0]),
         "final_rel_loss_diff": float(loss[-1]),
-        "final_param_max_abs_diff": lightning["final_param_max_abs_diff"],
-        "val_metric": {"keras": keras["val_metric"], "lightning": lightning["val_metric"],
-                       "abs_diff": abs(keras["val_metric"] - lightning["val_metric"])},
+        "final_param_max_abs_diff": param_diff,
+        "val_metric": {pair[0]: a["val_metric"], pair[1]: b["val_metric"],
+                       "abs_diff": abs(a["val_metric"] - b["val_metric"])},
         "rel_loss_diff": loss.tolist(),
         "rel_grad_norm_diff": grad.tolist(),
+    }
+
+
+def compare_runs(keras: Mapping[str, Any], lightning: Mapping[str, Any], tolerance: float) -> dict[str, Any]:
+    """Keras against one torch run (compare_pair), with the torch run's alignment and settings."""
+    return {
+        "native": list(lightning["native"]),
+        **compare_pair({"keras": keras, "lightning": lightning}, ("keras", "lightning"), tolerance,
+                       lightning["final_param_max_abs_diff"]),
         "lightning": {key: lightning[key] for key in ("loss", "grad_norm", "optimizer", "optimizer_kwargs",
                                                         "deterministic", "dropout_layers", "tensor_device")},
     }
 
 
+def pair_native(pair: tuple[str, str], lightning_native: Sequence[str], keras_native: Sequence[str],
+                forms_met: Sequence[str] = ()) -> list[str]:
+    """The differences in force between `pair`'s two frameworks, in align's order. Keras against Lightning: those
+    the torch run left native. `forms_met`: the align.TENSORFLOW_RUNTIME_FORMS the model meets, which Keras on torch
+    always computes in torch's form: between the two Keras frameworks they are in force with the runtime differences
+    the Keras processes left native (one API: no other); between Keras on torch and Lightning they are in force
+    where Lightning aligned them to TensorFlow, and those Lightning left native are not."""
+    if "keras-torch" not in pair:
+        keys = set(lightning_native)
+    elif "lightning" not in pair:
+        keys = {key for key in keras_native if align.layer_of(key) == align.RUNTIME} | set(forms_met)
+    else:
+        keys = (set(lightning_native) - set(align.TENSORFLOW_RUNTIME_FORMS)) | (set(forms_met) - set(lightning_native))
+    return [entry.key for entry in align.DIFFERENCES if entry.key in keys]
+
+
+def keras_param_diff(a: Path, b: Path) -> float:
+    """The max abs difference between two Keras final weights files (same model, any backend), layer by layer in
+    model order (automatic layer names may differ between processes)."""
+    first, second = load_keras_layers(a), load_keras_layers(b)
+    shapes = [[(layer.kind, {key: array.shape for key, array in layer.arrays.items()}) for layer in layers]
+              for layers in (first, second)]
+    if shapes[0] != shapes[1]:
+        raise ParityError(f"the Keras final weights {a.name} and {b.name} hold different layers or shapes; both "
+                          "Keras workers must build the model from the same tf_models builder")
+    return max((float(np.max(np.abs(x.arrays[key].astype(np.float64) - y.arrays[key])))
+                for x, y in zip(first, second) for key in x.arrays if x.arrays[key].size), default=0.0)
+
+
 def measure(model_id: str, options: LockstepOptions, workers: jobs.WorkerPool | None = None) -> dict[str, Any]:
-    """Run the Keras worker once and the torch worker once per alignment; return the comparisons.
+    """Run each Keras framework once and the torch worker once per alignment; return the comparisons (with
+    `options.frameworks` other than the default two, those of compare_frameworks).
 
     `workers`: run in these (already started) workers, of the same device and threads, instead of new ones.
     """
@@ -166,9 +222,12 @@ def measure(model_id: str, options: LockstepOptions, workers: jobs.WorkerPool | 
                "batch_size": spec.batch_size, "optimizer": optimizer_to_job(optimizer), "data": str(data_file),
                "native": (options.keras_alignment or options.alignments[0]).to_job(),
                "alignments": [alignment.to_job() for alignment in options.alignments],
-               "rounding_control": options.rounding_control, "spec_overrides": split.spec_overrides(spec.id)}
-        keras = workers.run("keras", job, workdir)
-        lightning = workers.run("lightning", job, workdir)
+               "rounding_control": options.rounding_control, "spec_overrides": split.spec_overrides(spec.id),
+               "weights_source": jobs.weights_source(options.frameworks)}
+        answers, keras_params = _run_frameworks(workers, job, workdir, options.frameworks)
+    if options.frameworks != jobs.FRAMEWORKS:
+        return _several(spec, options, optimizer, split, data, metric_on, needed, job, answers, keras_params)
+    keras, lightning = answers["keras"], answers["lightning"]
     return {
         "model": spec.id,
         "optimizer": optimizer_to_job(optimizer),
@@ -191,6 +250,110 @@ def measure(model_id: str, options: LockstepOptions, workers: jobs.WorkerPool | 
                         "device": f"keras: {keras['device']}, tensors on {keras['tensor_device']}; "
                                   f"lightning: {lightning['device']}, tensors on {lightning['tensor_device']}",
                         "threads": options.threads},
+    }
+
+
+def _run_frameworks(workers: jobs.WorkerPool, job: dict[str, Any], workdir: Path,
+                    frameworks: Sequence[str]) -> tuple[dict[str, dict[str, Any]], float | None]:
+    """Each framework's answer to `job`, run in jobs.run_order (the weights source first, then the torch worker,
+    which reads the source's final weights); with both Keras frameworks, also the max abs difference of their final
+    weights (None otherwise)."""
+    final = keras_final_weights_path(workdir)
+    both = set(jobs.KERAS_FRAMEWORKS) <= set(frameworks)
+    answers = {}
+    for framework in jobs.run_order(frameworks):
+        keeps = both and framework in jobs.KERAS_FRAMEWORKS
+        if keeps:
+            final.unlink(missing_ok=True)  # a file left there afterwards is this run's
+        answers[framework] = workers.run(framework, job, workdir)
+        if keeps and final.is_file():
+            shutil.copyfile(final, kept_final_weights_path(workdir, framework))
+    kept = [kept_final_weights_path(workdir, framework) for framework in jobs.KERAS_FRAMEWORKS]
+    return answers, keras_param_diff(*kept) if both and all(path.is_file() for path in kept) else None
+
+
+def _keras_record(answer: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: answer[key] for key in ("loss", "grad_norm", "deterministic", "dropout_layers", "val_metric",
+                                         "tensor_device")}
+
+
+def _environment(answers: Mapping[str, Mapping[str, Any]], frameworks: Sequence[str], threads: int) -> dict[str, Any]:
+    versions = {name: value for framework in frameworks for name, value in answers[framework]["versions"].items()}
+    devices = "; ".join(f"{framework}: {answers[framework]['device']}, tensors on {answers[framework]['tensor_device']}"
+                        for framework in frameworks)
+    return {"python": platform.python_version(), **versions, "device": devices, "threads": threads}
+
+
+def compare_frameworks(answers: Mapping[str, Mapping[str, Any]], frameworks: Sequence[str],
+                       keras_native: Sequence[str], tolerance: float, keras_params: float | None = None,
+                       forms_met: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Every pair of `frameworks` compared (compare_pair), once per alignment the torch worker ran (once without
+    it): `answers` are the workers' lockstep answers, `keras_native` the differences the Keras processes left
+    native, `keras_params` the two Keras frameworks' final weights' max abs difference, `forms_met` as for
+    pair_native. Each comparison holds its direct pair's numbers at the top (the default report's keys: Keras
+    against Lightning when both ran) with the alignment asked for in `native`, that pair's key in `pair`, and
+    `pairs`: each pair by key with the differences in force between the two (`native`, pair_native), judged against
+    the one-ulp control (`loss_within_rounding`, `grad_norms_within_rounding`)."""
+    lightning = answers.get("lightning")
+    control = _control(lightning, tolerance) if lightning else None
+    alignments = [run["native"] for run in lightning["runs"]] if lightning else [list(keras_native)]
+    source = jobs.weights_source(frameworks)
+    direct = jobs.framework_pairs(frameworks)[0]
+    comparisons = []
+    for index, native in enumerate(alignments):
+        runs = {framework: lightning["runs"][index] if framework == "lightning" else answers[framework]
+                for framework in frameworks}
+        pairs = {}
+        for pair in jobs.framework_pairs(frameworks):
+            if "lightning" not in pair:
+                param_diff = keras_params
+            else:  # the torch worker compared its parameters with the weights source's
+                param_diff = runs["lightning"]["final_param_max_abs_diff"] if source in pair else None
+            entry = {"native": pair_native(pair, native, keras_native, forms_met),
+                     **compare_pair(runs, pair, tolerance, param_diff)}
+            entry["loss_within_rounding"] = within_rounding(entry, control)
+            entry["grad_norms_within_rounding"] = grad_norms_within_rounding(entry, control)
+            pairs[jobs.pair_key(pair)] = entry
+        if direct == ("keras", "lightning"):
+            comparison = compare_runs(runs["keras"], runs["lightning"], tolerance)
+        else:
+            top = pairs[jobs.pair_key(direct)]
+            comparison = {key: value for key, value in top.items() if not key.endswith("_within_rounding")}
+            comparison["native"] = list(native)
+            if lightning:
+                comparison["lightning"] = compare_runs(runs[source], runs["lightning"], tolerance)["lightning"]
+        comparisons.append({**comparison, "pair": jobs.pair_key(direct), "pairs": pairs})
+    return comparisons
+
+
+def _several(spec: Any, options: LockstepOptions, optimizer: Optimizer, split: Any, data: Mapping[str, Any],
+             metric_on: str, needed: int, job: Mapping[str, Any], answers: Mapping[str, dict[str, Any]],
+             keras_params: float | None) -> dict[str, Any]:
+    """measure()'s result for `--frameworks` other than the default two (compare_frameworks)."""
+    from parity.explain import applicable_differences
+
+    frameworks = options.frameworks
+    met = {entry.difference.key for entry in applicable_differences(replace(spec, optimizer=optimizer))}
+    forms_met = [key for key in align.TENSORFLOW_RUNTIME_FORMS if key in met]
+    comparisons = compare_frameworks(answers, frameworks, job["native"], options.tolerance, keras_params, forms_met)
+    for comparison in comparisons:
+        comparison["provenance"] = provenance.build_provenance(
+            data, align.Alignment.from_job(comparison["native"]), answers, options.threads, spec.epochs)
+    lightning = answers.get("lightning")
+    return {
+        "model": spec.id,
+        "frameworks": list(frameworks),
+        "optimizer": optimizer_to_job(optimizer),
+        "steps": options.steps,
+        "batch_size": spec.batch_size,
+        "seed": options.seed,
+        "dataset": {"id": spec.dataset, "source": split.source, "train_samples_used": min(needed, len(split.train)),
+                    "val_samples": min(VAL_SAMPLES, split.val_size), "metric_on": metric_on},
+        **{framework: _keras_record(answers[framework]) for framework in frameworks if framework != "lightning"},
+        "metric": spec.metric,
+        "comparisons": comparisons,
+        "rounding_control": _control(lightning, options.tolerance) if lightning else None,
+        "environment": _environment(answers, frameworks, options.threads),
     }
 
 
@@ -269,10 +432,11 @@ def _slug(native: Sequence[str]) -> str:
 
 def render_markdown(result: Mapping[str, Any], comparison: Mapping[str, Any]) -> str:
     """lockstep.md for one alignment."""
+    if "pairs" in comparison:
+        return _render_pairs_markdown(result, comparison)
     optimizer = result["optimizer"]
     alignment = align.Alignment.from_job(comparison["native"])
     steps = result["steps"]
-    rows = [0, 1, 2, 4, 9, 19, 49, 99, 199, 499, 999]
     lines = [
         f"# Lockstep: {result['model']}", "",
         f"- Alignment: {alignment.describe()}",
@@ -296,11 +460,85 @@ def render_markdown(result: Mapping[str, Any], comparison: Mapping[str, Any]) ->
         "", "| step | keras loss | lightning loss | rel. diff | keras grad norm | lightning grad norm | rel. diff |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for i in (r for r in rows if r < steps):
+    for i in (r for r in STEP_ROWS if r < steps):
         lines.append(
             f"| {i + 1} | {result['keras']['loss'][i]:.7g} | {comparison['lightning']['loss'][i]:.7g} | "
             f"{comparison['rel_loss_diff'][i]:.1e} | {result['keras']['grad_norm'][i]:.7g} | "
             f"{comparison['lightning']['grad_norm'][i]:.7g} | {comparison['rel_grad_norm_diff'][i]:.1e} |")
+    lines += ["", "![Drift](drift.png)", ""]
+    return "\n".join(lines)
+
+
+def series(result: Mapping[str, Any], comparison: Mapping[str, Any], framework: str, key: str) -> Any:
+    """A framework's `key` ("loss", "grad_norm", "deterministic"...): a Keras framework's from the result, the torch
+    run's (which depends on the alignment) from the comparison."""
+    record = comparison["lightning"] if framework == "lightning" else result[framework]
+    return record[key]
+
+
+def _pair_row(key: str, entry: Mapping[str, Any]) -> str:
+    def step(value: int | None) -> str:
+        return "never" if value is None else str(value)
+
+    params = entry["final_param_max_abs_diff"]
+    return (f"| {key} | {' + '.join(align.PAIR_LAYERS[key])} | {step(entry['first_divergence_step'])} | "
+            f"{step(entry['first_grad_norm_divergence_step'])} | {entry['max_rel_loss_diff']:.2e} | "
+            f"{entry['max_rel_grad_norm_diff']:.2e} | {'yes' if entry['loss_within_rounding'] else 'no'} | "
+            f"{'yes' if entry['grad_norms_within_rounding'] else 'no'} | "
+            f"{'not measured' if params is None else f'{params:.2e}'} | {entry['val_metric']['abs_diff']:.4f} |")
+
+
+def _render_pairs_markdown(result: Mapping[str, Any], comparison: Mapping[str, Any]) -> str:
+    """lockstep.md for one alignment of a run with `--frameworks`: every pair, and a column per framework."""
+    frameworks = result["frameworks"]
+    optimizer = result["optimizer"]
+    steps = result["steps"]
+    control = result.get("rounding_control")
+    torch_side = (f" (torch: {comparison['lightning']['optimizer']} {comparison['lightning']['optimizer_kwargs']})"
+                  if "lightning" in frameworks else "")
+    deterministic = ", ".join(f"{framework} {series(result, comparison, framework, 'deterministic')}"
+                              for framework in frameworks)
+    dropouts = result[jobs.weights_source(frameworks)]["dropout_layers"]
+    metric = {name: value for entry in comparison["pairs"].values() for name, value in entry["val_metric"].items()
+              if name != "abs_diff"}
+    lines = [
+        f"# Lockstep: {result['model']}", "",
+        f"- Frameworks: {', '.join(frameworks)} (initial weights from {jobs.weights_source(frameworks)})",
+        f"- Alignment: {align.Alignment.from_job(comparison['native']).describe()}",
+        f"- Optimizer: {optimizer['name']} lr {optimizer['learning_rate']:g} momentum {optimizer['momentum']:g}"
+        + torch_side,
+        f"- Steps: {steps}, batch size {result['batch_size']}, seed {result['seed']}, "
+        f"data {result['dataset']['id']} ({result['dataset']['source']})",
+        f"- Device: {result['environment']['device']}",
+        f"- Provenance: {provenance.describe_provenance(comparison)}",
+        f"- Dropout layers switched off: {dropouts}; deterministic ops: {deterministic}",
+        f"- {result['dataset'].get('metric_on', 'validation').capitalize()} {result['metric']} after step {steps} "
+        f"({min(VAL_SAMPLES, result['dataset']['val_samples'])} samples): "
+        + ", ".join(f"{framework} {metric[framework]:.4f}" for framework in frameworks),
+        "", "## Result", "",
+        f"Each pair: the first step whose relative difference exceeds {comparison['tolerance']:g} ('never': none of "
+        f"the {steps}), the largest, and whether the drift stays within {ROUNDING_BAND:g} times that of torch against "
+        "itself started one ulp apart (loss: `within_rounding`; gradient norm: strict at the first step, then "
+        "against the control: `grad_norms_within_rounding`; 'no' for both without a control run). "
+        "keras-torch/keras isolates the runtime (same Keras API, TensorFlow vs torch kernels), keras-torch/lightning "
+        "the API (same torch kernels, Keras vs Lightning defaults and loop).", "",
+        "| pair | separates | loss parts at step | grad norm parts at step | max rel. loss diff | "
+        "max rel. grad norm diff | loss within rounding | grad norms within rounding | params max abs diff | "
+        f"{result['metric']} abs diff |",
+        "|---|---|---:|---:|---:|---:|---|---|---:|---:|",
+        *(_pair_row(key, entry) for key, entry in comparison["pairs"].items()), "",
+        *(f"- {key}: {explain(entry, steps, optimizer, control)}" for key, entry in comparison["pairs"].items()),
+    ]
+    keys = list(comparison["pairs"])
+    for title, value, relative in (("Loss", "loss", "rel_loss_diff"), ("Gradient norm", "grad_norm",
+                                                                       "rel_grad_norm_diff")):
+        lines += ["", f"## {title} per step", "",
+                  f"| step | {' | '.join(frameworks)} | {' | '.join(f'rel. diff {key}' for key in keys)} |",
+                  "|" + "---:|" * (1 + len(frameworks) + len(keys))]
+        for i in (row for row in STEP_ROWS if row < steps):
+            values = " | ".join(f"{series(result, comparison, framework, value)[i]:.7g}" for framework in frameworks)
+            diffs = " | ".join(f"{comparison['pairs'][key][relative][i]:.1e}" for key in keys)
+            lines.append(f"| {i + 1} | {values} | {diffs} |")
     lines += ["", "![Drift](drift.png)", ""]
     return "\n".join(lines)
 
@@ -315,20 +553,27 @@ def plot_drift(result: Mapping[str, Any], comparison: Mapping[str, Any], path: P
     FigureCanvasAgg(fig)
     drift, curves = fig.subplots(1, 2)
     floor = 1e-10  # exact agreement (0) is drawn at the floor of the log axis
-    for key, label, style in (("rel_loss_diff", "loss", "-"), ("rel_grad_norm_diff", "gradient norm", "--")):
-        drift.plot(steps, np.maximum(comparison[key], floor), style, label=label)
+    if "pairs" in comparison:  # one colour per pair
+        for number, (pair, entry) in enumerate(comparison["pairs"].items()):
+            for key, label, style in (("rel_loss_diff", "loss", "-"), ("rel_grad_norm_diff", "gradient norm", "--")):
+                drift.plot(steps, np.maximum(entry[key], floor), style, color=f"C{number}", label=f"{pair} {label}")
+    else:
+        for key, label, style in (("rel_loss_diff", "loss", "-"), ("rel_grad_norm_diff", "gradient norm", "--")):
+            drift.plot(steps, np.maximum(comparison[key], floor), style, label=label)
     if result.get("rounding_control"):
         drift.plot(steps, np.maximum(result["rounding_control"]["rel_loss_diff"], floor), ":", color="grey",
                    label="loss, torch vs torch one ulp apart")
     drift.axhline(comparison["tolerance"], color="black", linewidth=0.8, label=f"tolerance {comparison['tolerance']:g}")
     drift.set_yscale("log")
     drift.set_xlabel("step")
-    drift.set_ylabel("relative difference |keras - lightning| / max")
+    drift.set_ylabel("relative difference |a - b| / max" if "pairs" in comparison
+                     else "relative difference |keras - lightning| / max")
     drift.set_title("drift")
     drift.grid(alpha=0.3)
     drift.legend()
-    curves.plot(steps, result["keras"]["loss"], color=COLOURS["keras"], label="keras")
-    curves.plot(steps, comparison["lightning"]["loss"], "--", color=COLOURS["lightning"], label="lightning")
+    for framework, style in zip(result.get("frameworks", jobs.FRAMEWORKS), ("-", "--", ":")):
+        curves.plot(steps, series(result, comparison, framework, "loss"), style,
+                    color=COLOURS[framework], label=framework)
     curves.set_xlabel("step")
     curves.set_ylabel("training loss of the batch")
     curves.set_title("loss")
@@ -345,6 +590,8 @@ def write(result: Mapping[str, Any], out_dir: Path) -> list[Path]:
     written = []
     for comparison in result["comparisons"]:
         name = f"{result['model']}-{result['optimizer']['name']}-{_slug(comparison['native'])}"
+        if "frameworks" in result:  # a --frameworks run does not replace the default pair's report
+            name += "-" + "+".join(result["frameworks"])
         document = {key: value for key, value in result.items() if key != "comparisons"}
         document.update(comparison)
         document["alignment"] = align.Alignment.from_job(comparison["native"]).describe()

@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from parity.align import Alignment
+from parity.jobs import ALL_FRAMEWORKS
 
 if TYPE_CHECKING:
     from parity.datasets import DataSplit
 
 FORMAT = 1
-FRAMEWORKS = ("keras", "lightning")
+FRAMEWORKS = ("keras", "lightning")  # the default pair (parity.jobs.FRAMEWORKS); a record may hold keras-torch too
 VERSION_KEYS = ("python", "tensorflow", "keras", "torch", "lightning")
 LISTED_FILES = 16  # data read from more files than this lists only their count, bytes and combined sha256
 KEY_CHARS = 12
@@ -42,9 +43,9 @@ SETTING_FIELDS = (
     "device.keras", "device.lightning", "threads",
     *(f"versions.{name}" for name in VERSION_KEYS),
 )
-# Key fields hashed only when set: records without pretrained weights (and those written before the field existed)
-# keep the key they had.
-OPTIONAL_KEY_FIELDS = ("weights.sha256",)
+# Key fields hashed only when set: records without pretrained weights, or without keras-torch (and those written
+# before the fields existed) keep the key they had; a record with keras-torch never merges with one without it.
+OPTIONAL_KEY_FIELDS = ("weights.sha256", "device.keras-torch")
 KEY_FIELDS = (*SETTING_FIELDS, "epochs.course", "epochs.run", "learning_rate", "forward_check.status",
               *OPTIONAL_KEY_FIELDS)
 
@@ -144,19 +145,23 @@ def build_provenance(data: Mapping[str, Any], alignment: Alignment, workers: Map
     """The provenance of one record.
 
     `data`: from `data_provenance`, computed once per run; `workers`: each framework's worker answer
-    (its `device` and `versions` as it reported them); `run_epochs` None for records that train by
+    (its `device` and `versions` as it reported them), of every framework the record compares (keras and lightning,
+    or any two or three of ALL_FRAMEWORKS; a version two workers report, as keras-torch's keras and torch, is the
+    Keras-on-TensorFlow or Lightning worker's when that one ran); `run_epochs` None for records that train by
     steps (bench, lockstep); `forward_check`: the forward check's rows, None when it did not run;
     `learning_rate`: the rate a run was told to use instead of the course's (`--lr`), None otherwise;
     `weights`: a run's `weights_provenance`, None for records that do not load weights files (bench, lockstep).
     """
-    versions = {**workers["keras"]["versions"], **workers["lightning"]["versions"]}
+    present = [framework for framework in ALL_FRAMEWORKS if framework in workers]
+    versions = {name: version for framework in ("keras-torch", "keras", "lightning") if framework in workers
+                for name, version in workers[framework]["versions"].items()}
     return {
         "format": FORMAT,
         "data": dict(data),
         "epochs": {"course": course_epochs, "run": run_epochs},
         "mode": alignment.mode,
         "native_differences": alignment.to_job(),
-        "device": {framework: workers[framework]["device"] for framework in FRAMEWORKS},
+        "device": {framework: workers[framework]["device"] for framework in present},
         "threads": threads,
         "versions": {name: versions.get(name) for name in VERSION_KEYS},
         "forward_check": forward_check_status(forward_check),
@@ -238,10 +243,11 @@ def _mode_words(mode: str | None, native: Sequence[str]) -> str:
 
 
 def _device_words(devices: Mapping[str, str | None], threads: int | None) -> str:
-    """'cpu 1 thread', 'gpu (NVIDIA H200)', or both frameworks' devices when they differ."""
-    described = {devices.get(framework) for framework in FRAMEWORKS} - {None}
+    """'cpu 1 thread', 'gpu (NVIDIA H200)', or each framework's device when they differ."""
+    present = [framework for framework in ALL_FRAMEWORKS if framework in devices] or list(FRAMEWORKS)
+    described = {devices.get(framework) for framework in present} - {None}
     if len(described) > 1:
-        return " / ".join(f"{framework} {devices.get(framework)}" for framework in FRAMEWORKS)
+        return " / ".join(f"{framework} {devices.get(framework)}" for framework in present)
     device = next(iter(described), None) or "device unknown"
     if device.startswith("cpu"):
         count = "?" if threads is None else threads

@@ -30,13 +30,13 @@ from typing import Any, Mapping, Sequence
 import jsonschema
 import numpy as np
 
-from parity import compare, formatting, html_report
+from parity import compare, formatting, html_report, jobs
 from parity.provenance import describe_provenance, provenance_key
 from parity.fileio import staging_dir, swap_in
 
-FRAMEWORKS = ("keras", "lightning")
+FRAMEWORKS = jobs.FRAMEWORKS  # the default pair, whose report keeps the two-framework shape
 METRICS = ("accuracy", "mae")
-COLOURS = {"keras": "tab:red", "lightning": "tab:purple"}
+COLOURS = {"keras": "tab:red", "lightning": "tab:purple", "keras-torch": "tab:green"}
 BASELINES_KIND = "baselines"  # report.json `kind` of a model that trains no network: its statistical forecasts only
 # The harness's forecast MAE against the framework's logged final val_mae. Both average |forecast - truth| of the
 # same float32 outputs on the same validation batches; the logged value is a float32 running sum (Keras Mean,
@@ -66,6 +66,23 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+def present_frameworks(frameworks: Mapping[str, Any]) -> tuple[str, ...]:
+    """The frameworks of a `frameworks` block (report or results), in display order (parity.jobs.ALL_FRAMEWORKS)."""
+    return tuple(fw for fw in jobs.ALL_FRAMEWORKS if fw in frameworks)
+
+
+def primary_pair(frameworks: Sequence[str]) -> tuple[str, str]:
+    """The pair whose comparison fills the two-framework keys of `comparison` (final_val, throughput_ratio,
+    forward_max_abs_diff): keras and lightning when both ran, else the first pair of parity.jobs.framework_pairs."""
+    if all(fw in frameworks for fw in FRAMEWORKS):
+        return FRAMEWORKS
+    return jobs.framework_pairs(frameworks)[0]
+
+
+def _all_or_both(frameworks: Sequence[str]) -> str:
+    return "both" if len(frameworks) == 2 else "all"
+
+
 def _last(values: Sequence[float | None] | None) -> float:
     """The last value of a per-epoch series; NaN when the series is empty or ends in None."""
     if not values or values[-1] is None:
@@ -90,7 +107,8 @@ def final_key(run: Mapping[str, Any], key: str) -> str:
 
 def _validated(report: Mapping[str, Any]) -> bool:
     """Whether the report's runs validated (else its final values are the training ones, `final_key`)."""
-    return any(run["history"].get("val_loss") for fw in FRAMEWORKS for run in report["frameworks"][fw]["runs"])
+    return any(run["history"].get("val_loss") for fw in present_frameworks(report["frameworks"])
+               for run in report["frameworks"][fw]["runs"])
 
 
 def _final_value(framework: str, run: Mapping[str, Any], key: str) -> float:
@@ -121,13 +139,14 @@ def _where(record: Mapping[str, Any]) -> str:
 
 def divergence_rows(frameworks: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Per seed where a run's loss went non-finite: each framework's record (None: it stayed finite; absent runs
-    too) and `same_step`, whether both went non-finite at the same global step (None unless both ran the seed)."""
-    runs = {fw: {run["seed"]: run for run in frameworks[fw]["runs"]} for fw in FRAMEWORKS}
-    seeds = sorted({seed for fw in FRAMEWORKS for seed, run in runs[fw].items() if run.get("diverged")})
+    too) and `same_step`, whether all went non-finite at the same global step (None unless all ran the seed)."""
+    names = present_frameworks(frameworks)
+    runs = {fw: {run["seed"]: run for run in frameworks[fw]["runs"]} for fw in names}
+    seeds = sorted({seed for fw in names for seed, run in runs[fw].items() if run.get("diverged")})
     rows = []
     for seed in seeds:
-        records = {fw: (runs[fw][seed].get("diverged") if seed in runs[fw] else None) for fw in FRAMEWORKS}
-        both_ran = all(seed in runs[fw] for fw in FRAMEWORKS)
+        records = {fw: (runs[fw][seed].get("diverged") if seed in runs[fw] else None) for fw in names}
+        both_ran = all(seed in runs[fw] for fw in names)
         steps = {(record or {}).get("global_step") for record in records.values()}
         rows.append({"seed": seed, **records, "same_step": (len(steps) == 1) if both_ran else None})
     return rows
@@ -136,18 +155,20 @@ def divergence_rows(frameworks: Mapping[str, Any]) -> list[dict[str, Any]]:
 def run_status(frameworks: Mapping[str, Any], seeds: Sequence[int], interrupted: bool) -> tuple[str, str]:
     """The report's `status` and its one-line `status_note`: 'partial' (Ctrl-C stopped it), 'failed' (a framework's
     worker failed), 'diverged' (every run ran, and the loss of one or more went non-finite) or 'complete'."""
-    finished = {fw: _run_seeds(frameworks[fw]) for fw in FRAMEWORKS}
-    kept = "; ".join(f"{fw} {seeds_text(finished[fw])}" for fw in FRAMEWORKS)
+    names = present_frameworks(frameworks)
+    finished = {fw: _run_seeds(frameworks[fw]) for fw in names}
+    kept = "; ".join(f"{fw} {seeds_text(finished[fw])}" for fw in names)
     if interrupted:
         after = last_seed_in_both(frameworks, seeds)
-        when = "before any seed finished in both frameworks" if after is None else f"after seed {after}"
+        every = "both frameworks" if len(names) == 2 else "every framework"
+        when = f"before any seed finished in {every}" if after is None else f"after seed {after}"
         return "partial", f"partial: stopped by Ctrl-C {when} (finished: {kept}; {len(seeds)} asked for)"
-    failed = [fw for fw in FRAMEWORKS if frameworks[fw].get("status") == "failed"]
+    failed = [fw for fw in names if frameworks[fw].get("status") == "failed"]
     if failed:
         failure = frameworks[failed[0]]["failure"]
         return "failed", (f"failed: the {failed[0]} worker failed while training seed {failure['seed']} "
                           f"({failure['cause']}; log: {failure['log']}); finished runs kept: {kept}")
-    diverged = [f"{fw} seed {run['seed']} ({_where(run['diverged'])})" for fw in FRAMEWORKS
+    diverged = [f"{fw} seed {run['seed']} ({_where(run['diverged'])})" for fw in names
                 for run in frameworks[fw]["runs"] if run.get("diverged")]
     if diverged:
         return "diverged", (f"diverged: the training loss went non-finite in {', '.join(diverged)}; the comparison "
@@ -162,8 +183,8 @@ def _run_seeds(framework: Mapping[str, Any]) -> list[int]:
 
 def last_seed_in_both(frameworks: Mapping[str, Any], seeds: Sequence[int]) -> int | None:
     """The last of `seeds` (in order) that every framework finished, before the first that one did not; None when
-    the first seed is not finished in both."""
-    finished = [set(_run_seeds(frameworks[fw])) for fw in FRAMEWORKS]
+    the first seed is not finished in every one."""
+    finished = [set(_run_seeds(frameworks[fw])) for fw in present_frameworks(frameworks)]
     last = None
     for seed in seeds:
         if not all(seed in done for done in finished):
@@ -182,7 +203,7 @@ def seeds_text(seeds: Sequence[int]) -> str:
 def _left_out(frameworks: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The runs the comparison statistics leave out, and why."""
     return [{"framework": fw, "seed": run["seed"], "reason": f"diverged: loss {_where(run['diverged'])}"}
-            for fw in FRAMEWORKS for run in frameworks[fw]["runs"] if run.get("diverged")]
+            for fw in present_frameworks(frameworks) for run in frameworks[fw]["runs"] if run.get("diverged")]
 
 
 def forecast_errors(forecast: Sequence[float] | np.ndarray, truth: Sequence[float] | np.ndarray) -> tuple[float, float]:
@@ -210,7 +231,7 @@ def _forecast_section(forecast: Mapping[str, Any], frameworks: Mapping[str, Any]
     """The validation period, the truth, and each framework's forecast MAE/MSE over its seeds (mean, std), diverged
     runs left out."""
     summaries = {}
-    for fw in FRAMEWORKS:
+    for fw in present_frameworks(frameworks):
         records = [run["forecast"] for run in frameworks[fw]["runs"]
                    if run.get("forecast") and not run.get("diverged")]
         summaries[fw] = {key: {**compare.summarize([record[key] for record in records]), "n": len(records)}
@@ -221,17 +242,24 @@ def _forecast_section(forecast: Mapping[str, Any], frameworks: Mapping[str, Any]
 
 
 def build_report(results: Mapping[str, Any]) -> dict:
-    """The report.json dict (contract keys, comparison, `spec`, `created`) of one run's results."""
+    """The report.json dict (contract keys, comparison, `spec`, `created`) of one run's results.
+
+    The frameworks are those of `results["frameworks"]`. Keras and lightning alone give the two-framework report
+    of the contract. Any other set adds `comparison.frameworks_compared`, `comparison.pairs` (one block per pair,
+    keyed by parity.jobs.pair_key: forward_max_abs_diff, final_val of b - a, throughput_ratio b / a) and
+    `comparison.primary_pair`, the pair whose block the top-level forward_max_abs_diff, final_val and
+    throughput_ratio repeat (`primary_pair`: lightning/keras when both ran)."""
     metric = results["spec"]["metric"]
     if metric not in METRICS:
         raise ValueError(f"metric {metric!r} is not one of {METRICS}")
-    frameworks = {fw: results["frameworks"][fw] for fw in FRAMEWORKS}
-    finals = {fw: final_values_by_seed(fw, frameworks[fw]["runs"], metric) for fw in FRAMEWORKS}
-    final_val = compare.final_val_comparison(finals["keras"], finals["lightning"], metric)
-    for fw in FRAMEWORKS:
-        final_val[fw]["values"] = list(finals[fw].values())
+    names = present_frameworks(results["frameworks"])
+    frameworks = {fw: results["frameworks"][fw] for fw in names}
+    finals = {fw: final_values_by_seed(fw, frameworks[fw]["runs"], metric) for fw in names}
     rates = {fw: [run["train_samples_per_s"] for run in frameworks[fw]["runs"] if not run.get("diverged")]
-             for fw in FRAMEWORKS}
+             for fw in names}
+    pairs = {jobs.pair_key(pair): _pair_comparison(pair, finals, rates, metric, results.get("forward_check", []))
+             for pair in jobs.framework_pairs(names)}
+    primary = pairs[jobs.pair_key(primary_pair(names))]
     status, note = run_status(frameworks, results["seeds"], "interrupted" in results)
     report = {
         "model": results["model"],
@@ -246,8 +274,8 @@ def build_report(results: Mapping[str, Any]) -> dict:
             "forward_max_abs_diff": results.get("forward_max_abs_diff"),
             "forward_check": list(results.get("forward_check", [])),
             "metric": metric,
-            "final_val": final_val,
-            "throughput_ratio": compare.throughput_ratio(rates["keras"], rates["lightning"]),
+            "final_val": primary["final_val"],
+            "throughput_ratio": primary["throughput_ratio"],
             "left_out": _left_out(frameworks),
             "divergence": divergence_rows(frameworks),
         },
@@ -256,10 +284,13 @@ def build_report(results: Mapping[str, Any]) -> dict:
         "created": _now(),
         **({"provenance": results["provenance"]} if "provenance" in results else {}),
     }
+    if names != FRAMEWORKS:
+        report["comparison"].update(frameworks_compared=list(names), primary_pair=jobs.pair_key(primary_pair(names)),
+                                    pairs=pairs)
     if "interrupted" in results:
         report["interrupted"] = {**results["interrupted"],
                                  "after_seed": last_seed_in_both(frameworks, results["seeds"]),
-                                 "finished_seeds": {fw: _run_seeds(frameworks[fw]) for fw in FRAMEWORKS}}
+                                 "finished_seeds": {fw: _run_seeds(frameworks[fw]) for fw in names}}
     if "forecast" in results:
         report["forecast"] = _forecast_section(results["forecast"], frameworks)
     if "baselines" in results:
@@ -267,6 +298,22 @@ def build_report(results: Mapping[str, Any]) -> dict:
     if "saved" in results:
         report["saved"] = dict(results["saved"])
     return to_jsonable(report)
+
+
+def _pair_comparison(pair: tuple[str, str], finals: Mapping[str, Mapping[int, float]],
+                     rates: Mapping[str, Sequence[float]], metric: str,
+                     forward_check: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One pair's block of `comparison.pairs`: the largest inference max abs diff of its forward-check rows (None
+    when no row names the pair), the final values compared (b - a, each framework's values kept) and the throughput
+    ratio b / a (median train samples/s)."""
+    a, b = pair
+    final_val = compare.final_val_comparison(finals[a], finals[b], metric, names=pair)
+    for fw in pair:
+        final_val[fw]["values"] = list(finals[fw].values())
+    diffs = [row["max_abs_diff"] for row in forward_check
+             if row.get("pair") == jobs.pair_key(pair) and row["mode"] == "inference"]
+    return {"forward_max_abs_diff": max(diffs, default=None), "final_val": final_val,
+            "throughput_ratio": compare.throughput_ratio(rates[a], rates[b])}
 
 
 def build_baselines_report(results: Mapping[str, Any]) -> dict:
@@ -339,7 +386,8 @@ def _results_table(report: Mapping[str, Any]) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     any_stopped = any_early = any_diverged = False
-    for fw in FRAMEWORKS:
+    names = present_frameworks(report["frameworks"])
+    for fw in names:
         runs = report["frameworks"][fw]["runs"]
         epochs = []
         for run in runs:
@@ -356,7 +404,7 @@ def _results_table(report: Mapping[str, Any]) -> list[str]:
         params = report["frameworks"][fw]["params"]
         lines.append(
             f"| {fw} | {'n/a' if params is None else format(params, ',')} "
-            f"| {formatting.mean_std(report['comparison']['final_val'][fw])} | {formatting.mean_std(val_loss)} "
+            f"| {formatting.mean_std(_final_summary(report, fw))} | {formatting.mean_std(val_loss)} "
             f"| {', '.join(epochs) or 'n/a'} "
             f"| {formatting.rate(_median([run['train_samples_per_s'] for run in runs]))} "
             f"| {formatting.rate(_median([run['wall_s'] for run in runs]))} |"
@@ -370,7 +418,7 @@ def _results_table(report: Mapping[str, Any]) -> list[str]:
     if any_diverged:
         lines += ["", "‡ stopped at the step where the loss went non-finite (see Divergence); left out of the final "
                       "values and the comparison."]
-    for fw in FRAMEWORKS:
+    for fw in names:
         status = report["frameworks"][fw].get("status", "complete")
         if status != "complete":
             failure = report["frameworks"][fw].get("failure")
@@ -381,12 +429,24 @@ def _results_table(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _final_summary(report: Mapping[str, Any], framework: str) -> Mapping[str, Any]:
+    """A framework's final values summarised (mean, std, n), from the comparison that holds it."""
+    comparison = report["comparison"]
+    if framework in comparison["final_val"]:
+        return comparison["final_val"][framework]
+    return next(block["final_val"][framework] for block in comparison["pairs"].values()
+                if framework in block["final_val"])
+
+
 def _divergence_lines(report: Mapping[str, Any]) -> list[str]:
     """Per seed whose loss went non-finite: where, in each framework, and whether at the same step."""
     lines = []
+    names = present_frameworks(report["frameworks"])
+    every = _all_or_both(names)
     for row in report["comparison"].get("divergence", []):
-        where = "; ".join(f"{fw} {_where(row[fw]) if row[fw] else 'stayed finite'}" for fw in FRAMEWORKS)
-        same = {True: "the same step in both", False: "not the same step", None: "not run in both"}[row["same_step"]]
+        where = "; ".join(f"{fw} {_where(row[fw]) if row[fw] else 'stayed finite'}" for fw in names)
+        same = {True: f"the same step in {every}", False: "not the same step",
+                None: f"not run in {every}"}[row["same_step"]]
         lines.append(f"- seed {row['seed']}: {where}: {same}")
     if lines:
         lines += ["", "Each such run stopped at that step; its history up to it is kept (the curves show it, the "
@@ -398,7 +458,7 @@ def _early_stopping_lines(report: Mapping[str, Any]) -> list[str]:
     """Per run: where early stopping stopped, the best epoch restored and its value, the restored model's values."""
     metric = report["comparison"]["metric"]
     lines = []
-    for fw in FRAMEWORKS:
+    for fw in present_frameworks(report["frameworks"]):
         for run in report["frameworks"][fw]["runs"]:
             stop = run.get("early_stopping")
             if not stop:
@@ -438,16 +498,35 @@ def _paired_lines(final: Mapping[str, Any]) -> list[str]:
 
 
 def _comparison_lines(report: Mapping[str, Any]) -> list[str]:
-    """Forward parity; final val metric: paired (primary), Welch (secondary), TOST equivalence; throughput ratio."""
+    """Forward parity; final val metric: paired (primary), Welch (secondary), TOST equivalence; throughput ratio.
+    With frameworks other than keras and lightning alone: a table of every pair, then these lines per pair."""
     comparison = report["comparison"]
-    final = comparison["final_val"]
+    if "pairs" not in comparison:
+        lines = _pair_lines(report, comparison, FRAMEWORKS, comparison.get("forward_check", []))
+    else:
+        lines = _pairs_table(report)
+        for key, block in comparison["pairs"].items():
+            b, a = key.split("/")
+            checks = [row for row in comparison.get("forward_check", []) if row.get("pair") == key]
+            lines += ["", f"### {b} vs {a}", "", *_pair_lines(report, block, (a, b), checks)]
+    if comparison.get("left_out"):
+        lines.append("- Left out of these statistics: " + "; ".join(f"{row['framework']} seed {row['seed']} "
+                                                                    f"({row['reason']})" for row in comparison["left_out"]))
+    return lines
+
+
+def _pair_lines(report: Mapping[str, Any], block: Mapping[str, Any], pair: tuple[str, str],
+                checks: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One pair's comparison lines (b - a, ratio b / a) from its block: forward_max_abs_diff, final_val and
+    throughput_ratio."""
+    a, b = pair
+    final = block["final_val"]
     welch = final["welch"]
     welch_interval = _interval_text(final["diff_ci95"])
     if welch["status"] != "tested":
         welch_interval += f" ({welch['note']})"
-    counts = f"n = {final['keras'].get('n')} keras + {final['lightning'].get('n')} lightning"
-    forward = formatting.significant(comparison["forward_max_abs_diff"], 3)
-    checks = comparison.get("forward_check", [])
+    counts = f"n = {final[a].get('n')} {a} + {final[b].get('n')} {b}"
+    forward = formatting.significant(block["forward_max_abs_diff"], 3)
     check = (f"; {sum(row['passed'] for row in checks)} of {len(checks)} checks passed "
              f"({', '.join(sorted({row['mode'] for row in checks}))} mode), each within its tolerance (largest "
              f"{formatting.significant(max(row['tolerance'] for row in checks), 2)})" if checks else "")
@@ -458,35 +537,52 @@ def _comparison_lines(report: Mapping[str, Any]) -> list[str]:
             if equivalence["p"] is not None else "")
     return [
         f"- Forward check, random weights in every variable, same input: max abs diff {forward}{check}",
-        f"- {which} {comparison['metric']}, lightning - keras:",
+        f"- {which} {report['comparison']['metric']}, {b} - {a}:",
         *_paired_lines(final),
         f"  - Welch (unpaired, secondary): {formatting.metric(final.get('diff_mean'), '+')}, {welch_interval}, {counts}; "
         f"Welch t-test p-value: {formatting.significant(final.get('welch_p'), 3)}",
         f"  - Equivalence (TOST, alpha {equivalence['alpha']}, margin ±{formatting.metric(equivalence['margin'])}: "
         f"{equivalence['margin_rule']}): {tost}**{equivalence['verdict']}**: {equivalence['detail']}",
-        f"- Throughput ratio lightning / keras (median train samples/s): "
-        f"{formatting.significant(comparison['throughput_ratio'], 3)}",
-        *(["- Left out of these statistics: " + "; ".join(f"{row['framework']} seed {row['seed']} ({row['reason']})"
-                                                          for row in comparison["left_out"])]
-          if comparison.get("left_out") else []),
+        f"- Throughput ratio {b} / {a} (median train samples/s): "
+        f"{formatting.significant(block['throughput_ratio'], 3)}",
     ]
+
+
+def _pairs_table(report: Mapping[str, Any]) -> list[str]:
+    """Every pair in one table: forward check, the final metric's paired difference b - a with its interval, the
+    equivalence verdict and the throughput ratio b / a."""
+    comparison = report["comparison"]
+    which = "final val" if _validated(report) else "final train"
+    lines = [f"Frameworks compared: {', '.join(comparison['frameworks_compared'])}; each pair b/a below is compared "
+             "as b - a, its throughput as b / a.", "",
+             f"| Pair b/a | Forward max abs diff | {which} {comparison['metric']} b - a (paired) | 95% CI "
+             "| Equivalence | Throughput ratio b / a |",
+             "|---|---:|---:|---|---|---:|"]
+    for key, block in comparison["pairs"].items():
+        paired = block["final_val"]["paired"]
+        lines.append(f"| {key} | {formatting.significant(block['forward_max_abs_diff'], 3)} "
+                     f"| {formatting.metric(paired['mean'], '+')} | {_interval_text(paired['ci95'])[len('95% CI '):]} "
+                     f"| {block['final_val']['equivalence']['verdict']} "
+                     f"| {formatting.significant(block['throughput_ratio'], 3)} |")
+    return lines
 
 
 def _probe_lines(report: Mapping[str, Any]) -> list[str]:
     """'predict(x): keras y, lightning y' per seed and probe input, for runs that carry a probe."""
     probes: dict[Any, dict[str, Mapping[str, Any]]] = {}
-    for fw in FRAMEWORKS:
+    names = present_frameworks(report["frameworks"])
+    for fw in names:
         for run in report["frameworks"][fw]["runs"]:
             if run.get("probe"):
                 probes.setdefault(run["seed"], {})[fw] = run["probe"]
     lines = []
     for seed, by_fw in probes.items():
         inputs = next(iter(by_fw.values()))["x"]
-        outputs = {fw: by_fw.get(fw, {}).get(fw) for fw in FRAMEWORKS}
+        outputs = {fw: by_fw.get(fw, {}).get(fw) for fw in names}
         for i, x in enumerate(inputs):
             predictions = ", ".join(
                 f"{fw} {'n/a' if outputs[fw] is None else _array_text(outputs[fw][i])}"
-                for fw in FRAMEWORKS
+                for fw in names
             )
             lines.append(f"- seed {seed}: predict({_array_text(x)}): {predictions}")
     return lines
@@ -539,8 +635,9 @@ def _provenance_lines(report: Mapping[str, Any]) -> list[str]:
     largest = formatting.significant(check["max_abs_diff"], 2)
     lines += [f"- Epochs: {epochs['run']} (course {epochs['course']})",
               f"- Mode: {provenance['mode']} (differences left native: {native})",
-              f"- Device: keras {provenance['device']['keras']}; lightning {provenance['device']['lightning']}; "
-              f"{provenance['threads']} thread(s) per framework",
+              "- Device: " + "; ".join(f"{fw} {provenance['device'][fw]}"
+                                       for fw in present_frameworks(provenance["device"]))
+              + f"; {provenance['threads']} thread(s) per framework",
               "- Versions: " + ", ".join(f"{name} {version}" for name, version in provenance["versions"].items()),
               f"- Forward check: {check['status']} ({check['checks']} check{'' if check['checks'] == 1 else 's'}, "
               f"largest max abs diff {largest})"]
@@ -572,7 +669,8 @@ def _period_line(report: Mapping[str, Any]) -> str:
 
 def _agreement_line(report: Mapping[str, Any]) -> str:
     """Whether every run's harness forecast MAE agrees with the framework's logged final val_mae."""
-    runs = [(fw, run) for fw in FRAMEWORKS for run in report["frameworks"][fw]["runs"] if run.get("forecast")]
+    runs = [(fw, run) for fw in present_frameworks(report["frameworks"]) for run in report["frameworks"][fw]["runs"]
+            if run.get("forecast")]
     checked = [(fw, run) for fw, run in runs if run["forecast"]["agrees"] is not None]
     rule = report["forecast"]["tolerance"]["rule"]
     if not checked:
@@ -592,7 +690,7 @@ def _forecast_lines(report: Mapping[str, Any]) -> list[str]:
     """The networks' forecast MAE/MSE per framework (mean over seeds) beside the baselines they must beat."""
     forecast = report["forecast"]
     lines = [_period_line(report), "", "| Forecast | MAE | MSE |", "|---|---:|---:|"]
-    for fw in FRAMEWORKS:
+    for fw in present_frameworks(report["frameworks"]):
         errors = forecast["frameworks"][fw]
         seeds = errors["mae"].get("n", 0)
         lines.append(f"| {fw} (network, mean over {seeds} seed{'' if seeds == 1 else 's'}) "
@@ -720,7 +818,7 @@ def plot_curves(report: Mapping[str, Any], path: Path) -> None:
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     FigureCanvasAgg(fig)
     for ax, key in zip(fig.subplots(1, 2), ("loss", metric)):
-        for fw in FRAMEWORKS:
+        for fw in present_frameworks(report["frameworks"]):
             runs = report["frameworks"][fw]["runs"]
             for series_key, style, label in ((key, "-", "train"), (f"val_{key}", "--", "val")):
                 series = [run["history"][series_key] for run in runs if run["history"].get(series_key)]
@@ -754,7 +852,9 @@ def plot_curves(report: Mapping[str, Any], path: Path) -> None:
 
 
 BASELINE_STYLES = (":", "--", "-.", (0, (5, 1, 1, 1, 1, 1)))  # grey reference lines, one dash pattern per baseline
-FORECAST_WIDTHS = {"keras": 2.5, "lightning": 1.0}  # keras wide and under lightning: identical forecasts both show
+# keras wide and under the others, keras-torch between: identical forecasts all show
+FORECAST_WIDTHS = {"keras": 2.5, "keras-torch": 1.7, "lightning": 1.0}
+BASELINE_COLOURS = ("tab:green", "tab:orange", "tab:blue", "tab:olive")
 
 
 def _baseline_lines(ax: Any, baselines: Sequence[Mapping[str, Any]]) -> None:
@@ -788,7 +888,7 @@ def plot_forecast(report: Mapping[str, Any], path: Path) -> None:
         title = "each statistical forecast"
     else:
         seed = report["seeds"][0]
-        for fw in FRAMEWORKS:
+        for fw in present_frameworks(report["frameworks"]):
             run = next((run for run in report["frameworks"][fw]["runs"] if run["seed"] == seed), None)
             if run and run.get("forecast"):
                 ax.plot(steps, run["forecast"]["values"], color=COLOURS[fw], linewidth=FORECAST_WIDTHS[fw],
@@ -797,7 +897,8 @@ def plot_forecast(report: Mapping[str, Any], path: Path) -> None:
         best = best_baseline(report)
         shown = [best] if best else []
         title = f"networks: seed {seed}" + ("; best baseline" if best else "")
-    for baseline, colour in zip(shown, itertools.cycle(("tab:green", "tab:orange", "tab:blue", "tab:olive"))):
+    taken = {COLOURS[fw] for fw in present_frameworks(report.get("frameworks", {}))}
+    for baseline, colour in zip(shown, itertools.cycle([c for c in BASELINE_COLOURS if c not in taken])):
         ax.plot(steps, baseline["forecast"], color=colour, linewidth=1, linestyle="--",
                 label=f"{baseline['name']} (MAE {formatting.metric(baseline['mae'])})")
     ax.set_xlabel("time step")

@@ -1,7 +1,9 @@
-"""The three flows of the CLI: describe the catalog, check forward parity, run both trainings.
+"""The three flows of the CLI: describe the catalog, check forward parity, run the trainings.
 
 Data is prepared here once, in numpy; each framework runs in its own worker process
-(parity.jobs) and everything comes back as files, then goes into the report. A series model's
+(parity.jobs) and everything comes back as files, then goes into the report. `check` and `run`
+compare the frameworks given (`--frameworks`, default keras and lightning): every pair of them,
+jobs going to the workers in parity.jobs.run_order (the weights source first). A series model's
 report also holds each run's forecast of the validation period and the statistical baselines
 over the same steps; a model that trains no network (c4w1_stat_forecast) gets the baselines alone.
 """
@@ -27,8 +29,8 @@ from parity.datasets.series import SeriesOptions, series_of, window_of
 from parity.errors import ParityError, WorkerError
 from parity.fileio import staging_dir
 from parity.plan import collate
-from parity.report import (build_baselines_report, build_report, final_key, final_value, forecast_record, seeds_text,
-                           write_report)
+from parity.report import (build_baselines_report, build_report, final_key, final_value, forecast_record, primary_pair,
+                           seeds_text, write_report)
 from parity.spec_types import SeriesData, TextData
 
 PROBE_SIZE = 256  # validation samples on which the initial Keras and torch outputs are compared
@@ -78,6 +80,7 @@ class RunOptions:
     request: dict[str, Any] | None = None
     # The command line that started the run (`parity`, its arguments), recorded in report.json as `command`.
     command: tuple[str, ...] = ()
+    frameworks: tuple[str, ...] = jobs.FRAMEWORKS  # `--frameworks`, in display order (parity.jobs.parse_frameworks)
 
 
 def _tell(line: str) -> None:
@@ -147,30 +150,48 @@ def _require_implemented(spec: ModelSpec) -> None:
 
 def forward_check(model_ids: list[str], seeds: list[int], workers: jobs.WorkerPool, workdir: Path,
                   reported: dict[str, dict[str, Any]] | None = None,
-                  spec_overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Forward parity on random weights: every Keras variable drawn at random (seeded), copied into torch by
-    name, outputs compared on the probe inputs already in `workdir` (inference, and training mode with dropout
-    off for BatchNorm/dropout models). One row per model, seed and mode, with its tolerance, its verdict and the
-    transfer's counts (every Keras variable read, every torch tensor assigned). `reported`, when given, receives
-    each framework's `device` and `versions` as its worker answered. `spec_overrides`: the sizes the data fixed,
-    per model id (`DataSplit.spec_overrides`)."""
+                  spec_overrides: dict[str, Any] | None = None,
+                  frameworks: tuple[str, ...] = jobs.FRAMEWORKS) -> list[dict[str, Any]]:
+    """Forward parity on random weights: every variable of the weights source's Keras model drawn at random
+    (seeded), the others loading its export by name, outputs compared on the probe inputs already in `workdir`
+    (inference, and training mode with dropout off for BatchNorm/dropout models), for every pair of `frameworks`.
+    One row per model, seed, pair and mode, with its tolerance and verdict; rows of a pair with lightning carry
+    the transfer's counts (every Keras variable read, every torch tensor assigned). Rows name their `pair`
+    (parity.jobs.pair_key) unless `frameworks` is the default pair, whose rows keep their shape. `reported`, when
+    given, receives each framework's `device` and `versions` as its worker answered. `spec_overrides`: the sizes
+    the data fixed, per model id (`DataSplit.spec_overrides`)."""
     rows = []
+    labelled = tuple(frameworks) != jobs.FRAMEWORKS
     for seed in seeds:
-        job = {"kind": "forward", "models": model_ids, "seed": seed, "spec_overrides": spec_overrides or {}}
-        answers = {framework: workers.run(framework, job, workdir) for framework in jobs.FRAMEWORKS}
+        job = {"kind": "forward", "models": model_ids, "seed": seed, "spec_overrides": spec_overrides or {},
+               "weights_source": jobs.weights_source(frameworks)}
+        answers = {framework: workers.run(framework, job, workdir) for framework in jobs.run_order(frameworks)}
         if reported is not None:
             reported.update({fw: {"device": answer["device"], "versions": answer["versions"]}
                              for fw, answer in answers.items()})
-        transfers = answers[jobs.FRAMEWORKS[-1]]["transfers"]
-        rows += [{**row, "seed": seed, "transfer": transfers[model_id]} for model_id in model_ids
-                 for row in compare.forward_check_rows(workdir, model_id, seed)]
+        transfers = answers["lightning"]["transfers"] if "lightning" in answers else {}
+        for model_id in model_ids:
+            for pair in jobs.framework_pairs(frameworks):
+                label = {"pair": jobs.pair_key(pair)} if labelled else {}
+                transfer = {"transfer": transfers[model_id]} if "lightning" in pair else {}
+                rows += [{"model": row["model"], **label, **row, "seed": seed, **transfer}
+                         for row in compare.forward_check_rows(workdir, model_id, seed, pair)]
     return rows
 
 
+def forward_max_abs_diff(rows: list[dict[str, Any]], pair: tuple[str, str] = jobs.FRAMEWORKS) -> float:
+    """The largest inference-mode max abs diff of `pair`'s rows of the forward check (a row without a `pair` is the
+    default pair's)."""
+    key = jobs.pair_key(pair)
+    return max(row["max_abs_diff"] for row in rows if row["mode"] == "inference" and row.get("pair", key) == key)
+
+
 def check_models(model_ids: list[str], device: str = "cpu", threads: int = 1,
-                 workers: jobs.WorkerPool | None = None, vocab: str | None = None) -> list[dict[str, Any]]:
-    """`parity check`: the forward check of each model on its synthetic stand-in's inputs (no download); `vocab`
-    encodes a subword model's stand-in with that vocabulary (`--vocab`), which sizes its Embedding."""
+                 workers: jobs.WorkerPool | None = None, vocab: str | None = None,
+                 frameworks: tuple[str, ...] = jobs.FRAMEWORKS) -> list[dict[str, Any]]:
+    """`parity check`: the forward check of each model on its synthetic stand-in's inputs (no download), between
+    every pair of `frameworks` (`--frameworks`); `vocab` encodes a subword model's stand-in with that vocabulary
+    (`--vocab`), which sizes its Embedding."""
     specs = [get_spec(model_id) for model_id in model_ids]
     for spec in specs:
         _require_implemented(spec)
@@ -182,7 +203,8 @@ def check_models(model_ids: list[str], device: str = "cpu", threads: int = 1,
             split = load_dataset(spec, synthetic=True, vocab=vocab)
             np.save(jobs.probe_inputs_path(workdir, spec.id), split.probe_inputs(PROBE_SIZE))
             overrides.update(split.spec_overrides(spec.id))
-        return forward_check([spec.id for spec in specs], [CHECK_SEED], workers, workdir, spec_overrides=overrides)
+        return forward_check([spec.id for spec in specs], [CHECK_SEED], workers, workdir, spec_overrides=overrides,
+                             frameworks=frameworks)
 
 
 def require_forward_parity(spec: ModelSpec, rows: list[dict[str, Any]], workdir: Path) -> None:
@@ -191,9 +213,10 @@ def require_forward_parity(spec: ModelSpec, rows: list[dict[str, Any]], workdir:
     failed = [row for row in rows if not row["passed"]]
     if failed:
         worst = max(failed, key=lambda row: row["max_abs_diff"])
+        pair = f"{worst['pair']}, " if "pair" in worst else ""
         raise ParityError(
             f"{spec.id}: the forward check failed ({len(failed)} of {len(rows)} checks; worst: seed {worst['seed']}, "
-            f"{worst['mode']} mode, max abs diff {worst['max_abs_diff']:.3g} > tolerance {worst['tolerance']:.3g}), "
+            f"{pair}{worst['mode']} mode, max abs diff {worst['max_abs_diff']:.3g} > tolerance {worst['tolerance']:.3g}), "
             "so the weights do not reach torch as Keras has them and a comparison would mean nothing; nothing was "
             f"trained or reported. Run `parity check {spec.id}`; files kept in {workdir}")
 
@@ -361,7 +384,7 @@ def _baselines(spec: ModelSpec, split: DataSplit, series: np.ndarray, split_time
 def _forecast_line(answers: dict[str, dict[str, Any]], baselines: list[dict[str, Any]]) -> str:
     """'forecast MAE: keras 5.1, lightning 5.1 (mean over seeds); baselines: naive 5.94, ...'."""
     networks = ", ".join(f"{fw} {statistics.fmean(run['forecast']['mae'] for run in answers[fw]['runs']):.4f}"
-                         for fw in jobs.FRAMEWORKS)
+                         for fw in jobs.ALL_FRAMEWORKS if fw in answers)
     scored = ", ".join(f"{row['name']} {row['mae']:.4f}" for row in baselines if row["mae"] is not None)
     return f"forecast MAE: {networks} (mean over seeds); baselines: {scored or 'none'}"
 
@@ -395,7 +418,8 @@ def run_model(model_id: str, options: RunOptions) -> Path:
         np.save(jobs.probe_inputs_path(workdir, spec.id), split.probe_inputs(PROBE_SIZE))
         reported: dict[str, dict[str, Any]] = {}  # each framework's device and versions
         with jobs.worker_pool(device=options.device, threads=options.threads, quiet=True) as workers:
-            check = forward_check([spec.id], seeds, workers, workdir, reported, split.spec_overrides(spec.id))
+            check = forward_check([spec.id], seeds, workers, workdir, reported, split.spec_overrides(spec.id),
+                                  options.frameworks)
         require_forward_parity(spec, check, workdir)
         print(f"forward check: {len(check)} of {len(check)} passed (largest max abs diff "
               f"{max(row['max_abs_diff'] for row in check):.2g}, random weights)", flush=True)
@@ -403,6 +427,7 @@ def run_model(model_id: str, options: RunOptions) -> Path:
                "data": str(data_file), "log_dir": str(staging / "logs"),
                "tensorboard_dir": str(staging / progress.TENSORBOARD_DIR),
                "learning_rate": options.learning_rate, "forecast": forecasting,
+               "weights_source": jobs.weights_source(options.frameworks),
                "save_to": str(staging) if options.save else None,
                "spec_overrides": inception.weights_overrides(spec, split.spec_overrides(spec.id), trunk_weights),
                **stopping_job(spec, split, options, staging / CHECKPOINT_DIR)}
@@ -412,9 +437,10 @@ def run_model(model_id: str, options: RunOptions) -> Path:
         answers = training.answers
         if not answers:  # stopped before any seed finished: nothing to report (a failure keeps its logs here)
             raise training.failure if training.failure else KeyboardInterrupt
-        if forecasting and len(training.complete) == len(jobs.FRAMEWORKS):
+        if forecasting and len(training.complete) == len(options.frameworks):
             print(_forecast_line(answers, series["baselines"]), flush=True)
-        saved = _saved_block(answers, len(np.load(jobs.probe_inputs_path(workdir, spec.id), mmap_mode="r")))
+        saved = _saved_block(answers, len(np.load(jobs.probe_inputs_path(workdir, spec.id), mmap_mode="r")),
+                             options.frameworks)
         if saved:
             print(_saved_line(saved), flush=True)
         for log in workdir.glob("*.log"):
@@ -427,9 +453,9 @@ def run_model(model_id: str, options: RunOptions) -> Path:
             "native_differences": options.alignment.to_job(),
             "seeds": seeds,
             "dataset": _dataset_info(spec, split),
-            "frameworks": training.frameworks(),
+            "frameworks": training.framework_blocks(),
             "forward_check": check,
-            "forward_max_abs_diff": max(row["max_abs_diff"] for row in check if row["mode"] == "inference"),
+            "forward_max_abs_diff": forward_max_abs_diff(check, primary_pair(options.frameworks)),
             "environment": _environment(reported, options),
             "spec": _spec_info(spec, epochs, options.learning_rate),
             "provenance": provenance.build_provenance(data, options.alignment, reported, options.threads,
@@ -476,13 +502,15 @@ class RunInterrupted(KeyboardInterrupt):
 class Training:
     """What the train jobs gave: each framework's answer ({"params", "runs"}: every seed, or the seeds it had
     finished when the run stopped; a framework with none finished is absent), the failure that stopped the run
-    (a worker's) and whether Ctrl-C did. The frameworks train one after another, in jobs.FRAMEWORKS order."""
+    (a worker's) and whether Ctrl-C did. The `frameworks` (display order) train one after another, in
+    parity.jobs.run_order."""
 
     answers: dict[str, dict[str, Any]]
     complete: set[str]
     seeds: list[int]
     failure: jobs.WorkerFailed | None = None
     interrupted: bool = False
+    frameworks: tuple[str, ...] = jobs.FRAMEWORKS
 
     def framework_status(self, framework: str) -> str:
         """'complete', 'failed', 'interrupted' (Ctrl-C came while it trained) or 'not run' (the run stopped before)."""
@@ -490,13 +518,13 @@ class Training:
             return "complete"
         if self.failure is not None:
             return "failed" if self.failure.framework == framework else "not run"
-        started = [fw for fw in jobs.FRAMEWORKS if fw not in self.complete]
+        started = [fw for fw in jobs.run_order(self.frameworks) if fw not in self.complete]
         return "interrupted" if started and started[0] == framework else "not run"
 
-    def frameworks(self) -> dict[str, dict[str, Any]]:
+    def framework_blocks(self) -> dict[str, dict[str, Any]]:
         """The report's `frameworks` block: params, runs and status of each, and the failure of a failed one."""
         block = {}
-        for fw in jobs.FRAMEWORKS:
+        for fw in self.frameworks:
             answer = self.answers.get(fw, {})
             block[fw] = {"params": answer.get("params"), "runs": answer.get("runs", []),
                          "status": self.framework_status(fw)}
@@ -517,13 +545,15 @@ def _failure_record(failure: jobs.WorkerFailed, seeds: list[int], runs: list[dic
 
 def train_frameworks(job: dict[str, Any], workdir: Path, options: RunOptions,
                      finish: Callable[[str, dict[str, Any]], None]) -> Training:
-    """Run the train job in each framework's worker in turn; `finish(framework, answer)` takes each answer as it
+    """Run the train job in the worker of each of `options.frameworks` in turn (parity.jobs.run_order: the weights
+    source first, as the others load its initial weights); `finish(framework, answer)` takes each answer as it
     arrives. A worker that fails, or Ctrl-C, stops the run (the worker is stopped); the seeds each framework had
     finished by then are kept (parity.jobs.finished_seeds) and finished too."""
     answers: dict[str, dict[str, Any]] = {}
     failure, interrupted = None, False
+    order = jobs.run_order(options.frameworks)
     try:
-        for framework in jobs.FRAMEWORKS:
+        for framework in order:
             # Quiet: the workers' per-epoch lines go to their logs only; the console gets the summary lines.
             answer = jobs.run_worker(framework, job, workdir, device=options.device, threads=options.threads,
                                      quiet=options.verbose == 0)
@@ -534,12 +564,12 @@ def train_frameworks(job: dict[str, Any], workdir: Path, options: RunOptions,
     except KeyboardInterrupt:
         interrupted = True
     complete = set(answers)
-    for framework in jobs.FRAMEWORKS:
+    for framework in order:
         finished = None if framework in answers else jobs.finished_seeds(workdir, framework, job["seeds"])
         if finished is not None:
             finish(framework, finished)
             answers[framework] = finished
-    return Training(answers, complete, list(job["seeds"]), failure, interrupted)
+    return Training(answers, complete, list(job["seeds"]), failure, interrupted, tuple(options.frameworks))
 
 
 def _finish_answer(spec: ModelSpec, split: DataSplit, series: dict[str, Any], framework: str,
@@ -567,7 +597,7 @@ def _outcome(report: dict[str, Any], final: Path, training: Training) -> Path:
         failure = training.failure
         record = report["frameworks"][failure.framework]["failure"]
         finished = "; ".join(f"{fw}: {seeds_text([run['seed'] for run in report['frameworks'][fw]['runs']])}"
-                             for fw in jobs.FRAMEWORKS)
+                             for fw in training.frameworks)
         raise RunFailed(f"the {failure.framework} worker failed while training {report['model']} seed "
                         f"{record['seed']} ({failure.cause}; log: {final / record['log']}); the report keeps the "
                         f"finished runs ({finished}) and marks {failure.framework} failed: {where}{kept}; run the "
@@ -581,21 +611,22 @@ def _outcome(report: dict[str, Any], final: Path, training: Training) -> Path:
     return final
 
 
-def _saved_block(answers: dict[str, dict[str, Any]], probe_samples: int) -> dict[str, Any] | None:
+def _saved_block(answers: dict[str, dict[str, Any]], probe_samples: int,
+                 frameworks: tuple[str, ...] = jobs.FRAMEWORKS) -> dict[str, Any] | None:
     """The report's `saved` block, taken out of each run's record (None when the run saved nothing): per framework
     and seed the files kept in OUT/MODEL/models with their sizes, each reload and whether it predicts the
     `probe_samples` probe inputs bit for bit as the trained model did."""
-    frameworks: dict[str, list[dict[str, Any]]] = {fw: [] for fw in jobs.FRAMEWORKS}
-    for fw in jobs.FRAMEWORKS:
+    kept: dict[str, list[dict[str, Any]]] = {fw: [] for fw in frameworks}
+    for fw in frameworks:
         for run in answers.get(fw, {}).get("runs", []):
             saved = run.pop("saved", None)
             if saved:
-                frameworks[fw].append({"seed": run["seed"], **saved})
-    if not any(frameworks.values()):
+                kept[fw].append({"seed": run["seed"], **saved})
+    if not any(kept.values()):
         return None
     return {"directory": saved_models.MODELS_DIR, "inputs": f"{saved_models.MODELS_DIR}/{saved_models.INPUTS_FILE}",
-            "probe_samples": probe_samples, "frameworks": frameworks,
-            "equal": all(row["equal"] for rows in frameworks.values() for row in rows)}
+            "probe_samples": probe_samples, "frameworks": kept,
+            "equal": all(row["equal"] for rows in kept.values() for row in rows)}
 
 
 def _saved_line(saved: dict[str, Any]) -> str:
@@ -651,16 +682,24 @@ def with_request(report: dict[str, Any], options: RunOptions) -> dict[str, Any]:
 
 
 def _environment(reported: dict[str, dict[str, Any]], options: RunOptions) -> dict[str, Any]:
-    """Versions and devices as each framework's worker reported them (`reported`: forward_check's)."""
-    keras_versions = reported["keras"]["versions"]
-    torch_versions = reported["lightning"]["versions"]
-    return {
+    """Versions and devices as each framework's worker reported them (`reported`: forward_check's). keras and
+    tensorflow are the Keras-on-TensorFlow worker's, torch and lightning the Lightning worker's; a framework left out
+    leaves its versions to keras-torch (keras, torch) or None. With keras-torch, `keras-torch` names its keras,
+    torch and Keras backend."""
+    versions = {fw: reported[fw]["versions"] for fw in ("keras-torch", "keras", "lightning") if fw in reported}
+    merged = {name: version for answer in versions.values() for name, version in answer.items()}
+    environment = {
         "python": platform.python_version(),
-        "tensorflow": keras_versions["tensorflow"],
-        "keras": keras_versions["keras"],
-        "torch": torch_versions["torch"],
-        "lightning": torch_versions["lightning"],
-        "device": f"keras: {reported['keras']['device']}; lightning: {reported['lightning']['device']}",
+        "tensorflow": merged.get("tensorflow"),
+        "keras": merged.get("keras"),
+        "torch": merged.get("torch"),
+        "lightning": merged.get("lightning"),
+        "device": "; ".join(f"{fw}: {reported[fw]['device']}" for fw in options.frameworks),
         "threads": options.threads,
         "platform": platform.platform(),
     }
+    if "keras-torch" in versions:
+        own = versions["keras-torch"]
+        environment["keras-torch"] = (f"keras {own.get('keras')}, torch {own.get('torch')}, "
+                                      f"Keras backend {own.get('keras_backend')}")
+    return environment

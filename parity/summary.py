@@ -39,6 +39,18 @@ Recommendation, per row, the first rule that applies:
 3. Either: equal accuracy (when `equivalent`) or the accuracy caveat, and no material speed
    difference (or no speed verdict: speed from a run report only, or not measured).
 
+Three frameworks: a row whose run report or bench has other frameworks than the default two
+(Keras on torch, `--frameworks`) gets a column per framework, and the statistics above for every
+pair (a, b) of its frameworks (parity.jobs.framework_pairs: the difference b - a, the speed ratio
+b / a; an MAE margin relative to a's mean) under `pairs`; every pair's tests join the Holm
+families. Its recommendation (`recommend_among`) names the best framework: one that is
+significantly less accurate than another is out (if one remains, it is the recommendation, for
+its accuracy); of the rest, the ones that no other is materially faster than, "at equal
+accuracy" when every pair among them is `equivalent`; when that leaves several, they are named
+together ("keras or keras-torch"; "either" when it is all of them). A table with such a row
+shows the per-framework columns and a table of pairs beneath; tables of the default two
+frameworks only are unchanged.
+
 Output: `render_markdown` (the table, by task, provenance, legend, sources); `write_summary`
 writes it to a file X.md with, beside it, X-accuracy.png and X-speed.png (parity.summary_plots)
 and X.html (the same Markdown as one self-contained page, parity.html_report).
@@ -61,6 +73,7 @@ from parity import compare, formatting, html_report, provenance, summary_plots
 from parity.catalog import CATALOG
 from parity.errors import ParityError
 from parity.fileio import write_bytes_atomic, write_text_atomic
+from parity.jobs import ALL_FRAMEWORKS, framework_pairs, pair_key
 from parity.report import BASELINES_KIND, FRAMEWORKS, final_values_by_seed, to_jsonable, validate_report
 
 KINDS = {"report.json": "run", "bench.json": "bench", "lockstep.json": "lockstep"}
@@ -71,6 +84,8 @@ LOWER_IS_BETTER = ("mae",)
 TASK_OF_METRIC = {"accuracy": "classification", "mae": "regression"}
 METRIC_WORDS = {"accuracy": "accuracy", "mae": "MAE"}
 MESSAGE_CHARS = 160
+FRAMEWORK_NAMES = {"keras": "Keras", "lightning": "Lightning", "keras-torch": "Keras-torch"}
+DEFAULT_PAIR = pair_key(FRAMEWORKS)  # "lightning/keras": the comparison of a row of the default two frameworks
 
 _NUMBER = {"type": "number"}
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
@@ -92,11 +107,17 @@ BENCH_SCHEMA = {
             "scope": {"enum": ["compute", "end_to_end"]},
             "trainer": {"enum": ["framework", "plain"]},
             "batch_size": {"type": "integer"},
-            "frameworks": {"type": "object", "required": list(FRAMEWORKS),
-                           "properties": {fw: _BENCH_FRAMEWORK for fw in FRAMEWORKS}},
+            # Two frameworks or more (keras and lightning by default; keras-torch with `--frameworks`).
+            "frameworks": {"type": "object", "properties": {fw: _BENCH_FRAMEWORK for fw in ALL_FRAMEWORKS},
+                           "anyOf": [{"required": list(pair)} for pair in framework_pairs(ALL_FRAMEWORKS)]},
             "throughput_ratio": _NUMBER_OR_NULL,
             "throughput_ratio_ci95": {"type": ["array", "null"], "items": _NUMBER_OR_NULL,
                                       "minItems": 2, "maxItems": 2},
+            "ratios": {"type": "object", "additionalProperties": {
+                "type": "object", "required": ["ratio"],
+                "properties": {"ratio": _NUMBER_OR_NULL,
+                               "interval": {"type": ["array", "null"], "items": _NUMBER_OR_NULL,
+                                            "minItems": 2, "maxItems": 2}}}},
             "settings": {"type": "object"},
             "provenance": {"type": "object"},
         },
@@ -149,6 +170,43 @@ def legend(margins: Mapping[str, compare.Margin]) -> list[str]:
     ]
 
 
+def frameworks_legend(margins: Mapping[str, compare.Margin], frameworks: Sequence[str]) -> list[str]:
+    """The legend of a table with other frameworks than the default two (a column per framework, a table of pairs)."""
+    margin_text = ", ".join(f"{metric} ±{margin.describe()}" for metric, margin in sorted(margins.items()))
+    band = f"[{SPEED_BAND}, {1 / SPEED_BAND:.3f}]"
+    names = ", ".join(FRAMEWORK_NAMES[fw] for fw in frameworks)
+    return [
+        (f"- {names}: final validation metric (accuracy; mae for regression, lower is better), mean ± sample std "
+         "over n seeds; n/a: the framework is not in the row's run report."),
+        ("- Pairs: every pair of a row's frameworks, B vs A (A first in the order keras, lightning, keras-torch). "
+         "keras-torch vs keras: the same Keras API on TensorFlow and on torch (the runtime and its kernels); "
+         "keras-torch vs lightning: the same torch kernels under the Keras and the Lightning API (defaults, "
+         "training loop)."),
+        ("- Paired B-A: mean of the per-seed differences b - a (runs matched by seed) with the paired t 95% "
+         "interval; r: correlation of the two frameworks' per-seed results. Welch B-A: the unpaired Welch 95% "
+         "interval (secondary). A relative margin (mae) is relative to A's mean."),
+        (f"- Verdict (margin {margin_text}; `--margin`): TOST equivalence and the paired two-sided test at "
+         "alpha 0.05, each with Holm's step-down correction across every tested pair of every row of the table "
+         "(the paired p-values form one family, the TOST p-values another); Holm p: the adjusted paired / TOST p. "
+         "`equivalent`: Holm TOST p < 0.05; else `different`: Holm paired p < 0.05; else `inconclusive`, with the "
+         "seeds that would settle it (80% power, level 0.05/m). No test: `too few seeds`, `degenerate`, "
+         "`undefined`, `not measured`."),
+        ("- Speed B/A: median samples/s of b over a, from the bench (the median over paired windows, with its "
+         "bootstrap 95% interval; framework trainer, end-to-end, eager, the recommended input pipeline where "
+         "measured) or the run (median train samples/s over its seeds: no interval, no verdict)."),
+        "- Peak mem: GPU peak memory from the bench per framework; host RSS when not on a GPU.",
+        ("- Lockstep: first training step where the per-step losses differ beyond the lockstep tolerance (in the "
+         "table of pairs, each pair's, where the lockstep report compared it)."),
+        ("- Recommendation: a framework significantly less accurate than another (`different`) is out; if one "
+         "remains, it is recommended for its accuracy. Of the rest, those no other is materially faster than "
+         f"(the bench's 95% interval of the ratio entirely outside {band}; without one, the windows do not "
+         "overlap; a run report's ratio never): \"at equal accuracy\" when every pair among them is `equivalent`, "
+         "else with each pair's accuracy caveat. Several left: named together (\"either\": all of them)."),
+        ("- Prov.: the provenance of the row (data source and hash, epochs, mode, device, threads, versions, "
+         "forward check), listed under Provenance; records whose provenance differs are never merged."),
+    ]
+
+
 @dataclass
 class _Row:
     """What the sources with one provenance say about one model; `settings` is the key a bench or lockstep must match."""
@@ -162,6 +220,12 @@ class _Row:
     bench: Mapping[str, Any] | None = None
     lockstep: Mapping[str, Any] | None = None
     sources: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def frameworks(self) -> tuple[str, ...]:
+        """The frameworks its run report and bench measured, in display order."""
+        present = {fw for record in (self.run, self.bench) if record is not None for fw in record["frameworks"]}
+        return tuple(fw for fw in ALL_FRAMEWORKS if fw in present)
 
 
 Warn = Callable[[str], None]
@@ -246,7 +310,7 @@ def device_class(text: str) -> str:
     """`cpu` or `gpu` from a device description ('keras: gpu (H100); lightning: gpu (H100)' -> 'gpu')."""
     classes = []
     for part in text.lower().split(";"):
-        part = part.split(":", 1)[1] if part.strip().startswith(FRAMEWORKS) else part
+        part = part.split(":", 1)[1] if part.strip().startswith(ALL_FRAMEWORKS) else part
         classes.append("gpu" if "gpu" in part or "cuda" in part else "cpu" if "cpu" in part else part.strip())
     unique = sorted(set(classes))
     return unique[0] if len(unique) == 1 else "/".join(unique)
@@ -268,7 +332,7 @@ def _record_mode(record: Mapping[str, Any]) -> str | None:
 def _record_device(record: Mapping[str, Any]) -> str:
     """`cpu` or `gpu` from the devices in a record's provenance, else its `device` text."""
     devices = provenance.record_provenance(record).get("device") or {}
-    text = "; ".join(f"{fw}: {devices[fw]}" for fw in FRAMEWORKS if devices.get(fw))
+    text = "; ".join(f"{fw}: {devices[fw]}" for fw in ALL_FRAMEWORKS if devices.get(fw))
     return device_class(text or str(record.get("device", "unknown")))
 
 
@@ -360,11 +424,13 @@ def merge(documents: Sequence[tuple[Path, str, Any]], warn: Warn) -> list[_Row]:
 # ---------------------------------------------------------------------------- accuracy statistics
 
 
-def accuracy_comparison(report: Mapping[str, Any], margin: compare.Margin) -> dict[str, Any]:
-    """Paired, Welch and TOST (uncorrected) of one run report, recomputed from its per-seed final values."""
+def accuracy_comparison(report: Mapping[str, Any], margin: compare.Margin,
+                        pair: tuple[str, str] = FRAMEWORKS) -> dict[str, Any]:
+    """Paired, Welch and TOST (uncorrected) of one run report, recomputed from its per-seed final values: the
+    difference b - a of `pair` (a, b), lightning - keras by default; a relative margin is relative to a's mean."""
     metric = report["comparison"]["metric"]
-    finals = {fw: final_values_by_seed(fw, report["frameworks"][fw]["runs"], metric) for fw in FRAMEWORKS}
-    return compare.final_val_comparison(finals["keras"], finals["lightning"], metric, margin)
+    finals = {fw: final_values_by_seed(fw, report["frameworks"][fw]["runs"], metric) for fw in pair}
+    return compare.final_val_comparison(finals[pair[0]], finals[pair[1]], metric, margin, names=pair)
 
 
 def apply_holm(rows: Sequence[dict[str, Any]]) -> None:
@@ -391,18 +457,33 @@ def apply_holm(rows: Sequence[dict[str, Any]]) -> None:
 # ---------------------------------------------------------------------------- recommending
 
 
-def material_speed_difference(bench: Mapping[str, Any] | None) -> bool:
-    """Whether the bench shows a material speed difference (the rule in this module's docstring).
+def bench_ratio(bench: Mapping[str, Any], pair: tuple[str, str] = FRAMEWORKS) -> dict[str, Any]:
+    """{"ratio", "interval"} of b / a for `pair` (a, b) in a bench row: its `ratios` entry, or (a bench of the
+    default two frameworks) its throughput_ratio and interval; the ratio of the median samples/s where the bench
+    records none, with no interval."""
+    key = pair_key(pair)
+    entry = dict((bench.get("ratios") or {}).get(key) or {})
+    if not entry and key == DEFAULT_PAIR:
+        entry = {"ratio": bench.get("throughput_ratio"), "interval": bench.get("throughput_ratio_ci95")}
+    medians = [bench["frameworks"][fw]["samples_per_s"]["median"] for fw in pair]
+    if entry.get("ratio") is None and medians[0] > 0:
+        entry["ratio"] = medians[1] / medians[0]
+    return {"ratio": entry.get("ratio"), "interval": entry.get("interval")}
+
+
+def material_speed_difference(bench: Mapping[str, Any] | None, pair: tuple[str, str] = FRAMEWORKS) -> bool:
+    """Whether the bench shows a material speed difference between the frameworks of `pair` (the rule in this
+    module's docstring).
 
     Without a bench there is no speed verdict: a run report's ratio comes from frameworks trained
     one after the other, with no interval.
     """
     if bench is None:
         return False
-    lo, hi = bench.get("throughput_ratio_ci95") or (None, None)
+    lo, hi = bench_ratio(bench, pair)["interval"] or (None, None)
     if lo is not None and hi is not None:
         return hi < SPEED_BAND or lo > 1 / SPEED_BAND
-    windows = [bench["frameworks"][fw]["samples_per_s"] for fw in FRAMEWORKS]
+    windows = [bench["frameworks"][fw]["samples_per_s"] for fw in pair]
     slow, fast = sorted(windows, key=lambda window: window["median"])
     return slow["max"] < fast["min"]
 
@@ -475,32 +556,169 @@ def recommend(metric: str | None, row: Mapping[str, Any], throughput_ratio: floa
     return {"backend": "either", "reason": f"{caveat}; {_no_speed_verdict(throughput_ratio, throughput_source)}"}
 
 
-def _accuracy(row: _Row) -> dict[str, dict[str, Any]]:
+def pair_of(key: str) -> tuple[str, str]:
+    """(a, b) of a pair key "b/a"."""
+    b, a = key.split("/")
+    return a, b
+
+
+def _more_accurate(metric: str | None, key: str, comparison: Mapping[str, Any]) -> str:
+    """The more accurate framework of a pair whose difference b - a is significant."""
+    a, b = pair_of(key)
+    return b if (comparison["paired"]["mean"] > 0) != (metric in LOWER_IS_BETTER) else a
+
+
+def _differs_text(metric: str | None, different: Mapping[str, Mapping[str, Any]]) -> str:
+    """'accuracy differs: keras-torch - lightning +0.0300 [+0.0200, +0.0400] (paired, Holm p = 0.003)'."""
+    texts = []
+    for key, comparison in different.items():
+        a, b = pair_of(key)
+        paired = comparison["paired"]
+        lo, hi = paired["ci95"]
+        texts.append(f"{b} - {a} {formatting.metric(paired['mean'], '+')} [{formatting.metric(lo, '+')}, "
+                     f"{formatting.metric(hi, '+')}] (paired, Holm p = "
+                     f"{formatting.significant(comparison['holm']['p_difference'], 2)})")
+    note = f"; {metric}: lower is better" if metric in LOWER_IS_BETTER else ""
+    return f"{metric} differs: {'; '.join(texts)}{note}"
+
+
+def _accuracy_among(metric: str | None, pairs: Mapping[str, Mapping[str, Any]]) -> tuple[bool, str]:
+    """(whether every pair is `equivalent`, the accuracy in words): 'equal accuracy (every pair within ±0.0100,
+    Holm TOST p <= 0.012)', or each pair's caveat (said once when all pairs share it)."""
+    words = METRIC_WORDS.get(metric or "", metric or "accuracy")
+    if all(comparison["verdict"] == "equivalent" for comparison in pairs.values()):
+        margin = formatting.metric(max(comparison["equivalence"]["margin"] for comparison in pairs.values()))
+        p_value = formatting.significant(max(comparison["holm"]["p_equivalence"] for comparison in pairs.values()), 2)
+        if len(pairs) == 1:
+            a, b = pair_of(next(iter(pairs)))
+            return True, f"equal {words} ({b} - {a} within ±{margin}, Holm TOST p = {p_value})"
+        return True, f"equal {words} (every pair within ±{margin}, Holm TOST p <= {p_value})"
+    caveats = {key: _accuracy_caveat(metric, comparison) for key, comparison in pairs.items()
+               if comparison["verdict"] != "equivalent"}
+    if len(set(caveats.values())) == 1 and len(caveats) == len(pairs) > 1:
+        return False, next(iter(caveats.values()))
+    return False, "; ".join(f"{' - '.join(pair_of(key)[::-1])}: {caveat}" for key, caveat in caveats.items())
+
+
+def _no_speed_among(pairs: Mapping[str, Mapping[str, Any]]) -> str:
+    """Why speed decides nothing among `pairs`: not measured, a run report only, or no material difference."""
+    measured = [comparison for comparison in pairs.values() if comparison["throughput_ratio"] is not None]
+    if not measured:
+        return "speed not measured"
+    if all(comparison["throughput_source"] == "run" for comparison in measured):
+        return _no_speed_verdict(measured[0]["throughput_ratio"], "run")
+    return "no material speed difference"
+
+
+def _faster_slower(key: str, ratio: float) -> tuple[str, str]:
+    """(faster, slower) of a pair "b/a" whose speed ratio b / a is `ratio`."""
+    a, b = pair_of(key)
+    return (b, a) if ratio > 1 else (a, b)
+
+
+def _names(frameworks: Sequence[str]) -> str:
+    return " or ".join(frameworks)
+
+
+def recommend_among(metric: str | None, frameworks: Sequence[str],
+                    pairs: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """{backend, reason} among several frameworks, by the rule in this module's docstring.
+
+    `pairs`: each pair's statistics after Holm (`verdict`, `paired`, `equivalence`, `holm`,
+    `seeds_needed`) and speed (`throughput_ratio`, `throughput_ratio_ci95`, `throughput_source`,
+    `speed_material`), by pair key "b/a". `backend` is one framework, several joined by " or ",
+    or "either" (all of them).
+    """
+    different = {key: comparison for key, comparison in pairs.items() if comparison["verdict"] == "different"}
+    less_accurate = {fw for key, comparison in different.items() for fw in pair_of(key)
+                     if fw != _more_accurate(metric, key, comparison)}
+    candidates = [fw for fw in frameworks if fw not in less_accurate] or list(frameworks)
+    if len(candidates) == 1:
+        return {"backend": candidates[0], "reason": _differs_text(metric, different)}
+    among = {key: comparison for key, comparison in pairs.items() if set(pair_of(key)) <= set(candidates)}
+    equal, accuracy = _accuracy_among(metric, among)
+    faster_pairs = {key: comparison for key, comparison in among.items()
+                    if comparison["speed_material"] and comparison["throughput_ratio"]}
+    ordered = {key: _faster_slower(key, comparison["throughput_ratio"]) for key, comparison in faster_pairs.items()}
+    slower = {slow for _, slow in ordered.values()}
+    fastest = [fw for fw in candidates if fw not in slower] or candidates
+    excluded = (f"; less accurate: {', '.join(sorted(less_accurate))} ({_differs_text(metric, different)})"
+                if different else "")
+    if len(fastest) < len(candidates):
+        facts = "; ".join(f"{ordered[key][0]} over {ordered[key][1]} "
+                          f"{_speed_text(comparison['throughput_ratio'], comparison['throughput_ratio_ci95'])}"
+                          for key, comparison in faster_pairs.items())
+        reason = f"faster at {accuracy}: {facts}" if equal else f"faster: {facts}; {accuracy}"
+        return {"backend": _names(fastest), "reason": reason + excluded}
+    backend = "either" if len(candidates) == len(frameworks) else _names(candidates)
+    return {"backend": backend, "reason": f"{accuracy}; {_no_speed_among(among)}{excluded}"}
+
+
+def _accuracy(row: _Row, frameworks: Sequence[str] = FRAMEWORKS) -> dict[str, dict[str, Any]]:
+    """Each framework's final metric (mean, std, n): the run report's summary, or from its runs for a framework
+    the summary lacks; n 0 for a framework without runs."""
     if row.run is None:
-        return {fw: {"mean": None, "std": None, "n": 0} for fw in FRAMEWORKS}
-    final = row.run["comparison"]["final_val"]
-    return {fw: {"mean": final[fw]["mean"], "std": final[fw]["std"],
-                 "n": final[fw].get("n", len(row.run["frameworks"][fw]["runs"]))} for fw in FRAMEWORKS}
+        return {fw: {"mean": None, "std": None, "n": 0} for fw in frameworks}
+    final = row.run["comparison"].get("final_val") or {}
+    accuracy = {}
+    for fw in frameworks:
+        if fw in final:
+            accuracy[fw] = {"mean": final[fw]["mean"], "std": final[fw]["std"],
+                            "n": final[fw].get("n", len(row.run["frameworks"][fw]["runs"]))}
+        elif fw in row.run["frameworks"]:
+            values = final_values_by_seed(fw, row.run["frameworks"][fw]["runs"], row.run["comparison"]["metric"])
+            accuracy[fw] = {**compare.summarize(list(values.values())), "n": len(values)}
+        else:
+            accuracy[fw] = {"mean": None, "std": None, "n": 0}
+    return accuracy
 
 
-def _speed(row: _Row) -> dict[str, Any]:
-    """The throughput ratio, its interval and source: the bench when attached, else the run report."""
-    if row.bench is not None:
-        medians = [row.bench["frameworks"][fw]["samples_per_s"]["median"] for fw in FRAMEWORKS]
-        ratio = row.bench.get("throughput_ratio")
-        if ratio is None and medians[0] > 0:
-            ratio = medians[1] / medians[0]
-        return {"throughput_ratio": ratio, "throughput_ratio_ci95": row.bench.get("throughput_ratio_ci95"),
+def _run_ratio(report: Mapping[str, Any], pair: tuple[str, str]) -> float | None:
+    """A run report's speed ratio b / a: its comparison's (lightning / keras; `pairs` for the others), else the
+    median train samples/s of its runs."""
+    comparison = report["comparison"]
+    if pair == FRAMEWORKS:
+        return comparison["throughput_ratio"]
+    recorded = (comparison.get("pairs") or {}).get(pair_key(pair)) or {}
+    if "throughput_ratio" in recorded:
+        return recorded["throughput_ratio"]
+    rates = [[run.get("train_samples_per_s") for run in report["frameworks"][fw]["runs"] if not run.get("diverged")]
+             for fw in pair]
+    return compare.throughput_ratio(*rates)
+
+
+def _speed(row: _Row, pair: tuple[str, str] = FRAMEWORKS) -> dict[str, Any]:
+    """The throughput ratio b / a of `pair`, its interval and source: the bench when attached and it measured both,
+    else the run report."""
+    if row.bench is not None and all(fw in row.bench["frameworks"] for fw in pair):
+        ratio = bench_ratio(row.bench, pair)
+        return {"throughput_ratio": ratio["ratio"], "throughput_ratio_ci95": ratio["interval"],
                 "throughput_source": "bench"}
-    ratio = row.run["comparison"]["throughput_ratio"] if row.run else None
+    ratio = _run_ratio(row.run, pair) if row.run and all(fw in row.run["frameworks"] for fw in pair) else None
     return {"throughput_ratio": ratio, "throughput_ratio_ci95": None,
             "throughput_source": "run" if ratio is not None else None}
+
+
+COMPARISON_KEYS = ("diff_mean", "diff_ci95", "welch_p", "paired", "welch", "equivalence")
+
+
+def _pair_summary(row: _Row, pair: tuple[str, str], margin: compare.Margin | None) -> dict[str, Any]:
+    """One pair's statistics (before Holm) and speed: the accuracy of the run report when it has both frameworks."""
+    measured = row.run is not None and margin is not None and all(fw in row.run["frameworks"] for fw in pair)
+    comparison = accuracy_comparison(row.run, margin, pair) if measured else {}
+    bench = row.bench if row.bench is not None and all(fw in row.bench["frameworks"] for fw in pair) else None
+    return {"diff_mean": comparison.get("diff_mean"), "diff_ci95": comparison.get("diff_ci95", [None, None]),
+            **{key: comparison.get(key) for key in COMPARISON_KEYS[2:]},
+            **_speed(row, pair), "speed_material": material_speed_difference(bench, pair)}
 
 
 def _summary_row(row: _Row, margins: Mapping[str, compare.Margin]) -> dict[str, Any]:
     """The machine-readable summary of one row, before Holm and the recommendation."""
     spec = CATALOG.get(row.model)
     metric = row.run["comparison"]["metric"] if row.run else (spec.metric if spec else None)
+    frameworks = row.frameworks
+    if frameworks != FRAMEWORKS:
+        return _frameworks_summary_row(row, metric, frameworks, margins)
     comparison = accuracy_comparison(row.run, margins[metric]) if row.run else {}
     bench_fw = row.bench["frameworks"] if row.bench else {}
     lockstep = row.lockstep
@@ -534,6 +752,54 @@ def _summary_row(row: _Row, margins: Mapping[str, compare.Margin]) -> dict[str, 
     }
 
 
+def _frameworks_summary_row(row: _Row, metric: str | None, frameworks: tuple[str, ...],
+                            margins: Mapping[str, compare.Margin]) -> dict[str, Any]:
+    """The summary of a row with other frameworks than the default two: a row of today's keys (the
+    lightning / keras comparison, when it has both) with `frameworks` and `pairs` (every pair's `_pair_summary`)."""
+    pairs = {pair_key(pair): _pair_summary(row, pair, margins.get(metric)) for pair in framework_pairs(frameworks)}
+    default = pairs.get(DEFAULT_PAIR) or _pair_summary(row, FRAMEWORKS, None)  # no keras or no lightning: all None
+    spec = CATALOG.get(row.model)
+    bench_fw = row.bench["frameworks"] if row.bench else {}
+    record = row.run or row.bench
+    return {
+        "model": row.model,
+        "mode": row.mode,
+        "device": row.device,
+        "provenance_key": row.key,
+        "provenance": provenance.describe_provenance(record),
+        "task": spec.task if spec else TASK_OF_METRIC.get(metric),
+        "metric": metric,
+        "accuracy": _accuracy(row, frameworks),
+        **{key: default[key] for key in (*COMPARISON_KEYS, "throughput_ratio", "throughput_ratio_ci95",
+                                         "throughput_source")},
+        "bench_batch_size": row.bench["batch_size"] if row.bench else None,
+        "bench_input": row.bench.get("input") if row.bench else None,
+        "peak_mem_mb": {fw: bench_fw.get(fw, {}).get("peak_mem_mb") for fw in frameworks},
+        "host_rss_mb": {fw: bench_fw.get(fw, {}).get("host_rss_mb") for fw in frameworks},
+        "lockstep": None if row.lockstep is None else {
+            **{key: row.lockstep[key] for key in ("first_divergence_step", "steps", "tolerance", "max_rel_loss_diff")},
+            "pairs": {key: entry.get("first_divergence_step")
+                      for key, entry in (row.lockstep.get("pairs") or {}).items()},
+        },
+        "speed_material": default["speed_material"],
+        "sources": [str(path) for path in row.sources.values()],
+        "source_provenance": {kind: provenance.describe_provenance(getattr(row, kind)) for kind in row.sources},
+        "frameworks": list(frameworks),
+        "pairs": pairs,
+    }
+
+
+def row_pairs(row: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """A summary row's comparisons by pair key: its `pairs`, or (a row of the default two frameworks) the row itself
+    as "lightning/keras"."""
+    return dict(row["pairs"]) if "pairs" in row else {DEFAULT_PAIR: row}
+
+
+def row_frameworks(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """A summary row's frameworks: its `frameworks`, or the default two."""
+    return tuple(row.get("frameworks") or FRAMEWORKS)
+
+
 def summarize(paths: Sequence[Path], warn: Warn,
               margins: Mapping[str, compare.Margin] | None = None) -> list[dict[str, Any]]:
     """The summary rows of every run report, bench result and lockstep report under `paths`.
@@ -551,10 +817,15 @@ def summarize(paths: Sequence[Path], warn: Warn,
                           f"{', '.join(map(str, paths))}; write them with `parity run --out DIR` "
                           "or `parity bench --out DIR`")
     rows = [_summary_row(row, margins) for row in merge(documents, warn)]
-    apply_holm(rows)
+    apply_holm([comparison for row in rows for comparison in row_pairs(row).values()])
     for row in rows:
-        row["recommendation"] = recommend(row["metric"], row, row["throughput_ratio"], row["speed_material"],
-                                          row["throughput_ratio_ci95"], row["throughput_source"])
+        if "pairs" in row:
+            default = row["pairs"].get(DEFAULT_PAIR) or {"holm": None, "verdict": "not measured", "seeds_needed": None}
+            row.update({key: default[key] for key in ("holm", "verdict", "seeds_needed")})
+            row["recommendation"] = recommend_among(row["metric"], row["frameworks"], row["pairs"])
+        else:
+            row["recommendation"] = recommend(row["metric"], row, row["throughput_ratio"], row["speed_material"],
+                                              row["throughput_ratio_ci95"], row["throughput_source"])
     return [to_jsonable(row) for row in rows]
 
 
@@ -618,11 +889,11 @@ def _speed_cell(row: Mapping[str, Any]) -> str:
     return f"{ratio} [{formatting.significant(lo, 3)}, {formatting.significant(hi, 3)}]"
 
 
-def _memory_cell(row: Mapping[str, Any]) -> str:
+def _memory_cell(row: Mapping[str, Any], frameworks: Sequence[str] = FRAMEWORKS) -> str:
     for key, label in (("peak_mem_mb", ""), ("host_rss_mb", " (host RSS)")):
         values = row[key]
         if any(value is not None for value in values.values()):
-            return " / ".join(formatting.rate(values[fw]) for fw in FRAMEWORKS) + label
+            return " / ".join(formatting.rate(values.get(fw)) for fw in frameworks) + label
     return "n/a"
 
 
@@ -632,6 +903,19 @@ def _lockstep_cell(lockstep: Mapping[str, Any] | None) -> str:
     if lockstep["first_divergence_step"] is None:
         return f"none in {lockstep['steps']} steps"
     return f"step {lockstep['first_divergence_step']} of {lockstep['steps']}"
+
+
+def _pair_lockstep(row: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    """A pair's first divergence step from the row's lockstep report: its `pairs` entry, or the report's own (a
+    report of the default two frameworks) for lightning/keras."""
+    lockstep = row["lockstep"]
+    if lockstep is None:
+        return None
+    if lockstep.get("pairs"):
+        if key not in lockstep["pairs"]:
+            return None
+        return {"first_divergence_step": lockstep["pairs"][key], "steps": lockstep["steps"]}
+    return lockstep if key == DEFAULT_PAIR else None
 
 
 def _source_cell(row: Mapping[str, Any]) -> str:
@@ -679,11 +963,78 @@ def markdown_code(text: str) -> str:
     return f"{fence} {text} {fence}" if text.startswith("`") or text.endswith("`") else f"{fence}{text}{fence}"
 
 
+def table_frameworks(rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """Every framework of the table's rows, in display order."""
+    present = {fw for row in rows for fw in row_frameworks(row)}
+    return tuple(fw for fw in ALL_FRAMEWORKS if fw in present)
+
+
+FRAMEWORK_INITIALS = {"keras": "K", "lightning": "L", "keras-torch": "KT"}
+
+
+def _frameworks_tables(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str],
+                       frameworks: Sequence[str]) -> list[str]:
+    """A column per framework, then a table of every row's pairs (a table with other frameworks than the default two)."""
+    initials = " / ".join(FRAMEWORK_INITIALS[fw] for fw in frameworks)
+    lines = [
+        ("| Model | Mode | Device | Prov. | Task | Metric | "
+         + "".join(f"{FRAMEWORK_NAMES[fw]} | " for fw in frameworks)
+         + f"Peak mem MB {initials} | Lockstep | Recommendation |"),
+        "|---|---|---|---|---|---|" + "---:|" * len(frameworks) + "---:|---|---|",
+    ]
+    missing = {"mean": None, "std": None, "n": 0}
+    for row in rows:
+        recommendation = row["recommendation"]
+        cells = [row["model"], row["mode"] or "-", row["device"], labels[row["provenance_key"]], row["task"] or "n/a",
+                 row["metric"] or "n/a", *(_accuracy_cell(row["accuracy"].get(fw, missing)) for fw in frameworks),
+                 _memory_cell(row, frameworks), _lockstep_cell(row["lockstep"]),
+                 f"**{recommendation['backend']}**: {recommendation['reason']}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "", "## Pairs", "",
+        ("| Model | Mode | Device | Prov. | Pair B/A | Paired B-A [95% CI] | r | Welch B-A [95% CI] "
+         "| Verdict (margin) | Holm p paired / TOST | Speed B/A [95% CI] | Speed source | Lockstep |"),
+        "|---|---|---|---|---|---:|---:|---:|---|---:|---:|---|---|",
+    ]
+    for row in rows:
+        for key, pair in row_pairs(row).items():
+            comparison = {**row, **pair}
+            correlation = comparison["paired"]["correlation"] if comparison["paired"] else None
+            cells = [row["model"], row["mode"] or "-", row["device"], labels[row["provenance_key"]], key,
+                     _paired_cell(comparison), formatting.significant(correlation, 2), _welch_cell(comparison),
+                     _verdict_cell(comparison), _holm_cell(comparison), _speed_cell(comparison),
+                     _source_cell(comparison), _lockstep_cell(_pair_lockstep(row, key))]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def render_markdown(rows: Sequence[Mapping[str, Any]], margins: Mapping[str, compare.Margin] | None = None,
                     plots: Sequence[tuple[str, str]] = ()) -> str:
-    """The summary in Markdown: the table, its plots (caption, file name beside the Markdown), recommendations by
-    task, provenance, legend and source files."""
+    """The summary in Markdown: the table (with other frameworks than the default two, a column per framework and a
+    table of pairs), its plots (caption, file name beside the Markdown), recommendations by task, provenance,
+    legend and source files."""
     labels = provenance_labels(rows)
+    frameworks = table_frameworks(rows)
+    margins = {**compare.DEFAULT_MARGINS, **(margins or {})}
+    if frameworks != FRAMEWORKS:
+        lines = ["# Parity summary", "", *_frameworks_tables(rows, labels, frameworks)]
+    else:
+        lines = _default_table(rows, labels)
+    sources = sorted({source for row in rows for source in row["sources"]})
+    if plots:
+        lines += ["", "## Plots"]
+        for caption, name in plots:
+            lines += ["", f"![{caption}]({quote(name)})"]
+    lines += ["", "## By task", "", *_by_task(rows)]
+    lines += ["", "## Provenance", "", *_provenance_lines(rows, labels)]
+    lines += ["", "## Legend", "",
+              *(legend(margins) if frameworks == FRAMEWORKS else frameworks_legend(margins, frameworks))]
+    lines += ["", "## Sources", "", *(f"- {markdown_code(source)}" for source in sources), ""]
+    return "\n".join(lines)
+
+
+def _default_table(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -> list[str]:
+    """The table of a summary of the default two frameworks: one line per row, the comparison in its columns."""
     lines = [
         "# Parity summary", "",
         ("| Model | Mode | Device | Prov. | Task | Metric | Keras | Lightning | Paired L-K [95% CI] | r "
@@ -701,20 +1052,13 @@ def render_markdown(rows: Sequence[Mapping[str, Any]], margins: Mapping[str, com
                  _speed_cell(row), _source_cell(row), _memory_cell(row), _lockstep_cell(row["lockstep"]),
                  f"**{recommendation['backend']}**: {recommendation['reason']}"]
         lines.append("| " + " | ".join(cells) + " |")
-    sources = sorted({source for row in rows for source in row["sources"]})
-    if plots:
-        lines += ["", "## Plots"]
-        for caption, name in plots:
-            lines += ["", f"![{caption}]({quote(name)})"]
-    lines += ["", "## By task", "", *_by_task(rows)]
-    lines += ["", "## Provenance", "", *_provenance_lines(rows, labels)]
-    lines += ["", "## Legend", "", *legend({**compare.DEFAULT_MARGINS, **(margins or {})})]
-    lines += ["", "## Sources", "", *(f"- {markdown_code(source)}" for source in sources), ""]
-    return "\n".join(lines)
+    return lines
 
 
 PLOTS = (("accuracy", "Accuracy (MAE) difference lightning - keras per row, paired 95% interval, margin and verdict"),
          ("speed", "Speed ratio lightning / keras per row, bootstrap 95% interval where benched"))
+PAIR_PLOTS = (("accuracy", "Accuracy (MAE) difference b - a per row and pair, paired 95% interval, margin and verdict"),
+              ("speed", "Speed ratio b / a per row and pair, bootstrap 95% interval where benched"))
 
 
 def plot_path(out: Path, name: str) -> Path:
@@ -737,7 +1081,7 @@ def write_summary(rows: Sequence[Mapping[str, Any]], margins: Mapping[str, compa
     pictures = {"accuracy": summary_plots.accuracy_png(rows, labels),
                 "speed": summary_plots.speed_png(rows, labels, (SPEED_BAND, 1 / SPEED_BAND))}
     written, shown, images = [], [], {}
-    for name, caption in PLOTS:
+    for name, caption in PLOTS if table_frameworks(rows) == FRAMEWORKS else PAIR_PLOTS:
         path = plot_path(out, name)
         if pictures[name] is None:
             path.unlink(missing_ok=True)

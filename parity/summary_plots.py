@@ -17,6 +17,11 @@ rows as the table does.
   [0.95, 1/0.95]), and the source and speed verdict on the right. A ratio from a run report
   (hollow square) has no interval and no verdict.
 
+Rows with other frameworks than the default two (their `pairs`, parity.summary) give one point
+per pair in both pictures, labelled with the pair (b - a, b / a); a picture with such points says
+"b - a" and "b / a" where it says "lightning - keras" and "lightning / keras" otherwise, and
+scales a pair's MAE difference by a's mean.
+
 matplotlib is imported inside the functions (Figure + FigureCanvasAgg, no pyplot), so importing
 this module touches no backend state.
 """
@@ -29,10 +34,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from parity import compare
+from parity.jobs import FRAMEWORKS, pair_key
 
 METRIC_TITLES = {"accuracy": "Accuracy", "mae": "MAE"}
 METRIC_UNITS = {"accuracy": "lightning - keras (accuracy, a fraction)",
                 "mae": "lightning - keras (% of the keras mean MAE; lower is better)"}
+PAIRS_METRIC_UNITS = {"accuracy": "b - a of each pair (accuracy, a fraction)",
+                      "mae": "b - a of each pair (% of a's mean MAE; lower is better)"}
+DEFAULT_PAIR = pair_key(FRAMEWORKS)  # "lightning/keras"
 VERDICT_COLOURS = {"equivalent": "tab:green", "different": "tab:red", "inconclusive": "tab:orange"}
 NO_TEST_COLOUR = "0.45"
 MARGIN_COLOUR = "tab:green"
@@ -71,12 +80,27 @@ def row_label(row: Mapping[str, Any], provenance_label: str) -> str:
     return f"{row['model']} ({details})"
 
 
-def _scale(row: Mapping[str, Any]) -> float | None:
-    """The factor from the metric's units to the panel's: 1 for accuracy, 100 / keras mean for MAE."""
+def with_pairs(rows: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether any row has other frameworks than the default two (its comparisons are under `pairs`)."""
+    return any("pairs" in row for row in rows)
+
+
+def comparisons(row: Mapping[str, Any], pairs: bool, provenance_label: str) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """(label, pair key, the row with that pair's statistics) per comparison of a row: its `pairs`, or the row itself
+    as lightning/keras. `pairs`: the picture shows pairs, so each label names its pair ('model (...): b - a')."""
+    label = row_label(row, provenance_label)
+    if "pairs" not in row:
+        return [(f"{label}: lightning - keras" if pairs else label, DEFAULT_PAIR, row)]
+    return [(f"{label}: {' - '.join(key.split('/'))}", key, {**row, **pair}) for key, pair in row["pairs"].items()]
+
+
+def _scale(row: Mapping[str, Any], key: str = DEFAULT_PAIR) -> float | None:
+    """The factor from the metric's units to the panel's: 1 for accuracy, 100 / a's mean for MAE (a: the pair's
+    first framework, keras for lightning/keras)."""
     if row["metric"] != "mae":
         return 1.0
-    keras_mean = row["accuracy"]["keras"]["mean"]
-    return 100.0 / keras_mean if keras_mean is not None and keras_mean > 0 else None
+    reference = row["accuracy"].get(key.split("/")[1], {}).get("mean")
+    return 100.0 / reference if reference is not None and reference > 0 else None
 
 
 def verdict_label(row: Mapping[str, Any]) -> str:
@@ -88,52 +112,61 @@ def verdict_label(row: Mapping[str, Any]) -> str:
 
 
 def forest_points(rows: Sequence[Mapping[str, Any]], metric: str, labels: Mapping[str, str]) -> list[ForestPoint]:
-    """The run rows of `metric` as forest plot points, in table order; `labels` maps provenance keys to P1, P2..."""
-    points = []
-    for row in rows:
-        if row["metric"] != metric or row["paired"] is None:
-            continue
-        scale = _scale(row)
-        paired = row["paired"]
-        lo, hi = paired["ci95"]
-        text = verdict_label(row)
-        interval = None
-        if scale is None:
-            mean = None
-            text += ", no scale (keras MAE 0)"
+    """The run rows of `metric` as forest plot points (one per pair where rows have `pairs`), in table order;
+    `labels` maps provenance keys to P1, P2..."""
+    pairs = with_pairs(rows)
+    return [point for row in rows if row["metric"] == metric
+            for label, key, comparison in comparisons(row, pairs, labels[row["provenance_key"]])
+            if comparison["paired"] is not None
+            for point in (_forest_point(comparison, key, label),)]
+
+
+def _forest_point(row: Mapping[str, Any], key: str, label: str) -> ForestPoint:
+    """One comparison (a row, or a row with one pair's statistics) as a forest plot point."""
+    scale = _scale(row, key)
+    paired = row["paired"]
+    lo, hi = paired["ci95"]
+    text = verdict_label(row)
+    interval = None
+    if scale is None:
+        mean = None
+        text += f", no scale ({key.split('/')[1]} MAE 0)"
+    else:
+        mean = None if paired["mean"] is None else paired["mean"] * scale
+        if paired["status"] == "tested" and lo is not None and hi is not None:
+            interval = (lo * scale, hi * scale)
         else:
-            mean = None if paired["mean"] is None else paired["mean"] * scale
-            if paired["status"] == "tested" and lo is not None and hi is not None:
-                interval = (lo * scale, hi * scale)
-            else:
-                text += ", no CI"
-        margin = (row["equivalence"] or {}).get("margin")
-        points.append(ForestPoint(row_label(row, labels[row["provenance_key"]]), mean, interval,
-                                  None if margin is None or scale is None else margin * scale, row["verdict"], text))
-    return points
+            text += ", no CI"
+    margin = (row["equivalence"] or {}).get("margin")
+    return ForestPoint(label, mean, interval, None if margin is None or scale is None else margin * scale,
+                       row["verdict"], text)
 
 
-def _speed_text(row: Mapping[str, Any], ratio: float, interval: tuple[float, float] | None) -> str:
+def _speed_text(row: Mapping[str, Any], ratio: float, interval: tuple[float, float] | None,
+                key: str = DEFAULT_PAIR) -> str:
     if row["throughput_source"] != "bench":
         return "run: no speed verdict"
     how = "" if interval else " (no CI: windows decide)"
     if row["speed_material"]:
-        return f"bench: {'lightning' if ratio > 1 else 'keras'} faster{how}"
+        b, a = key.split("/")
+        return f"bench: {b if ratio > 1 else a} faster{how}"
     return f"bench: no material difference{how}"
 
 
 def speed_points(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -> list[SpeedPoint]:
-    """The rows with a positive speed ratio as speed chart points, in table order."""
+    """The rows (pairs, where rows have `pairs`) with a positive speed ratio as speed chart points, in table order."""
+    pairs = with_pairs(rows)
     points = []
     for row in rows:
-        ratio = row["throughput_ratio"]
-        if ratio is None or not ratio > 0:
-            continue
-        lo, hi = row["throughput_ratio_ci95"] or (None, None)
-        benched = row["throughput_source"] == "bench" and lo is not None and hi is not None and lo > 0
-        interval = (lo, hi) if benched else None
-        points.append(SpeedPoint(row_label(row, labels[row["provenance_key"]]), ratio, interval,
-                                 row["throughput_source"], _speed_text(row, ratio, interval)))
+        for label, key, comparison in comparisons(row, pairs, labels[row["provenance_key"]]):
+            ratio = comparison["throughput_ratio"]
+            if ratio is None or not ratio > 0:
+                continue
+            lo, hi = comparison["throughput_ratio_ci95"] or (None, None)
+            benched = comparison["throughput_source"] == "bench" and lo is not None and hi is not None and lo > 0
+            interval = (lo, hi) if benched else None
+            points.append(SpeedPoint(label.replace(" - ", " / ") if pairs else label, ratio, interval,
+                                     comparison["throughput_source"], _speed_text(comparison, ratio, interval, key)))
     return points
 
 
@@ -161,7 +194,7 @@ def _row_axes(ax: Any, labels: Sequence[str], right_labels: Sequence[str]) -> li
     return ys
 
 
-def _forest_panel(ax: Any, points: Sequence[ForestPoint], metric: str) -> None:
+def _forest_panel(ax: Any, points: Sequence[ForestPoint], metric: str, pairs: bool = False) -> None:
     ys = _row_axes(ax, [p.label for p in points], [p.text for p in points])
     for y, point in zip(ys, points):
         colour = VERDICT_COLOURS.get(point.verdict, NO_TEST_COLOUR)
@@ -177,9 +210,9 @@ def _forest_panel(ax: Any, points: Sequence[ForestPoint], metric: str) -> None:
             ax.errorbar([point.mean], [y], xerr=[[point.mean - lo], [hi - point.mean]], fmt="o", color=colour,
                         capsize=4)
     ax.axvline(0.0, color="0.2", linewidth=0.8)
-    ax.set_xlabel(METRIC_UNITS[metric])
-    ax.set_title(f"{METRIC_TITLES[metric]}: final validation value, lightning - keras (verdict after Holm)",
-                 loc="left", fontsize="medium")
+    ax.set_xlabel((PAIRS_METRIC_UNITS if pairs else METRIC_UNITS)[metric])
+    ax.set_title(f"{METRIC_TITLES[metric]}: final validation value, {'b - a' if pairs else 'lightning - keras'} "
+                 "(verdict after Holm)", loc="left", fontsize="medium")
 
 
 def _png(fig: Any) -> bytes:
@@ -188,14 +221,14 @@ def _png(fig: Any) -> bytes:
     return buffer.getvalue()
 
 
-def accuracy_figure(panels: Mapping[str, Sequence[ForestPoint]]) -> Any:
-    """The forest plot Figure: one panel per metric with points."""
+def accuracy_figure(panels: Mapping[str, Sequence[ForestPoint]], pairs: bool = False) -> Any:
+    """The forest plot Figure: one panel per metric with points; `pairs`: the points are pairs b - a."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     fig, axes = _new_figure([len(points) for points in panels.values()])
     for ax, (metric, points) in zip(axes, panels.items()):
-        _forest_panel(ax, points, metric)
+        _forest_panel(ax, points, metric, pairs)
     handles = [*(Line2D([], [], marker="o", color=colour, label=f"{verdict}: mean, paired 95% interval")
                  for verdict, colour in VERDICT_COLOURS.items()),
                Line2D([], [], marker="D", markerfacecolor="white", markeredgecolor=NO_TEST_COLOUR, linestyle="none",
@@ -209,7 +242,7 @@ def accuracy_png(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -
     """The forest plot as PNG; None when no row has a run report."""
     panels = {metric: forest_points(rows, metric, labels) for metric in METRIC_UNITS}
     panels = {metric: points for metric, points in panels.items() if points}
-    return _png(accuracy_figure(panels)) if panels else None
+    return _png(accuracy_figure(panels, with_pairs(rows))) if panels else None
 
 
 def _speed_limits(points: Sequence[SpeedPoint], band: tuple[float, float]) -> tuple[float, float]:
@@ -218,8 +251,8 @@ def _speed_limits(points: Sequence[SpeedPoint], band: tuple[float, float]) -> tu
     return min(values) / 1.15, max(values) * 1.15
 
 
-def speed_figure(points: Sequence[SpeedPoint], band: tuple[float, float]) -> Any:
-    """The speed chart Figure; `band` the ratios of no material difference."""
+def speed_figure(points: Sequence[SpeedPoint], band: tuple[float, float], pairs: bool = False) -> Any:
+    """The speed chart Figure; `band` the ratios of no material difference; `pairs`: the points are pairs b / a."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -243,8 +276,12 @@ def speed_figure(points: Sequence[SpeedPoint], band: tuple[float, float]) -> Any
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("speed lightning / keras (samples/s; > 1: lightning faster; log scale)")
-    ax.set_title("Training speed, lightning / keras (source and speed verdict)", loc="left", fontsize="medium")
+    if pairs:
+        ax.set_xlabel("speed b / a of each pair (samples/s; > 1: b faster; log scale)")
+        ax.set_title("Training speed of each pair, b / a (source and speed verdict)", loc="left", fontsize="medium")
+    else:
+        ax.set_xlabel("speed lightning / keras (samples/s; > 1: lightning faster; log scale)")
+        ax.set_title("Training speed, lightning / keras (source and speed verdict)", loc="left", fontsize="medium")
     band_text = f"[{band[0]:g}, {band[1]:.3f}]"
     handles = [Line2D([], [], marker="o", color=SOURCE_COLOURS["bench"], label="bench, bootstrap 95% interval"),
                Line2D([], [], marker="s", markerfacecolor="white", markeredgecolor=SOURCE_COLOURS["run"],
@@ -258,5 +295,5 @@ def speed_png(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str],
               band: tuple[float, float]) -> bytes | None:
     """The speed chart as PNG; None when no row has a speed ratio."""
     points = speed_points(rows, labels)
-    return _png(speed_figure(points, band)) if points else None
+    return _png(speed_figure(points, band, with_pairs(rows))) if points else None
 

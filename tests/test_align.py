@@ -244,3 +244,60 @@ def test_crossentropy_on_probabilities_literal_port_equals_logits_path_until_pro
     wrong = torch.tensor([[0.0]])
     assert _loss(spec, align.ALIGNED)(saturated, wrong).item() == pytest.approx(40.0, rel=1e-6)
     assert _loss(spec, native("crossentropy_on_probabilities"))(saturated, wrong).item() == pytest.approx(100.0)
+
+
+# ------------------------------------------------------------------ layers: API or runtime
+
+def test_every_difference_belongs_to_one_layer_with_a_reason():
+    from parity import jobs
+
+    for entry in align.DIFFERENCES:
+        assert entry.layer in align.LAYERS and entry.layer_reason.strip(), entry.key
+        assert align.layer_of(entry.key) == entry.layer
+    # The runtime ones: what the backend does beneath the same Keras API. Every other one is the API's.
+    assert {d.key for d in align.DIFFERENCES if d.layer == align.RUNTIME} == {
+        "embedding_sparse_gradient", "crossentropy_on_probabilities", "tf32", "determinism", "float32_summation_order"}
+    assert set(align.TENSORFLOW_RUNTIME_FORMS) <= set(align.SWITCHABLE)
+    assert all(align.layer_of(key) == align.RUNTIME for key in align.TENSORFLOW_RUNTIME_FORMS)
+    assert set(align.PAIR_LAYERS) == {jobs.pair_key(pair) for pair in jobs.framework_pairs(jobs.ALL_FRAMEWORKS)}
+    with pytest.raises(ValueError, match="unknown difference 'kernels'"):
+        align.layer_of("kernels")
+    with pytest.raises(ValueError, match="layer must be one of api, runtime"):
+        align.Difference("planted", "", "", "", "", layer="kernels", layer_reason="a layer that does not exist")
+
+
+# Keras' sparse categorical crossentropy of a saturated softmax output (logits [0, 30], label 0: the exact loss is
+# 30), in a child process per backend (TensorFlow and torch never share a process; the torch child hides TensorFlow
+# as the keras-torch worker does). TensorFlow's backend recovers the logits inside a traced step, as fit's is.
+CROSSENTROPY_CHILD = """
+import sys
+if sys.argv[1] == "torch":
+    from keras_torch.runtime import start_keras_on_torch
+    keras = start_keras_on_torch()
+    loss = keras.losses.sparse_categorical_crossentropy
+    logits = keras.ops.convert_to_tensor([[0.0, 30.0]])
+    value = loss(keras.ops.convert_to_tensor([0]), keras.activations.softmax(logits))
+else:
+    import keras, tensorflow as tf
+    step = tf.function(lambda x, y: keras.losses.sparse_categorical_crossentropy(y, keras.activations.softmax(x)))
+    value = step(tf.constant([[0.0, 30.0]]), tf.constant([0]))
+print(float(keras.ops.convert_to_numpy(value)[0]))
+"""
+
+
+def test_crossentropy_on_probabilities_is_a_runtime_difference_keras_on_torch_takes_the_clipped_log():
+    import os
+    import subprocess
+    import sys
+
+    read = {}
+    for backend in ("tensorflow", "torch"):
+        result = subprocess.run([sys.executable, "-c", CROSSENTROPY_CHILD, backend], capture_output=True, text=True,
+                                timeout=300, cwd=Path(__file__).resolve().parents[1],
+                                env={**os.environ, "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": ""})
+        assert result.returncode == 0, result.stderr[-3000:]
+        read[backend] = float(result.stdout.strip().splitlines()[-1])
+    # Same Keras call, two backends: TensorFlow's recovers the logits (30, what Lightning's aligned
+    # CrossEntropyLoss computes); torch's takes -log of the probability clipped to 1e-7 (16.118).
+    assert read["tensorflow"] == pytest.approx(30.0, rel=1e-5)
+    assert read["torch"] == pytest.approx(-np.log(1e-7), rel=1e-5)

@@ -108,12 +108,28 @@ def _answer(framework, seconds):
     """Window seconds per (scope, trainer) -> a worker's answer."""
     measurements = [_measured("c1w2_fmnist_dnn", scope, trainer, window_s)
                     for (scope, trainer), window_s in seconds.items()]
-    versions = {"tensorflow": "2.21.0", "keras": "3.x"} if framework == "keras" else {"torch": "2.14.1",
-                                                                                      "lightning": "2.6"}
+    versions = {"keras": {"tensorflow": "2.21.0", "keras": "3.x"}, "lightning": {"torch": "2.14.1", "lightning": "2.6"},
+                "keras-torch": {"keras": "3.x", "torch": "2.14.1", "keras_backend": "torch"}}[framework]
     process = {"tf32": False, "determinism": False, "threads": {"intra_op": 1, "inter_op": 1},
                "cudnn_autotune": True, "cudnn_benchmark": True}
     return {"device": "cpu (x86_64, 1 threads)", "versions": versions, "settings": process,
             "measurements": measurements}
+
+
+def _context(options):
+    """What the parent knows of a bench of c1w2_fmnist_dnn (synthetic, 100 samples, order seed 11)."""
+    return {"options": options, "started": "now", "command": "parity bench c1w2_fmnist_dnn", "env": {},
+            "order_seed": 11,
+            "load_average": {"start": [1.0, 1.0, 1.0], "end": [1.5, 1.0, 1.0]},
+            "data": {"c1w2_fmnist_dnn": {"source": "synthetic", "location": "generated", "train_size": 100,
+                                         "staged_batches": 3,
+                                         "provenance": {"id": "fashion-mnist", "source": "synthetic",
+                                                        "location": "generated", "sha256": "0" * 64,
+                                                        "hashed": "parameters"}}}}
+
+
+COMPUTE_CASE = {"model": "c1w2_fmnist_dnn", "variant": "eager", "scope": "compute", "input": bench.STAGED,
+                "batch_size": 10}
 
 
 def test_rows_hold_medians_per_framework_and_the_paired_ratio_with_its_interval():
@@ -121,17 +137,9 @@ def test_rows_hold_medians_per_framework_and_the_paired_ratio_with_its_interval(
     keras = _answer("keras", {("compute", "framework"): [0.1, 0.2, 0.4], ("compute", "plain"): [0.1, 0.1, 0.1]})
     lightning = _answer("lightning", {("compute", "framework"): [0.4, 0.4, 0.5],
                                       ("compute", "plain"): [0.2, 0.25, 0.2]})
-    context = {"options": options, "started": "now", "command": "parity bench c1w2_fmnist_dnn", "env": {},
-               "order_seed": 11,
-               "load_average": {"start": [1.0, 1.0, 1.0], "end": [1.5, 1.0, 1.0]},
-               "data": {"c1w2_fmnist_dnn": {"source": "synthetic", "location": "generated", "train_size": 100,
-                                            "staged_batches": 3,
-                                            "provenance": {"id": "fashion-mnist", "source": "synthetic",
-                                                           "location": "generated", "sha256": "0" * 64,
-                                                           "hashed": "parameters"}}}}
-    case = {"model": "c1w2_fmnist_dnn", "variant": "eager", "scope": "compute", "input": bench.STAGED,
-            "batch_size": 10}
-    framework_row, plain_row = bench.build_rows([case], {"keras": keras, "lightning": lightning}, context)
+    context = _context(options)
+    framework_row, plain_row = bench.build_rows([COMPUTE_CASE], {"keras": keras, "lightning": lightning}, context)
+    assert "ratios" not in framework_row  # the default two frameworks: today's row, its one ratio in throughput_ratio
     # 2 steps x 10 samples per window: keras fit 200, 100, 50 samples/s; lightning Trainer 50, 50, 40
     assert framework_row["frameworks"]["keras"]["samples_per_s"] == {"median": 100.0, "min": 50.0, "max": 200.0}
     assert framework_row["frameworks"]["keras"]["steps_per_s"] == {"median": 10.0, "min": 5.0, "max": 20.0}
@@ -155,6 +163,70 @@ def test_rows_hold_medians_per_framework_and_the_paired_ratio_with_its_interval(
     assert (f"| c1w2_fmnist_dnn | cpu | compute | fit / Trainer | eager | 10 | 100 [50-200] | 50 [40-50] | "
             f"0.500 [{low:.3f}, {high:.3f}] | 0.50 / 0.50 |") in text
     assert "| interleaving | Keras and Lightning take turns window by window" in text and "(seed 11;" in text
+    assert ("| model | device | scope | trainer | variant | batch | Keras | Lightning | Lightning / Keras [95% CI] | "
+            "CPU share (Keras / Lightning) |") in text
+    assert "Keras-torch" not in text and "keras-torch" not in bench.row_line(framework_row)
+
+
+def _bootstrap_median_interval(ratios, resamples=bench.BOOTSTRAP_RESAMPLES, seed=bench.BOOTSTRAP_SEED):
+    """The one-repeat percentile bootstrap of the median, written out here as the docstring states it."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(ratios), size=(resamples, len(ratios)))
+    medians = np.median(np.asarray(ratios)[draws], axis=1)
+    return list(np.percentile(medians, [2.5, 97.5]))
+
+
+THREE = ("keras", "lightning", "keras-torch")
+
+
+def test_three_frameworks_give_every_pairs_ratio_and_interval_and_every_frameworks_overhead():
+    options = bench.BenchOptions(scopes=("compute",), steps=2, windows=4, repeats=1, frameworks=THREE)
+    seconds = {"keras": ([0.10, 0.20, 0.40, 0.25], [0.1, 0.1, 0.1, 0.1]),
+               "lightning": ([0.40, 0.40, 0.50, 0.20], [0.2, 0.25, 0.2, 0.2]),
+               # planted: keras-torch's windows take exactly twice keras' (a load that hits both alike)
+               "keras-torch": ([0.20, 0.40, 0.80, 0.50], [0.4, 0.4, 0.5, 0.4])}
+    answers = {fw: _answer(fw, {("compute", "framework"): fit, ("compute", "plain"): plain})
+               for fw, (fit, plain) in seconds.items()}
+    orders = bench.draw_orders(np.random.default_rng(11), 5, THREE)
+    for answer in answers.values():
+        for measured in answer["measurements"]:
+            measured.update(leaders=[order[0] for order in orders], orders=[list(order) for order in orders])
+    framework_row, plain_row = bench.build_rows([COMPUTE_CASE], answers, _context(options))
+    assert list(framework_row["frameworks"]) == list(THREE)
+    assert list(framework_row["ratios"]) == ["lightning/keras", "keras-torch/keras", "keras-torch/lightning"]
+    for row, index in ((framework_row, 0), (plain_row, 1)):
+        rates = {fw: 20 / np.asarray(windows[index]) for fw, windows in seconds.items()}  # 2 steps x 10 samples
+        for key, entry in row["ratios"].items():
+            b, a = key.split("/")
+            per_pair = rates[b] / rates[a]
+            assert entry["ratio"] == pytest.approx(np.median(per_pair), rel=1e-12)
+            assert entry["interval"] == pytest.approx(_bootstrap_median_interval(per_pair), rel=1e-12)
+        # throughput_ratio stays lightning / keras
+        assert (row["throughput_ratio"], row["throughput_ratio_ci95"]) == (
+            row["ratios"]["lightning/keras"]["ratio"], row["ratios"]["lightning/keras"]["interval"])
+    # The planted exact halving: every paired ratio 0.5, so the ratio and both ends of its interval are 0.5.
+    assert framework_row["ratios"]["keras-torch/keras"]["ratio"] == pytest.approx(0.5)
+    assert framework_row["ratios"]["keras-torch/keras"]["interval"] == pytest.approx([0.5, 0.5])
+    # Overhead, framework trainer / plain loop, for each framework: median samples/s of fit over plain loop.
+    expected = {fw: np.median(20 / np.asarray(fit)) / np.median(20 / np.asarray(plain))
+                for fw, (fit, plain) in seconds.items()}
+    assert framework_row["trainer_vs_plain"] == pytest.approx(expected)
+    # keras-torch by hand: fit 100, 50, 25, 40 samples/s (median 45), plain loop 50, 50, 40, 50 (median 50)
+    assert framework_row["trainer_vs_plain"]["keras-torch"] == pytest.approx(0.9)
+    assert framework_row["environment"]["versions"]["keras-torch"]["keras_backend"] == "torch"
+    assert framework_row["settings"]["compile"]["keras-torch"] == "jit_compile=False (torch eager)"
+    assert framework_row["settings"]["interleaving"]["orders"] == [[list(order) for order in orders]]
+    text = bench.render_markdown([framework_row, plain_row])
+    low, high = framework_row["ratios"]["keras-torch/lightning"]["interval"]
+    assert ("| Keras | Lightning | Keras-torch | Lightning / Keras [95% CI] | Keras-torch / Keras [95% CI] | "
+            "Keras-torch / Lightning [95% CI] | CPU share (Keras / Lightning / Keras-torch) |") in text
+    assert f"0.500 [0.500, 0.500] | {framework_row['ratios']['keras-torch/lightning']['ratio']:.3f} " \
+           f"[{low:.3f}, {high:.3f}] | 0.50 / 0.50 / 0.50 |" in text
+    assert "Keras-torch fit / torch-backend train_step loop (wall, CPU)" in text
+    assert f"{expected['keras-torch']:.3f}, " in text
+    line = bench.row_line(framework_row)
+    assert "keras-torch/keras 0.500 [0.500, 0.500]" in line
+    assert f"keras-torch fit/plain {expected['keras-torch']:.2f}" in line
 
 
 def test_the_ratio_interval_keeps_pairs_together():
@@ -186,12 +258,43 @@ def test_the_95_percent_ratio_interval_covers_the_true_ratio_about_95_times_in_1
     assert 0.91 <= covered / 300 <= 0.99
 
 
+def _leaders(seed, segments):
+    return [order[0] for order in bench.draw_orders(np.random.default_rng(seed), segments)]
+
+
 def test_leaders_are_balanced_seeded_and_shuffled():
-    leaders = bench.draw_leaders(np.random.default_rng(5), 9)
+    leaders = _leaders(5, 9)
     assert sorted(leaders.count(fw) for fw in jobs.FRAMEWORKS) == [4, 5]
-    assert leaders == bench.draw_leaders(np.random.default_rng(5), 9)
-    orders = {tuple(bench.draw_leaders(np.random.default_rng(seed), 8)) for seed in range(20)}
+    assert leaders == _leaders(5, 9)
+    orders = {tuple(_leaders(seed, 8)) for seed in range(20)}
     assert len(orders) > 10  # not one fixed alternation
+
+
+def test_two_frameworks_keep_the_leaders_drawn_before_three_existed():
+    # The two-framework draw as it was written before --frameworks: a balanced resize of a random order, shuffled.
+    for seed in range(50):
+        rng = np.random.default_rng(seed)
+        before = [str(name) for name in rng.permutation(np.resize(rng.permutation(jobs.FRAMEWORKS), 7))]
+        assert _leaders(seed, 7) == before
+
+
+@pytest.mark.parametrize("segments", [6, 7, 8])
+def test_three_frameworks_take_every_position_equally_often(segments):
+    for seed in range(20):
+        orders = bench.draw_orders(np.random.default_rng(seed), segments, THREE)
+        assert all(sorted(order) == sorted(THREE) for order in orders)
+        for position in range(3):
+            counts = sorted(sum(order[position] == fw for order in orders) for fw in THREE)
+            assert counts[-1] - counts[0] <= 1 and sum(counts) == segments  # balanced up to the segments left over
+    shuffled = {tuple(bench.draw_orders(np.random.default_rng(seed), 6, THREE)) for seed in range(20)}
+    assert len(shuffled) > 10
+
+
+def test_frameworks_that_cannot_be_compared_are_refused():
+    with pytest.raises(ParityError, match="--frameworks: .*at least two frameworks"):
+        bench.check_options(bench.BenchOptions(frameworks=("keras",)))
+    with pytest.raises(ParityError, match="unknown framework 'jax'"):
+        bench.check_options(bench.BenchOptions(frameworks=("keras", "jax")))
 
 
 @pytest.fixture
@@ -213,6 +316,22 @@ def test_two_workers_take_turns_one_segment_at_a_time_in_the_drawn_order(tmp_pat
     assert all(end <= next_start for (_, end, _), (next_start, _, _) in zip(timeline, timeline[1:]))
     expected = [name for leader in leaders for name in (leader, "fake_b" if leader == "fake_a" else "fake_a")]
     assert [name for _, _, name in timeline] == expected
+
+
+def test_three_workers_take_turns_one_segment_at_a_time_in_each_drawn_order(tmp_path, monkeypatch):
+    for name in ("fake_a", "fake_b", "fake_c"):
+        monkeypatch.setitem(jobs.WORKER_MODULES, name, "fake_turns_worker")
+    names = ("fake_a", "fake_b", "fake_c")
+    orders = bench.draw_orders(np.random.default_rng(2), 6, names)
+    job = {"kind": "turns", "segments": len(orders), "seconds": 0.02}
+    pool = jobs.worker_pool(quiet=True, env={"PYTHONPATH": os.pathsep.join([str(TESTS), str(TESTS.parent)])})
+    with interleave.Turns(tmp_path) as turns, pool as workers:
+        answers = turns.run_together(lambda name, job: workers.run(name, job, tmp_path), names, job, orders)
+        with pytest.raises(ValueError, match="must name every worker"):
+            turns.run_together(lambda name, job: workers.run(name, job, tmp_path), names, job, [names[:2]])
+    timeline = sorted((start, end, name) for name in names for start, end in answers[name]["spans"])
+    assert all(end <= next_start for (_, end, _), (next_start, _, _) in zip(timeline, timeline[1:]))
+    assert [name for _, _, name in timeline] == [name for order in orders for name in order]
 
 
 def test_a_worker_that_fails_mid_measurement_releases_the_other_and_its_error_is_raised(tmp_path, fake_pair):
@@ -402,3 +521,27 @@ def test_with_two_repeats_the_ratio_interval_carries_the_variation_between_them(
 
 def test_the_bench_defaults_to_three_repeats_so_its_interval_sees_between_repeat_variation():
     assert bench.BenchOptions().repeats == bench.DEFAULT_REPEATS == 3
+
+
+@pytest.mark.slow
+def test_bench_cli_measures_three_frameworks_taking_turns(tmp_path):
+    result = run_cli("bench", "c1w2_fmnist_dnn", "--device", "cpu", "--threads", "1", "--synthetic", "--steps", "2",
+                     "--windows", "3", "--repeats", "1", "--scope", "compute", "--order-seed", "3", "--json",
+                     "--frameworks", "keras-torch,keras,lightning", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [row["trainer"] for row in rows] == ["framework", "plain"]
+    for row in rows:
+        assert list(row["frameworks"]) == list(THREE)
+        windows = {fw: np.asarray(entry["windows"]) for fw, entry in row["frameworks"].items()}
+        for key, entry in row["ratios"].items():
+            b, a = key.split("/")
+            assert entry["ratio"] == pytest.approx(np.median(windows[b] / windows[a]))
+            assert entry["interval"][0] <= entry["ratio"] <= entry["interval"][1]
+        (orders,) = row["settings"]["interleaving"]["orders"]
+        assert len(orders) == 4 and all(sorted(order) == sorted(THREE) for order in orders)
+        assert row["settings"]["interleaving"]["first"] == [[order[0] for order in orders]]
+        assert set(row["trainer_vs_plain"]) == set(THREE)
+        assert row["environment"]["versions"]["keras-torch"]["keras_backend"] == "torch"
+    assert "--frameworks keras,lightning,keras-torch" in rows[0]["settings"]["command"]
+    assert "| Keras-torch / Lightning [95% CI] |" in (tmp_path / "bench.md").read_text()

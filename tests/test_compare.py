@@ -197,6 +197,15 @@ def test_default_margins_are_one_accuracy_point_and_five_percent_of_the_keras_ma
     assert wider["equivalence"]["margin"] == 0.5
 
 
+def test_any_pair_is_compared_under_its_own_names_with_a_relative_margin_of_its_first_frameworks_mean():
+    lightning, keras_torch = {0: 4.0, 1: 4.4, 2: 3.6}, {0: 4.02, 1: 4.36, 2: 3.66}
+    final = final_val_comparison(lightning, keras_torch, "mae", names=("lightning", "keras-torch"))
+    assert final["lightning"]["mean"] == pytest.approx(4.0) and final["keras-torch"]["mean"] == pytest.approx(4.0133333)
+    assert "keras" not in final and final["paired"]["diffs"] == pytest.approx([0.02, -0.04, 0.06])  # keras-torch - lightning
+    assert final["equivalence"]["margin"] == pytest.approx(0.2)  # 5% of the lightning mean 4.0
+    assert final["equivalence"]["margin_rule"] == "5% of the lightning mean"
+
+
 def test_throughput_ratio_is_ratio_of_medians():
     assert throughput_ratio([100.0, 300.0, 200.0], [150.0, 50.0, 100.0]) == pytest.approx(0.5)
     assert throughput_ratio([1000.0], [1250.0]) == pytest.approx(1.25)

@@ -219,3 +219,48 @@ def test_docs_differences_md_is_generated_from_the_committed_measurements_and_th
     catalog = json.loads((DOCS / "differences.json").read_text())
     assert list(catalog["differences"]) == [d.key for d in align.DIFFERENCES]
     assert (DOCS / "differences.md").read_text() == differences.render_markdown(catalog)
+
+
+def _pair(first, within=True):
+    return {"first_divergence_step": first, "first_grad_norm_divergence_step": None, "max_rel_loss_diff": 3e-4,
+            "max_rel_grad_norm_diff": 1e-3, "first_rel_loss_diff": 1e-7, "final_param_max_abs_diff": 1e-4,
+            "loss_within_rounding": within, "grad_norms_within_rounding": True}
+
+
+def test_the_decomposition_renders_a_row_per_setup_and_a_column_per_pair():
+    row = {"model": "c1w3_fmnist_cnn", "optimizer": "sgd", "setup": "lockstep c1w3_fmnist_cnn, sgd lr 0.01",
+           "pairs": {differences.DIRECT_PAIR: _pair(85), differences.RUNTIME_PAIR: _pair(75),
+                     differences.API_PAIR: _pair(None, within=False)},
+           "control": {"first_divergence_step": 20, "max_rel_loss_diff": 4.9e-4}}
+    lines = differences.render_decomposition([row], TOLERANCE)
+    assert lines[-1] == ("| lockstep c1w3_fmnist_cnn, sgd lr 0.01 | parts at step 85, max rel loss diff 3.0e-04 "
+                         "(within rounding) | parts at step 75, max rel loss diff 3.0e-04 (within rounding) | never "
+                         "parts beyond 0.0001, max rel loss diff 3.0e-04 (beyond rounding) | parts at step 20, max "
+                         "4.9e-04 |")
+    assert "| setup | lightning/keras (direct) | keras-torch/keras (runtime) | keras-torch/lightning (API) |" in \
+        "\n".join(lines)
+    catalog = json.loads((DOCS / "differences.json").read_text())
+    without = differences.render_markdown({**catalog, "decomposition": []})
+    assert "## Runtime or API" not in without
+    assert "## Runtime or API" in differences.render_markdown({**catalog, "decomposition": [row]})
+
+
+def test_every_difference_row_names_its_layer():
+    catalog = json.loads((DOCS / "differences.json").read_text())
+    rows = {line.split(" | ")[0]: line for line in differences.render_markdown(catalog).splitlines()
+            if line.startswith("| `")}
+    assert rows["| `embedding_sparse_gradient`"].split(" | ")[1] == "runtime"
+    assert rows["| `adam_epsilon_value`"].split(" | ")[1] == "api"
+
+
+@pytest.mark.slow
+def test_the_decomposition_measures_the_runtime_and_api_pairs_of_a_lockstep_setup():
+    row, = differences.measure_decomposition(None, steps=5, setups=[("c3w2_sarcasm_embed_gap", "spec")],
+                                             progress=lambda line: None)
+    pairs = row["pairs"]
+    # embedding_sparse_gradient is a runtime difference: it parts the two Keras frameworks after the first Adam
+    # update; the API pair's Lightning leaves it native (align.KERAS_TORCH_PEER) and agrees with Keras on torch.
+    assert pairs[differences.RUNTIME_PAIR]["first_divergence_step"] == 2
+    assert pairs[differences.API_PAIR]["first_divergence_step"] is None
+    assert pairs[differences.DIRECT_PAIR]["first_divergence_step"] is None
+    assert row["control"] is not None

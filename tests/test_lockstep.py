@@ -2,12 +2,14 @@
 
 import json
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 from cli_helpers import run_cli
 
-from parity import lockstep
+from parity import align, jobs, lockstep
 from parity.errors import ParityError
 from parity.plan import BatchPlan
 
@@ -123,12 +125,9 @@ print(json.dumps(reported))
 
 
 def test_the_determinism_flag_of_a_lockstep_run_is_the_state_read_from_the_framework(tmp_path):
-    import os
     import subprocess
     import sys
-    from pathlib import Path
 
-    from parity import jobs
     from parity.catalog import get_spec
     from parity.datasets import load_dataset
 
@@ -165,3 +164,136 @@ def test_gradient_norms_are_judged_strictly_at_the_first_step_and_against_the_on
     assert not lockstep.grad_norms_within_rounding(rps, None)
     assert not lockstep.grad_norms_within_rounding(rps, {"max_rel_grad_norm_diff": 1e-5})  # 2.25e-4 > 10 x 1e-5
     assert not lockstep.grad_norms_within_rounding(comparison([2e-4, 1e-7, 1e-7]), control)  # same weights, apart
+
+
+# ------------------------------------------------------------------ --frameworks: every pair of three
+
+THREE = ("keras", "lightning", "keras-torch")
+TESTS = Path(__file__).resolve().parent
+
+
+def _answer(loss, val_metric=0.5):
+    """A Keras worker's lockstep answer (the keras-torch worker answers with the same keys)."""
+    return {"loss": list(loss), "grad_norm": [1.0 + 0.01 * i for i in range(len(loss))], "deterministic": True,
+            "dropout_layers": 0, "val_metric": val_metric, "tensor_device": "cpu:0", "device": "cpu",
+            "versions": {"keras": "3"}}
+
+
+def _torch_answer(loss):
+    """The torch worker's answer: one aligned run, and its one-ulp control 2e-7 away from it."""
+    run = {**_answer(loss), "native": [], "tensor_device": "cpu", "final_param_max_abs_diff": 1e-7,
+           "optimizer": "KerasSGD", "optimizer_kwargs": {"lr": 0.01, "momentum": 0.0}}
+    control = {"loss": list(np.asarray(loss) * (1 + 2e-7)), "grad_norm": run["grad_norm"]}
+    return {"runs": [run], "rounding_control": control, "device": "cpu", "versions": {"torch": "2"},
+            "tensor_device": "cpu"}
+
+
+def _planted_answers(planted: str) -> dict:
+    """Three frameworks that agree to float32 rounding, except `planted`, whose losses move 1% apart from step 2
+    on (a learning rate of its own: the first loss is computed before any update)."""
+    loss = 2.3 - 0.1 * np.arange(8)
+    moved = np.concatenate([loss[:1], loss[1:] * 1.01])
+    own = {name: moved if name == planted else loss * (1 + 1e-7) for name in THREE}
+    return {"keras": _answer(own["keras"]), "keras-torch": _answer(own["keras-torch"]),
+            "lightning": _torch_answer(own["lightning"])}
+
+
+@pytest.mark.parametrize("planted", THREE)
+def test_every_pair_is_compared_and_a_planted_divergence_parts_only_the_pairs_that_include_it(planted):
+    comparison, = lockstep.compare_frameworks(_planted_answers(planted), THREE, [], lockstep.TOLERANCE, 0.0)
+    pairs = comparison["pairs"]
+    assert list(pairs) == ["lightning/keras", "keras-torch/keras", "keras-torch/lightning"]
+    for key, entry in pairs.items():
+        hit = planted in key.split("/")
+        assert entry["first_divergence_step"] == (2 if hit else None), key
+        assert entry["loss_within_rounding"] is not hit, key  # 1e-2 against a control that drifts 2e-7
+        assert entry["grad_norms_within_rounding"], key  # the gradient norms were planted equal
+    # The top of the comparison is the direct pair, in today's two-framework keys.
+    assert comparison["pair"] == "lightning/keras"
+    assert comparison["first_divergence_step"] == pairs["lightning/keras"]["first_divergence_step"]
+    assert comparison["val_metric"].keys() == {"keras", "lightning", "abs_diff"}
+
+
+def test_each_pair_names_the_differences_in_force_between_its_two_frameworks():
+    forms = list(align.TENSORFLOW_RUNTIME_FORMS)  # the model meets both; Keras on torch computes torch's form
+    assert lockstep.pair_native(("keras", "lightning"), ["adam_epsilon_value"], [], forms) == ["adam_epsilon_value"]
+    # One API: only runtime differences part the Keras frameworks, those left native and those never alignable.
+    assert lockstep.pair_native(("keras", "keras-torch"), ["adam_epsilon_value"], ["kernel_init", "determinism"],
+                                forms) == ["embedding_sparse_gradient", "crossentropy_on_probabilities", "determinism"]
+    assert lockstep.pair_native(("keras", "keras-torch"), [], [], []) == []
+    # Lightning aligned to TensorFlow's forms differs from Keras on torch by them; left native, it computes torch's.
+    assert lockstep.pair_native(("lightning", "keras-torch"), ["adam_epsilon_value"], [], forms) == [
+        "embedding_sparse_gradient", "adam_epsilon_value", "crossentropy_on_probabilities"]
+    assert lockstep.pair_native(("lightning", "keras-torch"), ["adam_epsilon_value", *forms], [], forms) == [
+        "adam_epsilon_value"]
+
+
+@pytest.fixture
+def planted_keras_torch(monkeypatch):
+    """keras-torch served by tests/planted_lr_keras_torch_worker.py: twice the learning rate in lockstep."""
+    monkeypatch.setitem(jobs.WORKER_MODULES, "keras-torch", "planted_lr_keras_torch_worker")
+    return jobs.worker_pool(quiet=True, env={"PYTHONPATH": os.pathsep.join([str(TESTS), str(TESTS.parent)])})
+
+
+@pytest.mark.slow  # three worker starts: 15 to 25 s on two shared cores
+def test_three_frameworks_in_lockstep_part_exactly_where_a_planted_learning_rate_parts_them(tmp_path,
+                                                                                           planted_keras_torch):
+    options = lockstep.LockstepOptions(steps=4, synthetic=True, frameworks=THREE, out_dir=tmp_path)
+    with planted_keras_torch as workers:
+        result = lockstep.measure("c1w1_hello_linear", options, workers)
+    pairs = result["comparisons"][0]["pairs"]
+    # One Dense unit, SGD: Keras and Lightning compute the same float32 numbers (measured: 1.5e-7 apart at most).
+    direct = pairs["lightning/keras"]
+    assert direct["first_divergence_step"] is None and direct["loss_within_rounding"]
+    for key in ("keras-torch/keras", "keras-torch/lightning"):
+        # Same weights and first batch, so the first loss (before any update) agrees; twice the step parts the rest.
+        assert pairs[key]["first_rel_loss_diff"] <= 1e-6 and pairs[key]["first_divergence_step"] == 2, key
+        assert not pairs[key]["loss_within_rounding"], key
+    assert pairs["keras-torch/keras"]["final_param_max_abs_diff"] > 1e-3  # the two Keras final weights, compared here
+    assert pairs["keras-torch/lightning"]["final_param_max_abs_diff"] is None  # Lightning compared with Keras' only
+    assert result["keras-torch"]["deterministic"] is True and result["frameworks"] == list(THREE)
+    directory, = lockstep.write(result, tmp_path)
+    assert directory.name == "c1w1_hello_linear-sgd-aligned-keras+lightning+keras-torch"
+    document = json.loads((directory / "lockstep.json").read_text())
+    assert document["pairs"]["keras-torch/keras"]["first_divergence_step"] == 2
+    markdown = (directory / "lockstep.md").read_text()
+    assert "| keras-torch/keras | runtime | 2 |" in markdown
+    assert "| lightning/keras | api + runtime | never |" in markdown
+    assert "| step | keras | lightning | keras-torch |" in markdown
+    assert (directory / "drift.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_embedding_sparse_gradient_is_a_runtime_difference_keras_on_torch_gets_the_dense_gradient_as_lightning():
+    """align: embedding_sparse_gradient is RUNTIME. Keras on TensorFlow squares an embedding's per-occurrence rows
+    (IndexedSlices) in Adam, Keras on torch the dense, duplicates-summed gradient. So the two Keras frameworks part
+    after the first update whatever Lightning does, and Lightning agrees with Keras on torch exactly when it is left
+    native (dense), as align.KERAS_TORCH_PEER leaves it. Were the difference one of the API, the Keras frameworks
+    would agree and Lightning aligned would track both."""
+    options = lockstep.LockstepOptions(steps=6, synthetic=True, frameworks=THREE,
+                                       alignments=(align.ALIGNED, align.KERAS_TORCH_PEER))
+    aligned, peer = (comparison["pairs"] for comparison in lockstep.measure("c3w2_sarcasm_embed_gap", options)[
+        "comparisons"])
+    # Same weights and batch: the first loss agrees everywhere; the first Adam update parts the Keras frameworks.
+    assert aligned["keras-torch/keras"]["first_rel_loss_diff"] <= 1e-6
+    assert aligned["keras-torch/keras"]["first_divergence_step"] == 2
+    assert aligned["lightning/keras"]["first_divergence_step"] is None  # Lightning aligned: TensorFlow's rows
+    assert aligned["keras-torch/lightning"]["first_divergence_step"] == 2
+    assert peer["keras-torch/lightning"]["first_divergence_step"] is None  # Lightning native: the dense gradient
+    assert peer["keras-torch/lightning"]["max_rel_loss_diff"] <= 1e-5
+
+
+@pytest.mark.slow
+def test_without_tensorflow_keras_on_torch_is_the_weights_source_and_lightning_tracks_it(tmp_path):
+    options = lockstep.LockstepOptions(steps=5, synthetic=True, frameworks=("lightning", "keras-torch"))
+    result = lockstep.measure("c1w1_hello_linear", options)
+    comparison, = result["comparisons"]
+    assert comparison["pair"] == "keras-torch/lightning" and list(comparison["pairs"]) == ["keras-torch/lightning"]
+    # One Dense unit, SGD, torch kernels on both sides: the same float32 numbers (measured: identical).
+    assert comparison["first_divergence_step"] is None and comparison["max_rel_loss_diff"] <= 1e-6
+    # Lightning compared its final parameters with those of Keras on torch, the weights source.
+    assert comparison["final_param_max_abs_diff"] <= 1e-6
+    assert "keras" not in result and result["keras-torch"]["tensor_device"] == "cpu:0"
+    assert "lightning: " in result["environment"]["device"] and "keras-torch: " in result["environment"]["device"]
+    directory, = lockstep.write(result, tmp_path)
+    assert "| keras-torch/lightning | api |" in (directory / "lockstep.md").read_text()

@@ -18,8 +18,9 @@ from scipy import stats
 from parity import provenance
 from parity.align import Alignment
 from parity.report import build_report, write_report
-from parity.summary import material_speed_difference, recommend, summarize
+from parity.summary import material_speed_difference, recommend, recommend_among, summarize, write_summary
 
+THREE = ("keras", "lightning", "keras-torch")
 CPU = "keras: cpu (x86_64, 1 threads); lightning: cpu (x86_64, 1 threads)"
 ENVIRONMENT = {"python": "3.11.7", "tensorflow": "2.21.0", "keras": "3.12.0", "torch": "2.14.1",
                "lightning": "2.6.0", "device": CPU}
@@ -30,25 +31,33 @@ T_975_DF4 = 2.776445
 T_975_DF3 = 3.182446
 
 
-def _provenance(kind="run", source="synthetic", mode="aligned", device="cpu (x86_64)", epochs=2):
+KERAS_TORCH_VERSIONS = {"keras": ENVIRONMENT["keras"], "torch": ENVIRONMENT["torch"], "keras_backend": "torch"}
+
+
+def _provenance(kind="run", source="synthetic", mode="aligned", device="cpu (x86_64)", epochs=2,
+                frameworks=("keras", "lightning")):
     """The provenance `parity run` (kind run), `parity bench` or `parity lockstep` records for one setting."""
     real = source == "real"
     data = {"id": "stand-in", "source": source, "location": "/data" if real else "generated",
             "sha256": ("a" if real else "b") * 64, "hashed": "files" if real else "parameters"}
     if real:
         data["files"] = [{"path": "/data/train.gz", "bytes": 1000, "sha256": "a" * 64}]
-    workers = {fw: {"device": device, "versions": VERSIONS} for fw in ("keras", "lightning")}
+    workers = {fw: {"device": device, "versions": KERAS_TORCH_VERSIONS if fw == "keras-torch" else VERSIONS}
+               for fw in frameworks}
     run = kind == "run"
     return provenance.build_provenance(data, Alignment.from_mode(mode), workers, threads=1, course_epochs=5,
                                        run_epochs=epochs if run else None,
                                        forward_check=[{"passed": True, "max_abs_diff": 1e-6}] if run else None)
 
 
-def _results(model, metric, keras_finals, lightning_finals, rates, mode="aligned", source="synthetic", epochs=2):
-    """A results dict as `parity run` collects it: one run per final value, the metric rising (or mae falling) to it."""
+def _results(model, metric, keras_finals, lightning_finals, rates, mode="aligned", source="synthetic", epochs=2,
+             keras_torch=None):
+    """A results dict as `parity run` collects it: one run per final value, the metric rising (or mae falling) to it.
+    `keras_torch`: (final values, samples/s) of a third framework, Keras on torch."""
     step = 0.05 if metric == "accuracy" else -0.05
     frameworks = {}
-    for fw, finals, rate in (("keras", keras_finals, rates[0]), ("lightning", lightning_finals, rates[1])):
+    compared = [("keras", keras_finals, rates[0]), ("lightning", lightning_finals, rates[1])]
+    for fw, finals, rate in compared + ([("keras-torch", *keras_torch)] if keras_torch else []):
         runs = [{
             "seed": seed,
             "history": {"loss": [0.6, 0.4], "val_loss": [0.65, 0.45], metric: [final - step, final],
@@ -64,7 +73,7 @@ def _results(model, metric, keras_finals, lightning_finals, rates, mode="aligned
         "frameworks": frameworks, "forward_max_abs_diff": 2e-6, "environment": dict(ENVIRONMENT),
         "spec": {"title": model, "reference": "n/a", "reference_val_metric": None, "epochs": epochs, "batch_size": 32,
                  "optimizer": "adam(lr=0.001)", "loss": "mse", "metric": metric},
-        "provenance": _provenance(source=source, mode=mode, epochs=epochs),
+        "provenance": _provenance(source=source, mode=mode, epochs=epochs, frameworks=tuple(frameworks)),
     }
 
 
@@ -78,8 +87,11 @@ def _write_run(out_dir, *args, **kwargs):
 
 
 def _bench_row(model, device, keras, lightning, *, scope="end_to_end", trainer="framework", variant="eager",
-               batch_size=32, peak=(None, None), rss=(812.0, 905.0), ci95=None, mode="aligned"):
-    """One bench.json row; `keras` and `lightning` are samples/s windows (median, min, max); `ci95` the ratio's interval."""
+               batch_size=32, peak=(None, None), rss=(812.0, 905.0), ci95=None, mode="aligned", keras_torch=None,
+               ratios=None):
+    """One bench.json row; `keras` and `lightning` are samples/s windows (median, min, max); `ci95` the ratio's interval;
+    `keras_torch` a third framework's windows, with `ratios` {pair key: interval} of every pair (parity bench's
+    `ratios`, each ratio the medians' here)."""
     def framework(window, peak_mb, rss_mb):
         samples = dict(zip(("median", "min", "max"), window))
         return {"samples_per_s": samples, "steps_per_s": {k: v / batch_size for k, v in samples.items()},
@@ -94,6 +106,13 @@ def _bench_row(model, device, keras, lightning, *, scope="end_to_end", trainer="
            "provenance": _provenance("bench", mode=mode, device=f"{device} (x86_64)" if device == "cpu" else device)}
     if ci95 is not None:
         row["throughput_ratio_ci95"] = list(ci95)
+    if keras_torch is not None:
+        row["frameworks"]["keras-torch"] = framework(keras_torch, None, 950.0)
+        row["provenance"] = _provenance("bench", mode=mode, device=f"{device} (x86_64)", frameworks=THREE)
+        medians = {fw: entry["samples_per_s"]["median"] for fw, entry in row["frameworks"].items()}
+        row["ratios"] = {key: {"ratio": medians[key.split("/")[0]] / medians[key.split("/")[1]],
+                               "interval": list(interval)} for key, interval in ratios.items()}
+        row["throughput_ratio_ci95"] = row["ratios"]["lightning/keras"]["interval"]
     return row
 
 
@@ -568,3 +587,133 @@ def test_a_failed_or_partial_run_report_is_skipped_with_a_warning(tmp_path):
     assert [row["model"] for row in rows] == ["c1w3_fmnist_cnn"]
     assert warnings == [f"{partial}: a partial run (partial: stopped by Ctrl-C after seed 1); skipped: run it again to "
                         "complete it"]
+
+
+# Three frameworks, planted. c1w2_fmnist_dnn: keras-torch equals keras, lightning 0.03 less accurate (yet the fastest),
+# keras-torch 0.6x keras' speed. c1w3_fmnist_cnn: all three equal, keras-torch the fastest. c1w2_mnist_dnn_callback
+# (run only): keras-torch 0.02 more accurate than both.
+DNN3 = {"keras": [0.878, 0.879, 0.880, 0.881, 0.882], "lightning": [0.848, 0.850, 0.849, 0.851, 0.852],
+        "keras-torch": [0.8785, 0.8788, 0.8803, 0.8808, 0.8822]}
+CNN3 = {"keras": [0.90, 0.91, 0.92, 0.905, 0.915], "lightning": [0.901, 0.909, 0.922, 0.905, 0.913],
+        "keras-torch": [0.9005, 0.9095, 0.9205, 0.9045, 0.9155]}
+CALLBACK3 = {"keras": [0.97, 0.975, 0.98, 0.972, 0.978], "lightning": [0.971, 0.974, 0.981, 0.972, 0.977],
+             "keras-torch": [0.990, 0.996, 0.999, 0.992, 1.000]}
+
+
+def _write_three(out_dir, model, finals):
+    return _write_run(out_dir, model, "accuracy", finals["keras"], finals["lightning"], (2000.0, 2000.0),
+                      keras_torch=(finals["keras-torch"], 2000.0))
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory):
+    """Run reports of three frameworks for three models, a bench of two of them, and a two-framework run."""
+    root = tmp_path_factory.mktemp("three")
+    for model, finals in (("c1w2_fmnist_dnn", DNN3), ("c1w3_fmnist_cnn", CNN3), ("c1w2_mnist_dnn_callback", CALLBACK3)):
+        _write_three(root / "runs", model, finals)
+    _write_run(root / "two", "c1w3_sarcasm_bilstm", "accuracy", *SARCASM_GAP, (2000.0, 1980.0))
+    _write_json(root / "bench" / "bench.json", [
+        _bench_row("c1w2_fmnist_dnn", "cpu", (1000, 950, 1040), (1700, 1650, 1760), keras_torch=(600, 580, 620),
+                   ratios={"lightning/keras": (1.62, 1.79), "keras-torch/keras": (0.57, 0.63),
+                           "keras-torch/lightning": (0.33, 0.37)}),
+        _bench_row("c1w3_fmnist_cnn", "cpu", (1000, 950, 1040), (1700, 1650, 1760), keras_torch=(2000, 1900, 2100),
+                   ratios={"lightning/keras": (1.62, 1.79), "keras-torch/keras": (1.9, 2.1),
+                           "keras-torch/lightning": (1.1, 1.25)}),
+    ])
+    lockstep = {**_lockstep("c1w3_fmnist_cnn", 12, "adam"), "provenance": _provenance("lockstep", frameworks=THREE),
+                "pairs": {"lightning/keras": {"first_divergence_step": 12},
+                          "keras-torch/keras": {"first_divergence_step": 5},
+                          "keras-torch/lightning": {"first_divergence_step": None}}}
+    _write_json(root / "lockstep" / "c1w3_fmnist_cnn-adam-aligned" / "lockstep.json", lockstep)
+    warnings = []
+    rows = summarize([root], warn=warnings.append)
+    assert warnings == []
+    return {row["model"]: row for row in rows}
+
+
+def test_three_frameworks_have_every_pairs_statistics_against_a_hand_computation(three):
+    row = three["c1w2_fmnist_dnn"]
+    assert row["frameworks"] == list(THREE)
+    assert list(row["pairs"]) == ["lightning/keras", "keras-torch/keras", "keras-torch/lightning"]
+    assert row["accuracy"]["keras-torch"]["mean"] == pytest.approx(sum(DNN3["keras-torch"]) / 5, abs=1e-12)
+    assert row["accuracy"]["keras-torch"]["n"] == 5
+    for key, pair in row["pairs"].items():
+        b, a = key.split("/")
+        diffs = [y - x for x, y in zip(DNN3[a], DNN3[b])]
+        mean, half = sum(diffs) / 5, _paired_half(diffs, T_975_DF4)
+        assert pair["paired"]["mean"] == pytest.approx(mean, abs=1e-12)
+        assert pair["paired"]["ci95"] == pytest.approx([mean - half, mean + half], abs=1e-7)
+    # The top-level keys stay the lightning / keras comparison.
+    assert row["paired"] == row["pairs"]["lightning/keras"]["paired"]
+    assert row["verdict"] == row["pairs"]["lightning/keras"]["verdict"] == "different"
+    assert row["throughput_ratio"] == pytest.approx(1.7)
+    assert row["pairs"]["keras-torch/keras"]["throughput_ratio"] == pytest.approx(0.6)
+    assert row["pairs"]["keras-torch/keras"]["throughput_ratio_ci95"] == [0.57, 0.63]
+    assert row["pairs"]["keras-torch/keras"]["speed_material"] is True
+    # Holm over every tested pair of every row: 3 models x 3 pairs, and the two-framework run's one pair.
+    assert {pair["holm"]["m"] for row in three.values() for pair in row.get("pairs", {}).values()} == {10}
+    assert three["c1w3_sarcasm_bilstm"]["holm"]["m"] == 10
+
+
+def test_three_frameworks_recommend_the_best_and_never_the_slower_or_less_accurate(three):
+    dnn = three["c1w2_fmnist_dnn"]["recommendation"]
+    # lightning is the fastest but significantly less accurate; keras-torch is as accurate as keras but slower.
+    assert dnn["backend"] == "keras"
+    assert dnn["reason"].startswith("faster at equal accuracy (keras-torch - keras within ±0.0100, Holm TOST p = ")
+    assert "keras over keras-torch 1.67x [1.59, 1.75]; less accurate: lightning (accuracy differs: lightning - keras " \
+        "-0.0300 [" in dnn["reason"]
+    cnn = three["c1w3_fmnist_cnn"]["recommendation"]
+    assert cnn["backend"] == "keras-torch"
+    assert cnn["reason"].startswith("faster at equal accuracy (every pair within ±0.0100, Holm TOST p <= ")
+    assert cnn["reason"].endswith("lightning over keras 1.7x [1.62, 1.79]; keras-torch over keras 2x [1.9, 2.1]; "
+                                  "keras-torch over lightning 1.18x [1.1, 1.25]")
+    callback = three["c1w2_mnist_dnn_callback"]["recommendation"]
+    assert callback["backend"] == "keras-torch"  # significantly more accurate than both: accuracy decides
+    assert callback["reason"].startswith("accuracy differs: keras-torch - keras +0.0204 [")
+    # The two-framework row keeps today's keys and its recommendation
+    two = three["c1w3_sarcasm_bilstm"]
+    assert "pairs" not in two and "frameworks" not in two and two["recommendation"]["backend"] == "either"
+
+
+def test_three_framework_recommendation_rules():
+    def pair(verdict, mean=0.0, ratio=None, material=False, ci95=None):
+        return {**_row(verdict, mean=mean, ci95=(mean - 0.005, mean + 0.005)), "throughput_ratio": ratio,
+                "throughput_ratio_ci95": ci95, "throughput_source": "bench" if ratio else None,
+                "speed_material": material}
+
+    equal_speed = {"lightning/keras": pair("equivalent", ratio=1.0),
+                   "keras-torch/keras": pair("equivalent", ratio=1.01),
+                   "keras-torch/lightning": pair("equivalent", ratio=1.01)}
+    assert recommend_among("accuracy", THREE, equal_speed)["backend"] == "either"
+    # keras-torch materially slower than both: the other two are named together
+    slower = {**equal_speed, "keras-torch/keras": pair("equivalent", ratio=0.5, material=True, ci95=(0.45, 0.55)),
+              "keras-torch/lightning": pair("equivalent", ratio=0.5, material=True, ci95=(0.45, 0.55))}
+    result = recommend_among("accuracy", THREE, slower)
+    assert result["backend"] == "keras or lightning"
+    assert result["reason"] == ("faster at equal accuracy (every pair within ±0.0100, Holm TOST p <= 0.012): "
+                                "keras over keras-torch 2x [1.82, 2.22]; lightning over keras-torch 2x [1.82, 2.22]")
+    # mae, lower is better: keras-torch's higher mae puts it out although it is the fastest
+    mae = {"lightning/keras": pair("inconclusive", mean=0.001),
+           "keras-torch/keras": pair("different", mean=0.1, ratio=3.0, material=True),
+           "keras-torch/lightning": pair("different", mean=0.1, ratio=3.0, material=True)}
+    result = recommend_among("mae", THREE, mae)
+    assert result["backend"] == "keras or lightning"
+    assert "less accurate: keras-torch (mae differs:" in result["reason"]
+
+
+def test_three_framework_markdown_has_a_column_per_framework_and_a_table_of_pairs(three, tmp_path):
+    rows = list(three.values())
+    markdown, page, *plots = write_summary(rows, None, tmp_path / "summary.md")
+    text = markdown.read_text()
+    assert ("| Model | Mode | Device | Prov. | Task | Metric | Keras | Lightning | Keras-torch "
+            "| Peak mem MB K / L / KT | Lockstep | Recommendation |") in text
+    assert "## Pairs" in text and "| c1w2_fmnist_dnn | aligned | cpu | P1 | keras-torch/keras | " in text
+    cnn_pairs = [line for line in text.splitlines() if line.startswith("| c1w3_fmnist_cnn | aligned | cpu | P1 | ")
+                 and "/" in line.split(" | ")[4]]
+    assert [line.rsplit(" | ", 1)[1] for line in cnn_pairs] == ["step 12 of 100 |", "step 5 of 100 |",
+                                                                "none in 100 steps |"]
+    # the two-framework row: n/a for keras-torch, and its one pair in the table of pairs
+    assert "| c1w3_sarcasm_bilstm | aligned | cpu | P2 | lightning/keras | " in text
+    assert [path.name for path in plots] == ["summary-accuracy.png", "summary-speed.png"]
+    assert "Accuracy (MAE) difference b - a per row and pair" in text
+    assert page.read_text().count("<img") == 2

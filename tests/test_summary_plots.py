@@ -175,3 +175,28 @@ def test_stdout_and_json_write_no_plots_and_an_html_out_is_refused(tree, tmp_pat
     assert refused.returncode == 2
     assert "name the Markdown file (e.g. summary.md)" in refused.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_three_frameworks_give_a_point_per_pair_scaled_by_the_pairs_first_framework(tmp_path):
+    # MAE of three frameworks: keras 0.515 mean, lightning 0.415, keras-torch = lightning + 0.01 (planted).
+    keras_torch = [value + 0.01 for value in HOUSE[1]]
+    _write_run(tmp_path, "c1w1_house_price", "mae", *HOUSE, (3000.0, 1000.0), keras_torch=(keras_torch, 2000.0))
+    rows = summary.summarize([tmp_path], warn=pytest.fail)
+    labels = summary.provenance_labels(rows)
+    points = summary_plots.forest_points(rows, "mae", labels)
+    assert [point.label for point in points] == [
+        "c1w1_house_price (aligned, cpu, P1): lightning - keras",
+        "c1w1_house_price (aligned, cpu, P1): keras-torch - keras",
+        "c1w1_house_price (aligned, cpu, P1): keras-torch - lightning"]
+    means = {fw: float(np.mean(values)) for fw, values in zip(("keras", "lightning", "keras-torch"),
+                                                               (HOUSE[0], HOUSE[1], keras_torch))}
+    # each pair's difference in percent of its first framework's mean (the reference of its relative margin)
+    assert points[0].mean == pytest.approx(100 * (means["lightning"] - means["keras"]) / means["keras"], abs=1e-9)
+    assert points[1].mean == pytest.approx(100 * (means["keras-torch"] - means["keras"]) / means["keras"], abs=1e-9)
+    assert points[2].mean == pytest.approx(100 * 0.01 / means["lightning"], abs=1e-9)
+    assert points[2].margin == pytest.approx(5.0)  # 5% of lightning's mean, in percent of it
+    speed = summary_plots.speed_points(rows, labels)
+    assert [(point.label.split(": ")[1], point.ratio) for point in speed] == [
+        ("lightning / keras", pytest.approx(1 / 3)), ("keras-torch / keras", pytest.approx(2 / 3)),
+        ("keras-torch / lightning", pytest.approx(2.0))]
+    assert summary_plots.accuracy_png(rows, labels).startswith(b"\x89PNG")

@@ -4,6 +4,9 @@ Mirror: torch_models/bench.py. The protocol (windows, warm-up, statistics, rows)
 The plain loop calls the model's own `train_step` (forward, loss, gradients, optimizer update,
 metric updates) in a tf.function built as `fit` builds its own, so the two do the same work
 per step and differ only in what `fit` adds around it (iterator, callbacks, logs).
+
+The model, the `fit` windows and the measurement record are Keras API only and serve the
+keras-torch worker too (keras_torch.bench); TensorFlow is imported by the TensorFlow parts alone.
 """
 
 from __future__ import annotations
@@ -12,22 +15,26 @@ import functools
 import itertools
 import os
 from collections.abc import Callable, Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
-import tensorflow as tf
-from tensorflow.python.framework import config as tf_config
 
 from parity import bench
 from parity.catalog import get_spec
 from tf_models import build
 from tf_models.base import compile_model
-from tf_models.data import train_dataset
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 def apply_settings(tf32: bool) -> dict[str, Any]:
     """TF32 as asked (TensorFlow's own default is on, for GPU); op determinism stays off. Returns what is in force."""
+    import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
+
     tf.config.experimental.enable_tensor_float_32_execution(tf32)
     return {
         "tf32": tf.config.experimental.tensor_float_32_execution_enabled(),
@@ -39,6 +46,8 @@ def apply_settings(tf32: bool) -> dict[str, Any]:
 
 
 def on_gpu() -> bool:
+    import tensorflow as tf
+
     return bool(tf.config.list_logical_devices("GPU"))
 
 
@@ -62,12 +71,16 @@ def build_model(model_id: str, variant: bench.Variant) -> keras.Model:
 
 def staged_batches(data: dict[str, np.ndarray], gpu: bool) -> list[tuple[tf.Tensor, tf.Tensor]]:
     """The compute scope's batches as tensors on the device."""
+    import tensorflow as tf
+
     with tf.device("/GPU:0" if gpu else "/CPU:0"):
         return [(tf.identity(x), tf.identity(y)) for x, y in zip(data["staged_x"], data["staged_y"])]
 
 
 def _staged_dataset(data: dict[str, np.ndarray]) -> tf.data.Dataset:
     """The staged batches, cycled, as the tf.data input `fit` needs (fit takes no list of device tensors)."""
+    import tensorflow as tf
+
     dataset = tf.data.Dataset.from_tensor_slices((data["staged_x"], data["staged_y"]))
     return dataset.repeat().prefetch(tf.data.AUTOTUNE)
 
@@ -80,6 +93,8 @@ def _pipeline(workdir: str, model_id: str, batch_size: int, steps: int, parallel
     TensorFlow keeps the constants a tf.data function captures (here the whole training set) for the
     life of the process, so a pipeline per measurement would pile up one copy of the data each time.
     """
+    from tf_models.data import train_dataset
+
     data = bench.load_case_data(workdir, model_id)
     plan = bench.bench_plan(len(data["train"]), batch_size)
     return train_dataset(plan, data["train"], bench.stream_epochs(plan, steps), parallel=parallel)
@@ -114,8 +129,9 @@ class _EpochMarks(keras.callbacks.Callback):
         self.clock.mark()
 
 
-def framework_windows(model: keras.Model, batches: tf.data.Dataset, clock: bench.Clock) -> None:
-    """Keras `fit`: one epoch of `clock.steps` steps per window, the first epoch the warm-up."""
+def framework_windows(model: keras.Model, batches: Iterable, clock: bench.Clock) -> None:
+    """Keras `fit` (on a tf.data dataset, or on Keras' torch backend a DataLoader): one epoch of `clock.steps` steps
+    per window, the first epoch the warm-up."""
     clock.start()
     model.fit(batches, epochs=clock.windows + 1, steps_per_epoch=clock.steps, callbacks=[_EpochMarks(clock)],
               verbose=0, shuffle=False)
@@ -123,6 +139,8 @@ def framework_windows(model: keras.Model, batches: tf.data.Dataset, clock: bench
 
 def plain_windows(model: keras.Model, batches: Iterable[tuple[tf.Tensor, tf.Tensor]], clock: bench.Clock) -> None:
     """The model's train_step in a tf.function (jit_compile as the model's), called once per batch."""
+    import tensorflow as tf
+
     step = tf.function(tf.autograph.experimental.do_not_convert(model.train_step), reduce_retracing=True,
                        jit_compile=model.jit_compile)
     clock.start()
@@ -133,9 +151,46 @@ def plain_windows(model: keras.Model, batches: Iterable[tuple[tf.Tensor, tf.Tens
             clock.mark()
 
 
+@dataclass(frozen=True)
+class GpuMemory:
+    """A backend's peak GPU memory counter: `reset()` it, read `peak_mb()` after the windows."""
+
+    reset: Callable[[], None]
+    peak_mb: Callable[[], float]
+
+
+def timed(case: dict[str, Any], trainer: str, clock: bench.Clock, windows: Callable[[], None],
+          gpu_memory: GpuMemory | None) -> dict[str, Any]:
+    """Run `windows()` (the trainer's warm-up and timed windows on `clock`); the measurement with peak memory and
+    the load average around it."""
+    rss_start = bench.reset_peak_rss()
+    if gpu_memory:
+        gpu_memory.reset()
+    load_start = os.getloadavg()[0]
+    windows()
+    return {
+        **case,
+        "trainer": trainer,
+        **clock.result(),
+        "gpu_peak_mb": gpu_memory.peak_mb() if gpu_memory else None,
+        "host_rss_mb": bench.peak_rss_mb(),
+        "host_rss_start_mb": rss_start,
+        "load_average": [load_start, os.getloadavg()[0]],
+    }
+
+
+def model_settings(model: keras.Model) -> dict[str, Any]:
+    """How Keras runs the model's train step: compilation, eager mode, dtype policy, loss scaling."""
+    return {"jit_compile": bool(model.jit_compile), "run_eagerly": bool(model.run_eagerly),
+            "dtype_policy": model.dtype_policy.name,
+            "loss_scaling": isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)}
+
+
 def measure(case: dict[str, Any], trainer: str, data: dict[str, np.ndarray], job: dict[str, Any],
             gpu: bool, stop: Callable[[], None]) -> dict[str, Any]:
     """Time one case with one trainer, taking turns through `stop`; peak memory and the load average around it."""
+    import tensorflow as tf
+
     variant = bench.VARIANTS[case["variant"]]
     clock = bench.Clock(job["steps"], job["windows"], stop)
     model = build_model(case["model"], variant)
@@ -145,24 +200,11 @@ def measure(case: dict[str, Any], trainer: str, data: dict[str, np.ndarray], job
     else:
         batches = pipeline = _pipeline(job["workdir"], case["model"], case["batch_size"], clock.total_steps,
                                        case["input"] == "recommended")
-    rss_start = bench.reset_peak_rss()
-    if gpu:
-        tf.config.experimental.reset_memory_stats("GPU:0")
-    load_start = os.getloadavg()[0]
-    (framework_windows if trainer == "framework" else plain_windows)(model, batches, clock)
-    return {
-        **case,
-        "trainer": trainer,
-        **clock.result(),
-        "gpu_peak_mb": tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20 if gpu else None,
-        "host_rss_mb": bench.peak_rss_mb(),
-        "host_rss_start_mb": rss_start,
-        "load_average": [load_start, os.getloadavg()[0]],
-        "settings": {"jit_compile": bool(model.jit_compile), "run_eagerly": bool(model.run_eagerly),
-                     "dtype_policy": model.dtype_policy.name,
-                     "loss_scaling": isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer),
-                     "input": input_settings(case["input"], pipeline)},
-    }
+    windows = framework_windows if trainer == "framework" else plain_windows
+    memory = GpuMemory(lambda: tf.config.experimental.reset_memory_stats("GPU:0"),
+                       lambda: tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20) if gpu else None
+    return {**timed(case, trainer, clock, lambda: windows(model, batches, clock), memory),
+            "settings": {**model_settings(model), "input": input_settings(case["input"], pipeline)}}
 
 
 def run_bench(job: dict[str, Any]) -> dict[str, Any]:

@@ -1,17 +1,21 @@
 """Keras callbacks: the course's stop-at-threshold rule, the stop at a non-finite loss, early stopping with the
 best weights restored, the checkpoints of `--checkpoint`, the recorders the report needs, and what a run shows and
-logs (per-epoch lines, TensorBoard scalars; parity.progress). Mirror: torch_models/callbacks.py."""
+logs (per-epoch lines, TensorBoard scalars; parity.progress). Mirror: torch_models/callbacks.py.
+
+Backend-neutral: the keras-torch worker runs these callbacks on Keras' torch backend too. Only the TensorBoard
+event writer is the backend's own (`TensorFlowScalarWriter` here, keras_torch.callbacks.TorchScalarWriter there).
+"""
 
 from __future__ import annotations
 
 import math
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import keras
-import tensorflow as tf
 
 from parity import progress
 from parity.catalog import StopRule
@@ -106,31 +110,59 @@ class EpochLines(keras.callbacks.Callback):
             print(progress.epoch_line(epoch + 1, self.epochs, self.recorder.epoch_seconds[-1], values), flush=True)
 
 
+class ScalarWriter(Protocol):
+    """The event-file writer of one TensorBoard run."""
+
+    def add_scalars(self, scalars: Sequence[tuple[str, float, int]]) -> None:
+        """Write (tag, value, step) triples and flush them to disk."""
+
+    def close(self) -> None:
+        """Close the event file."""
+
+
+class TensorFlowScalarWriter:
+    """The summary writer keras.callbacks.TensorBoard writes through on TensorFlow (tf.summary)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        import tensorflow as tf
+
+        self._summary = tf.summary
+        self._writer = tf.summary.create_file_writer(str(log_dir))
+
+    def add_scalars(self, scalars: Sequence[tuple[str, float, int]]) -> None:
+        with self._writer.as_default():
+            for tag, value, step in scalars:
+                self._summary.scalar(tag, value, step=step)
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
 class TensorBoardScalars(keras.callbacks.Callback):
-    """What `recorder` records, written to one TensorBoard run at each epoch's end (tags and steps: parity.progress).
+    """What `recorder` records, written to one TensorBoard run through `writer` at each epoch's end (tags and steps:
+    parity.progress).
 
     Not keras.callbacks.TensorBoard itself: it names its tags (epoch_loss, batch_loss), splits a run into train/ and
     validation/ runs, counts epochs from 0 and logs, per batch, Keras' running mean of the epoch's loss instead of
-    the batch's loss, none of which Lightning's TensorBoardLogger reproduces. So the same scalars go through the
-    summary writer that callback uses (tf.summary), with the tags and steps the Lightning run has. Written after
+    the batch's loss, none of which Lightning's TensorBoardLogger reproduces. So the same scalars go through a
+    summary writer of the backend (`ScalarWriter`), with the tags and steps the Lightning run has. Written after
     `recorder` has timed the epoch (it goes before this callback), so the writing costs no measured training time.
     """
 
-    def __init__(self, recorder: Recorder, log_dir: Path) -> None:
+    def __init__(self, recorder: Recorder, writer: ScalarWriter) -> None:
         super().__init__()
         self.recorder = recorder
-        self.writer = tf.summary.create_file_writer(str(log_dir))
+        self.writer = writer
         self._steps_written = 0
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        with self.writer.as_default():
-            new_losses = self.recorder.step_loss[self._steps_written:]
-            for step, loss in enumerate(new_losses, start=self._steps_written + 1):
-                tf.summary.scalar(progress.STEP_LOSS_TAG, loss, step=step)
-            self._steps_written += len(new_losses)
-            for key, value in self.recorder.latest().items():
-                tf.summary.scalar(progress.epoch_tag(key), value, step=epoch + 1)
-        self.writer.flush()
+        new_losses = self.recorder.step_loss[self._steps_written:]
+        scalars = [(progress.STEP_LOSS_TAG, loss, step)
+                   for step, loss in enumerate(new_losses, start=self._steps_written + 1)]
+        self._steps_written += len(new_losses)
+        scalars += [(progress.epoch_tag(key), value, epoch + 1) for key, value in self.recorder.latest().items()]
+        self.writer.add_scalars(scalars)
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self.writer.close()

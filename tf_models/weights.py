@@ -8,14 +8,14 @@ the layer, as Keras 3 builds it: `kernel`, `lstm_cell/recurrent_kernel`,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from parity.weights import KerasLayer
+from parity.weights import KerasLayer, WeightMappingError
 
 # Config entries a converter reads (harmless where unused); values are plain JSON.
 _CONFIG_KEYS = ("use_bias", "activation", "recurrent_activation", "reset_after", "go_backwards", "return_sequences",
@@ -50,7 +50,7 @@ def _config(layer: keras.layers.Layer) -> dict[str, Any]:
     return _plain_config(layer.get_config())
 
 
-def _relative_arrays(layer: keras.layers.Layer) -> dict[str, np.ndarray]:
+def _relative_variables(layer: keras.layers.Layer) -> dict[str, keras.Variable]:
     """The layer's variables keyed by their path below the layer's own path (both set when the layer is built).
 
     A Bidirectional's variables are keyed through its two layers (`forward_lstm/lstm_cell/kernel`): loaded from a
@@ -58,15 +58,15 @@ def _relative_arrays(layer: keras.layers.Layer) -> dict[str, np.ndarray]:
     `model/bilstm/forward_lstm/...`), and the keys must be those of the freshly built model.
     """
     if isinstance(layer, keras.layers.Bidirectional):
-        return {f"{inner.name}/{key}": array for inner in (layer.forward_layer, layer.backward_layer)
-                for key, array in _relative_arrays(inner).items()}
-    arrays = {}
+        return {f"{inner.name}/{key}": variable for inner in (layer.forward_layer, layer.backward_layer)
+                for key, variable in _relative_variables(inner).items()}
+    variables = {}
     for variable in layer.weights:
         if not variable.path.startswith(f"{layer.path}/"):
             raise ValueError(f"variable {variable.path} of layer {layer.path} was not created in the layer's build; "
                              "the export cannot name it relative to the layer")
-        arrays[variable.path[len(layer.path) + 1:]] = keras.ops.convert_to_numpy(variable)
-    return arrays
+        variables[variable.path[len(layer.path) + 1:]] = variable
+    return variables
 
 
 def _flattened_shape(layer: keras.layers.Layer, enclosing: tuple[keras.Model, ...]) -> tuple[int, ...] | None:
@@ -102,7 +102,8 @@ def export_layers(model: keras.Model) -> list[KerasLayer]:
             continue
         kind = type(layer).__name__
         flatten_from = _flattened_shape(layer, enclosing) if kind == "Dense" else None
-        exported.append(KerasLayer(name, kind, _relative_arrays(layer), _config(layer), trainable, flatten_from))
+        arrays = {key: keras.ops.convert_to_numpy(variable) for key, variable in _relative_variables(layer).items()}
+        exported.append(KerasLayer(name, kind, arrays, _config(layer), trainable, flatten_from))
     count = sum(len(layer.arrays) for layer in exported)
     if count != len(model.weights):
         raise ValueError(f"exported {count} of the model's {len(model.weights)} variables: a variable belongs to no "
@@ -150,20 +151,57 @@ def has_training_behaviour(model: keras.Model) -> bool:
                or (type(layer).__name__ in _DROPOUT and layer.rate > 0) for _, layer, _, _ in _walk(model))
 
 
-def save_forward_check(model: keras.Model, inputs: np.ndarray, workdir: Path, tag: str, seed: int) -> None:
-    """The Keras half of the forward check of run `tag`.
+def load_exported_layers(model: keras.Model, layers: list[KerasLayer], kinds: Container[str] | None = None) -> int:
+    """Assign an export (`export_layers` of the same model, on any Keras backend) to `model`, by layer name path
+    and variable path: the inverse of `export_layers`. `kinds` (Keras class names; None: all) limits the layers
+    assigned; the others keep their own initial values. Refuses (WeightMappingError) a layer or variable on one
+    side only, another class or another shape. Returns how many variables it assigned."""
+    exported = {layer.name: layer for layer in layers}
+    mine = {name: layer for name, layer, _, _ in _walk(model) if layer.weights}
+    if set(exported) != set(mine):
+        raise WeightMappingError(f"the export and {model.name} differ in their layers: only exported "
+                                 f"{sorted(set(exported) - set(mine))}, only in the model {sorted(set(mine) - set(exported))}")
+    assigned = 0
+    for name, layer in mine.items():
+        source = exported[name]
+        if source.kind != type(layer).__name__:
+            raise WeightMappingError(f"layer {name} is a {type(layer).__name__}, the export's a {source.kind}")
+        if kinds is not None and source.kind not in kinds:
+            continue
+        variables = _relative_variables(layer)
+        if set(variables) != set(source.arrays):
+            raise WeightMappingError(f"layer {name}: exported variables {sorted(source.arrays)}, the model's "
+                                     f"{sorted(variables)}")
+        for key, variable in variables.items():
+            array = source.arrays[key]
+            if tuple(variable.shape) != array.shape:
+                raise WeightMappingError(f"{name}/{key}: exported shape {array.shape}, the model's "
+                                         f"{tuple(variable.shape)}")
+            variable.assign(array.astype(variable.dtype))
+            assigned += 1
+    return assigned
 
-    Draws every variable at random (`randomize_variables(seed)`), saves the export (the torch
-    side loads it) and the inference outputs; for a model with BatchNorm or dropout also the
-    training-mode outputs with every dropout rate set to 0 (BatchNorm normalises with the batch
-    statistics) and the moving statistics that call updated (parity.compare.save_training_outputs).
-    """
+
+def share_initial_weights(model: keras.Model, path: Path, framework: str, source: str,
+                          kinds: Container[str] | None = None) -> None:
+    """One starting point for every framework of a comparison (parity.jobs.weights_source): the weights source
+    (`source == framework`) saves `model`'s weights to `path`, any other Keras framework loads them from there
+    (`load_exported_layers`, limited to `kinds`)."""
+    from parity.weights import load_keras_layers, save_keras_layers
+
+    if source == framework:
+        save_keras_layers(path, export_layers(model))
+    else:
+        load_exported_layers(model, load_keras_layers(path), kinds)
+
+
+def save_forward_outputs(model: keras.Model, inputs: np.ndarray, workdir: Path, framework: str, tag: str) -> None:
+    """`framework`'s outputs of the forward check of run `tag`: the inference outputs; for a model with BatchNorm or
+    dropout also the training-mode outputs with every dropout rate set to 0 (BatchNorm normalises with the batch
+    statistics) and the moving statistics that call updated (parity.compare.save_training_outputs)."""
     from parity import compare, jobs
-    from parity.weights import save_keras_layers
 
-    randomize_variables(model, seed)
-    save_keras_layers(jobs.init_weights_path(workdir, tag), export_layers(model))
-    np.save(jobs.outputs_path(workdir, "keras", tag), keras.ops.convert_to_numpy(model(inputs, training=False)))
+    np.save(jobs.outputs_path(workdir, framework, tag), keras.ops.convert_to_numpy(model(inputs, training=False)))
     if not has_training_behaviour(model):
         return
     for _, layer, _, _ in _walk(model):
@@ -174,4 +212,18 @@ def save_forward_check(model: keras.Model, inputs: np.ndarray, workdir: Path, ta
     for name, layer in _batchnorm_layers(model).items():
         statistics[f"{name}/moving_mean"] = keras.ops.convert_to_numpy(layer.moving_mean)
         statistics[f"{name}/moving_variance"] = keras.ops.convert_to_numpy(layer.moving_variance)
-    compare.save_training_outputs(compare.training_outputs_path(workdir, "keras", tag), outputs, statistics)
+    compare.save_training_outputs(compare.training_outputs_path(workdir, framework, tag), outputs, statistics)
+
+
+def save_forward_check(model: keras.Model, inputs: np.ndarray, workdir: Path, tag: str, seed: int,
+                       framework: str = "keras", source: str = "keras") -> None:
+    """`framework`'s half of the forward check of run `tag`. The weights source draws every variable at random
+    (`randomize_variables(seed)`) and saves the export (the other frameworks load it); any other Keras framework
+    loads that export. Then the outputs (`save_forward_outputs`)."""
+    from parity import jobs
+
+    if source == framework:
+        randomize_variables(model, seed)
+    share_initial_weights(model, jobs.init_weights_path(workdir, tag), framework, source)
+    save_forward_outputs(model, inputs, workdir, framework, tag)
+

@@ -4,20 +4,57 @@ This module supplies what is Keras' own: `configure`, `versions` and the handler
 job loop is parity.worker_runtime, started by parity.jobs (`python -m tf_models.worker`, fed
 job files on stdin; `python -m tf_models.worker JOB.json` runs one by hand).
 Mirror: torch_models/worker.py.
+
+The describe, forward, batches and train handlers are Keras API only and serve the keras-torch
+worker too (keras_torch.worker): what differs between the backends, the input pipeline and the
+TensorBoard writer, comes in a `KerasBackend` (TensorFlow's: `tensorflow_backend`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from parity.datasets.store import Sources
+    from parity.align import Alignment
+    from parity.datasets.store import SampleSource, Sources
+    from parity.plan import BatchPlan
+    from tf_models.callbacks import ScalarWriter
+
+
+@dataclass(frozen=True)
+class KerasBackend:
+    """What the shared Keras handlers take from the backend Keras runs on; the rest is Keras' own API.
+
+    `train_batches(plan, source, epochs, augmentation=...)`: every training batch of `epochs` epochs as one stream,
+    which `fit` consumes with steps_per_epoch=plan.steps_per_epoch; `eval_batches(plan, source)`: the validation
+    batches in data order, one pass each time it is iterated; both yield (x, y) tensors with a `.numpy()`.
+    `summary_writer(log_dir)`: the TensorBoard writer of one run. `saves_models`: whether `--save` may write the
+    run's .keras files (parity.saved_models names them for the Keras worker alone).
+    """
+
+    framework: str
+    train_batches: Callable[..., Iterable]
+    eval_batches: Callable[[BatchPlan, SampleSource], Iterable]
+    summary_writer: Callable[[Path], ScalarWriter]
+    saves_models: bool
+
+
+@functools.cache
+def tensorflow_backend() -> KerasBackend:
+    """Keras on TensorFlow: tf.data pipelines (tf_models.data) and tf.summary."""
+    from tf_models.callbacks import TensorFlowScalarWriter
+    from tf_models.data import eval_dataset, train_dataset
+
+    return KerasBackend("keras", train_dataset, eval_dataset, TensorFlowScalarWriter, saves_models=True)
 
 
 def configure(job: dict[str, Any]) -> str:
@@ -45,6 +82,7 @@ def configure(job: dict[str, Any]) -> str:
     else:
         tf_config.disable_op_determinism()  # no public switch back
     keras.backend.clear_session()  # layer names and Keras' global state as in a fresh process
+    tf.get_logger().addFilter(_not_a_predict_retracing_warning)  # added only if not there yet
     if gpus:
         return f"gpu ({tf.config.experimental.get_device_details(gpus[0]).get('device_name', 'GPU')})"
     return cpu_words(job["threads"])
@@ -60,9 +98,10 @@ def _describe(job: dict[str, Any]) -> dict[str, Any]:
     return {"architectures": list(REGISTRY), "params": params}
 
 
-def _forward(job: dict[str, Any]) -> dict[str, Any]:
-    """The Keras half of the forward check: each model with random weights, its export and outputs (inference,
-    and training mode for BatchNorm/dropout models; tf_models.weights.save_forward_check)."""
+def _forward(backend: KerasBackend, job: dict[str, Any]) -> dict[str, Any]:
+    """The Keras half of the forward check: each model with random weights (drawn and exported by the weights
+    source, loaded from its export by the other Keras framework) and its outputs (inference, and training mode for
+    BatchNorm/dropout models; tf_models.weights.save_forward_check)."""
     import keras
 
     from parity import jobs
@@ -73,25 +112,36 @@ def _forward(job: dict[str, Any]) -> dict[str, Any]:
     for model_id in job["models"]:
         keras.utils.set_random_seed(job["seed"])
         save_forward_check(build(model_id), np.load(jobs.probe_inputs_path(workdir, model_id)), workdir,
-                           jobs.run_tag(model_id, job["seed"]), job["seed"])
+                           jobs.run_tag(model_id, job["seed"]), job["seed"], backend.framework,
+                           job.get("weights_source", "keras"))
     return {}
 
 
-def _batches(job: dict[str, Any]) -> dict[str, Any]:
-    """Dump every batch the tf.data pipelines yield, for the identical-batches test."""
+def _batches(backend: KerasBackend, job: dict[str, Any]) -> dict[str, Any]:
+    """Dump every batch the backend's pipelines yield, for the identical-batches test."""
     from parity import jobs
     from parity.plan import BatchPlan, eval_plan
-    from tf_models.data import eval_dataset, train_dataset
 
     data = jobs.load_data(Path(job["data"]))
     plan = BatchPlan(len(data.train), job["batch_size"], job["seed"])
-    train = [(x.numpy(), y.numpy()) for x, y in train_dataset(plan, data.train, job["epochs"])]
+    train = [(x.numpy(), y.numpy()) for x, y in backend.train_batches(plan, data.train, job["epochs"])]
     val = [] if data.val is None else [
-        (x.numpy(), y.numpy()) for x, y in eval_dataset(eval_plan(len(data.val), job["batch_size"]), data.val)]
+        (x.numpy(), y.numpy()) for x, y in backend.eval_batches(eval_plan(len(data.val), job["batch_size"]), data.val)]
     return jobs.save_batches(job["out"], train, val)
 
 
-def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict[str, Any]]:
+def initial_kinds(alignment: Alignment) -> frozenset[str] | None:
+    """The Keras layer classes a Keras framework that is not the weights source takes from the source's export
+    (None: all): as the torch model does (align.copied_keras_kinds); the others keep the initial values Keras
+    drew on this backend from the seed, as in native mode, where nothing is taken."""
+    from parity import align
+
+    if alignment.is_aligned("kernel_init") and alignment.is_aligned("embedding_init"):
+        return None
+    return align.copied_keras_kinds(alignment)
+
+
+def _train_one(backend: KerasBackend, job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict[str, Any]]:
     """Train one seed; returns the model's parameter count and the run's record."""
     import keras
 
@@ -99,52 +149,53 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
     from parity.augment import training_augmentation
     from parity.catalog import get_spec
     from parity.plan import eval_plan, train_plan
-    from parity.weights import save_keras_layers
     from tf_models import build
     from tf_models.base import compile_model
     from tf_models.callbacks import (EpochLines, Recorder, StopAtNonFiniteLoss, StopAtThreshold, TensorBoardScalars,
                                      early_stopping)
-    from tf_models.data import eval_dataset, train_dataset
-    from tf_models.weights import export_layers
+    from tf_models.weights import share_initial_weights
 
     spec = get_spec(job["model"])
     workdir = Path(job["workdir"])
-    tag = jobs.run_tag(spec.id, seed)
+    framework = backend.framework
+    alignment = align.Alignment.from_job(job.get("native", ()))
     keras.utils.set_random_seed(seed)
     model = build(spec.id)
-    save_keras_layers(jobs.init_weights_path(workdir, tag), export_layers(model))
+    share_initial_weights(model, jobs.init_weights_path(workdir, jobs.run_tag(spec.id, seed)), framework,
+                          job.get("weights_source", "keras"), initial_kinds(alignment))
     compile_model(model, spec, job.get("learning_rate"))
     plan = train_plan(spec, len(data.train), seed)
     recorder = Recorder(spec.metric)
     non_finite = StopAtNonFiniteLoss()
     callbacks: list = [recorder, non_finite,
-                       keras.callbacks.CSVLogger(str(Path(job["log_dir"]) / f"keras-seed{seed}.csv"))]
+                       keras.callbacks.CSVLogger(str(Path(job["log_dir"]) / f"{framework}-seed{seed}.csv"))]
     if job.get("tensorboard_dir"):
-        run_dir = Path(job["tensorboard_dir"]) / progress.tensorboard_run("keras", seed)
-        callbacks.append(TensorBoardScalars(recorder, run_dir))
+        run_dir = Path(job["tensorboard_dir"]) / progress.tensorboard_run(framework, seed)
+        callbacks.append(TensorBoardScalars(recorder, backend.summary_writer(run_dir)))
     stopper = StopAtThreshold(spec.stop) if spec.stop else None
     if stopper:
         callbacks.append(stopper)
     best = early_stopping(job["early_stopping"]) if job.get("early_stopping") else None
-    checkpoint = _checkpoint(job["checkpoint"], seed) if job.get("checkpoint") else None
+    checkpoint = _checkpoint(job["checkpoint"], framework, seed) if job.get("checkpoint") else None
     callbacks += [callback for callback in (best, checkpoint) if callback]
     bars = sys.stdout.isatty()  # a terminal: Keras' own progress bar; a pipe or a log file: one line per epoch
     if not bars:
         callbacks.append(EpochLines(recorder, job["epochs"]))
-    print(progress.run_header("keras", spec.id, seed, job["epochs"], plan.steps_per_epoch), flush=True)
+    print(progress.run_header(framework, spec.id, seed, job["epochs"], plan.steps_per_epoch), flush=True)
     start = time.perf_counter()
-    augmentation = training_augmentation(spec, data.train, align.Alignment.from_job(job.get("native", ())), seed)
+    augmentation = training_augmentation(spec, data.train, alignment, seed)
+    val_batches = None if data.val is None else backend.eval_batches(eval_plan(len(data.val), spec.batch_size), data.val)
     model.fit(
-        train_dataset(plan, data.train, job["epochs"], augmentation=augmentation),
+        backend.train_batches(plan, data.train, job["epochs"], augmentation=augmentation),
         epochs=job["epochs"],
         steps_per_epoch=plan.steps_per_epoch,
-        validation_data=None if data.val is None else eval_dataset(eval_plan(len(data.val), spec.batch_size), data.val),
+        validation_data=val_batches,
         callbacks=callbacks,
         shuffle=False,  # the batch plan already shuffled; Keras would ignore it for tf.data and warn
         verbose=1 if bars else 0,
     )
     wall = time.perf_counter() - start
-    stop = _early_stopping_record(best, model, recorder, spec, data) if best else None
+    stop = _early_stopping_record(best, model, recorder, spec, val_batches) if best else None
     saved = None
     if job.get("save_to"):  # after training and any restore of the best weights: the model as the run ends
         from tf_models.saving import save_trained
@@ -161,42 +212,39 @@ def _train_one(job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict
         "diverged": non_finite.diverged,
         "probe_predictions": _probe_predictions(model, spec),
         "optimizer_learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
-        "forecast": _forecast(model, spec, data) if job.get("forecast") else None,
+        "forecast": _forecast(model, val_batches) if job.get("forecast") else None,
         "early_stopping": stop,
-        "checkpoint": _checkpoint_record(job["checkpoint"], seed) if checkpoint else None,
+        "checkpoint": _checkpoint_record(job["checkpoint"], framework, seed) if checkpoint else None,
         "saved": saved,
     }
 
 
-def _checkpoint_file(settings: dict[str, Any], seed: int) -> Path:
-    return Path(settings["dir"]) / f"keras-seed{seed}-{settings['kind']}.keras"
+def _checkpoint_file(settings: dict[str, Any], framework: str, seed: int) -> Path:
+    return Path(settings["dir"]) / f"{framework}-seed{seed}-{settings['kind']}.keras"
 
 
-def _checkpoint(settings: dict[str, Any], seed: int):
+def _checkpoint(settings: dict[str, Any], framework: str, seed: int):
     """`--checkpoint best|last`: Keras' ModelCheckpoint writing the whole model to CHECKPOINT_DIR."""
     from tf_models.callbacks import best_checkpoint, last_checkpoint
 
-    path = _checkpoint_file(settings, seed)
+    path = _checkpoint_file(settings, framework, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     return best_checkpoint(settings["monitor"], path) if settings["kind"] == "best" else last_checkpoint(path)
 
 
-def _checkpoint_record(settings: dict[str, Any], seed: int) -> dict[str, Any]:
-    path = _checkpoint_file(settings, seed)
+def _checkpoint_record(settings: dict[str, Any], framework: str, seed: int) -> dict[str, Any]:
+    path = _checkpoint_file(settings, framework, seed)
     return {"kind": settings["kind"], "monitor": settings["monitor"], "file": path.name, "bytes": path.stat().st_size}
 
 
-def _early_stopping_record(stopper, model, recorder, spec, data: Sources) -> dict[str, Any]:
+def _early_stopping_record(stopper, model, recorder, spec, val_batches: Iterable | None) -> dict[str, Any]:
     """What EarlyStopping decided (epochs 1-based) and the restored model's validation loss and metric, evaluated
     once more on the validation batches (None without validation data)."""
-    from parity.plan import eval_plan
     from tf_models.callbacks import monitor_mode
-    from tf_models.data import eval_dataset
 
     restored = {}
-    if data.val is not None:
-        logs = model.evaluate(eval_dataset(eval_plan(len(data.val), spec.batch_size), data.val), verbose=0,
-                              return_dict=True)
+    if val_batches is not None:
+        logs = model.evaluate(val_batches, verbose=0, return_dict=True)
         restored = {key: float(value) for key, value in logs.items()}
     return {
         "monitor": stopper.monitor, "patience": stopper.patience, "min_delta": abs(stopper.min_delta),
@@ -212,20 +260,19 @@ def _early_stopping_record(stopper, model, recorder, spec, data: Sources) -> dic
 
 def _probe_predictions(model, spec) -> list[float] | None:
     """The course's own probe (e.g. predict(10) for hello world), after training."""
+    import keras
+
     probe = getattr(spec.data, "probe_x", ())
     if not probe:
         return None
     x = np.asarray(probe, dtype=np.float32).reshape(-1, *spec.input_shape)
-    return model(x, training=False).numpy().ravel().tolist()
+    return keras.ops.convert_to_numpy(model(x, training=False)).ravel().tolist()
 
 
-def _forecast(model, spec, data: Sources) -> list[float]:
+def _forecast(model, val_batches: Iterable) -> list[float]:
     """The trained model's output for every validation window, in order: the course's forecast of each step after
     the split. Batched as validation is, so each value is the one the logged val_mae was computed from."""
-    from parity.plan import eval_plan
-    from tf_models.data import eval_dataset
-
-    return model.predict(eval_dataset(eval_plan(len(data.val), spec.batch_size), data.val), verbose=0).ravel().tolist()
+    return model.predict(val_batches, verbose=0).ravel().tolist()
 
 
 def _not_a_predict_retracing_warning(record: logging.LogRecord) -> bool:
@@ -236,20 +283,30 @@ def _not_a_predict_retracing_warning(record: logging.LogRecord) -> bool:
     return not ("triggered tf.function retracing" in message and "make_predict_function" in message)
 
 
-def _train(job: dict[str, Any]) -> dict[str, Any]:
+def _train(backend: KerasBackend, job: dict[str, Any]) -> dict[str, Any]:
     """Every seed of the job in turn, each written as it finishes (parity.worker_runtime.train_seeds)."""
-    import tensorflow as tf
-
     from parity import jobs
     from parity.worker_runtime import train_seeds
 
-    tf.get_logger().addFilter(_not_a_predict_retracing_warning)  # once: a filter is added only if not there yet
+    if job.get("save_to") and not backend.saves_models:
+        raise RuntimeError(f"{backend.framework} does not keep trained models (--save): parity.saved_models names the "
+                           "Keras files after the Keras worker alone (keras-seedN.keras); run --save with keras")
     data = jobs.load_data(Path(job["data"]))
-    return train_seeds(job, lambda seed: _train_one(job, seed, data))
+    return train_seeds(job, lambda seed: _train_one(backend, job, seed, data))
+
+
+def shared_handlers(backend: Callable[[], KerasBackend]) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+    """The handlers every Keras worker runs the same way, on `backend()` (made when a job first needs it)."""
+    return {
+        "describe": _describe,
+        "forward": lambda job: _forward(backend(), job),
+        "batches": lambda job: _batches(backend(), job),
+        "train": lambda job: _train(backend(), job),
+    }
 
 
 HANDLERS = {
-    "describe": _describe, "forward": _forward, "batches": _batches, "train": _train,
+    **shared_handlers(tensorflow_backend),
     "lockstep": "tf_models.lockstep:run_lockstep", "probe": "tf_models.probes:run_job",
     "bench": "tf_models.bench:run_bench", "roundtrip": "tf_models.saving:run_roundtrip",
     "lrsweep": "tf_models.lrsweep:run_lrsweep",
