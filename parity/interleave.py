@@ -86,8 +86,8 @@ class _Link:
 
 
 class Turns:
-    """The harness side: a listening socket in `workdir`, and `run_together` (`run_pair`) to run one measurement in
-    two or three workers.
+    """The harness side: a listening socket in `workdir`, and `run_together` to run one measurement in two or
+    three workers.
 
     Its threads (one per worker) submit the jobs, so a worker whose session starts with its first job is started
     by one of them, and the kernel stops a worker when the thread that started it ends (parity.jobs
@@ -117,25 +117,14 @@ class Turns:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def run_pair(self, run: Callable[[str, Job], Mapping[str, Any]], names: tuple[str, str], job: Job,
-                 leaders: Sequence[str]) -> dict[str, Mapping[str, Any]]:
-        """Run `job` in the two workers `names` at once and return their answers, letting them take turns.
-
-        `run(name, job)` runs a job in the worker `name` and blocks until it answers. Segment s
-        (0: the warm-up, then each window) is run by `leaders[s]` first, then by the other worker.
-        The job gains "turns" (this socket's address); the worker's stop function is `turn`.
-        """
-        if len(set(names)) != 2 or not set(leaders) <= set(names):
-            raise ValueError(f"two workers {names} take turns; the leaders name {sorted(set(leaders))}")
-        orders = [(leader, *(other for other in names if other != leader)) for leader in leaders]
-        return self.run_together(run, names, job, orders)
-
     def run_together(self, run: Callable[[str, Job], Mapping[str, Any]], names: Sequence[str], job: Job,
                      orders: Sequence[Sequence[str]]) -> dict[str, Mapping[str, Any]]:
         """Run `job` in the workers `names` (two or three) at once and return their answers, letting them take turns.
 
-        Segment s (0: the warm-up, then each window) is run by the workers one after another in the order
-        `orders[s]` (each order names every worker once). Otherwise as `run_pair`.
+        `run(name, job)` runs a job in the worker `name` and blocks until it answers. Segment s (0: the
+        warm-up, then each window) is run by the workers one after another in the order `orders[s]`
+        (each order names every worker once). The job gains "turns" (this socket's address); the
+        worker's stop function is `turn`.
         """
         if len(set(names)) != len(names) or not 2 <= len(names) <= MAX_WORKERS:
             raise ValueError(f"two to {MAX_WORKERS} distinct workers take turns, not {list(names)}")

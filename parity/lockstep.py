@@ -229,13 +229,7 @@ def measure(model_id: str, options: LockstepOptions, workers: jobs.WorkerPool | 
         return _several(spec, options, optimizer, split, data, metric_on, needed, job, answers, keras_params)
     keras, lightning = answers["keras"], answers["lightning"]
     return {
-        "model": spec.id,
-        "optimizer": optimizer_to_job(optimizer),
-        "steps": options.steps,
-        "batch_size": spec.batch_size,
-        "seed": options.seed,
-        "dataset": {"id": spec.dataset, "source": split.source, "train_samples_used": min(needed, len(split.train)),
-                    "val_samples": min(VAL_SAMPLES, split.val_size), "metric_on": metric_on},
+        **_record_header(spec, options, optimizer, split, metric_on, needed),
         "keras": {key: keras[key] for key in ("loss", "grad_norm", "deterministic", "dropout_layers", "val_metric",
                                               "tensor_device")},
         "metric": spec.metric,
@@ -326,6 +320,20 @@ def compare_frameworks(answers: Mapping[str, Mapping[str, Any]], frameworks: Seq
     return comparisons
 
 
+def _record_header(spec: Any, options: LockstepOptions, optimizer: Optimizer, split: Any, metric_on: str,
+                   needed: int) -> dict[str, Any]:
+    """The keys that open a lockstep record: the model, its optimizer and steps, and the data the steps used."""
+    return {
+        "model": spec.id,
+        "optimizer": optimizer_to_job(optimizer),
+        "steps": options.steps,
+        "batch_size": spec.batch_size,
+        "seed": options.seed,
+        "dataset": {"id": spec.dataset, "source": split.source, "train_samples_used": min(needed, len(split.train)),
+                    "val_samples": min(VAL_SAMPLES, split.val_size), "metric_on": metric_on},
+    }
+
+
 def _several(spec: Any, options: LockstepOptions, optimizer: Optimizer, split: Any, data: Mapping[str, Any],
              metric_on: str, needed: int, job: Mapping[str, Any], answers: Mapping[str, dict[str, Any]],
              keras_params: float | None) -> dict[str, Any]:
@@ -341,14 +349,8 @@ def _several(spec: Any, options: LockstepOptions, optimizer: Optimizer, split: A
             data, align.Alignment.from_job(comparison["native"]), answers, options.threads, spec.epochs)
     lightning = answers.get("lightning")
     return {
-        "model": spec.id,
+        **_record_header(spec, options, optimizer, split, metric_on, needed),
         "frameworks": list(frameworks),
-        "optimizer": optimizer_to_job(optimizer),
-        "steps": options.steps,
-        "batch_size": spec.batch_size,
-        "seed": options.seed,
-        "dataset": {"id": spec.dataset, "source": split.source, "train_samples_used": min(needed, len(split.train)),
-                    "val_samples": min(VAL_SAMPLES, split.val_size), "metric_on": metric_on},
         **{framework: _keras_record(answers[framework]) for framework in frameworks if framework != "lightning"},
         "metric": spec.metric,
         "comparisons": comparisons,

@@ -712,6 +712,31 @@ def _pair_summary(row: _Row, pair: tuple[str, str], margin: compare.Margin | Non
             **_speed(row, pair), "speed_material": material_speed_difference(bench, pair)}
 
 
+def _row_identity(row: _Row, metric: str | None) -> dict[str, Any]:
+    """The keys that open every summary row: what was measured, where, and from which records."""
+    spec = CATALOG.get(row.model)
+    return {
+        "model": row.model,
+        "mode": row.mode,
+        "device": row.device,
+        "provenance_key": row.key,
+        "provenance": provenance.describe_provenance(row.run or row.bench),
+        "task": spec.task if spec else TASK_OF_METRIC.get(metric),
+        "metric": metric,
+    }
+
+
+def _bench_footprint(row: _Row, frameworks: tuple[str, ...]) -> dict[str, Any]:
+    """The bench's batch size and input, and each framework's peak device and host memory (None without a bench)."""
+    bench_fw = row.bench["frameworks"] if row.bench else {}
+    return {
+        "bench_batch_size": row.bench["batch_size"] if row.bench else None,
+        "bench_input": row.bench.get("input") if row.bench else None,
+        "peak_mem_mb": {fw: bench_fw.get(fw, {}).get("peak_mem_mb") for fw in frameworks},
+        "host_rss_mb": {fw: bench_fw.get(fw, {}).get("host_rss_mb") for fw in frameworks},
+    }
+
+
 def _summary_row(row: _Row, margins: Mapping[str, compare.Margin]) -> dict[str, Any]:
     """The machine-readable summary of one row, before Holm and the recommendation."""
     spec = CATALOG.get(row.model)
@@ -720,17 +745,9 @@ def _summary_row(row: _Row, margins: Mapping[str, compare.Margin]) -> dict[str, 
     if frameworks != FRAMEWORKS:
         return _frameworks_summary_row(row, metric, frameworks, margins)
     comparison = accuracy_comparison(row.run, margins[metric]) if row.run else {}
-    bench_fw = row.bench["frameworks"] if row.bench else {}
     lockstep = row.lockstep
-    record = row.run or row.bench
     return {
-        "model": row.model,
-        "mode": row.mode,
-        "device": row.device,
-        "provenance_key": row.key,
-        "provenance": provenance.describe_provenance(record),
-        "task": spec.task if spec else TASK_OF_METRIC.get(metric),
-        "metric": metric,
+        **_row_identity(row, metric),
         "accuracy": _accuracy(row),
         "diff_mean": comparison.get("diff_mean"),
         "diff_ci95": comparison.get("diff_ci95", [None, None]),
@@ -739,10 +756,7 @@ def _summary_row(row: _Row, margins: Mapping[str, compare.Margin]) -> dict[str, 
         "welch": comparison.get("welch"),
         "equivalence": comparison.get("equivalence"),
         **_speed(row),
-        "bench_batch_size": row.bench["batch_size"] if row.bench else None,
-        "bench_input": row.bench.get("input") if row.bench else None,
-        "peak_mem_mb": {fw: bench_fw.get(fw, {}).get("peak_mem_mb") for fw in FRAMEWORKS},
-        "host_rss_mb": {fw: bench_fw.get(fw, {}).get("host_rss_mb") for fw in FRAMEWORKS},
+        **_bench_footprint(row, FRAMEWORKS),
         "lockstep": None if lockstep is None else {
             key: lockstep[key] for key in ("first_divergence_step", "steps", "tolerance", "max_rel_loss_diff")
         },
@@ -758,24 +772,12 @@ def _frameworks_summary_row(row: _Row, metric: str | None, frameworks: tuple[str
     lightning / keras comparison, when it has both) with `frameworks` and `pairs` (every pair's `_pair_summary`)."""
     pairs = {pair_key(pair): _pair_summary(row, pair, margins.get(metric)) for pair in framework_pairs(frameworks)}
     default = pairs.get(DEFAULT_PAIR) or _pair_summary(row, FRAMEWORKS, None)  # no keras or no lightning: all None
-    spec = CATALOG.get(row.model)
-    bench_fw = row.bench["frameworks"] if row.bench else {}
-    record = row.run or row.bench
     return {
-        "model": row.model,
-        "mode": row.mode,
-        "device": row.device,
-        "provenance_key": row.key,
-        "provenance": provenance.describe_provenance(record),
-        "task": spec.task if spec else TASK_OF_METRIC.get(metric),
-        "metric": metric,
+        **_row_identity(row, metric),
         "accuracy": _accuracy(row, frameworks),
         **{key: default[key] for key in (*COMPARISON_KEYS, "throughput_ratio", "throughput_ratio_ci95",
                                          "throughput_source")},
-        "bench_batch_size": row.bench["batch_size"] if row.bench else None,
-        "bench_input": row.bench.get("input") if row.bench else None,
-        "peak_mem_mb": {fw: bench_fw.get(fw, {}).get("peak_mem_mb") for fw in frameworks},
-        "host_rss_mb": {fw: bench_fw.get(fw, {}).get("host_rss_mb") for fw in frameworks},
+        **_bench_footprint(row, frameworks),
         "lockstep": None if row.lockstep is None else {
             **{key: row.lockstep[key] for key in ("first_divergence_step", "steps", "tolerance", "max_rel_loss_diff")},
             "pairs": {key: entry.get("first_divergence_step")

@@ -306,16 +306,17 @@ def fake_pair(monkeypatch):
 
 
 def test_two_workers_take_turns_one_segment_at_a_time_in_the_drawn_order(tmp_path, fake_pair):
-    leaders = ["fake_b", "fake_a", "fake_a", "fake_b", "fake_b", "fake_a"]
-    job = {"kind": "turns", "segments": len(leaders), "seconds": 0.02}
+    orders = [("fake_b", "fake_a"), ("fake_a", "fake_b"), ("fake_a", "fake_b"), ("fake_b", "fake_a"),
+              ("fake_b", "fake_a"), ("fake_a", "fake_b")]
+    job = {"kind": "turns", "segments": len(orders), "seconds": 0.02}
     with interleave.Turns(tmp_path) as turns, fake_pair as pool:
-        answers = turns.run_pair(lambda name, job: pool.run(name, job, tmp_path), ("fake_a", "fake_b"), job, leaders)
+        answers = turns.run_together(lambda name, job: pool.run(name, job, tmp_path), ("fake_a", "fake_b"), job,
+                                     orders)
     spans = {name: answers[name]["spans"] for name in ("fake_a", "fake_b")}
     # Every segment of one worker ends before the other's starts, in the order drawn (system-wide monotonic clock).
     timeline = sorted((start, end, name) for name, own in spans.items() for start, end in own)
     assert all(end <= next_start for (_, end, _), (next_start, _, _) in zip(timeline, timeline[1:]))
-    expected = [name for leader in leaders for name in (leader, "fake_b" if leader == "fake_a" else "fake_a")]
-    assert [name for _, _, name in timeline] == expected
+    assert [name for _, _, name in timeline] == [name for order in orders for name in order]
 
 
 def test_three_workers_take_turns_one_segment_at_a_time_in_each_drawn_order(tmp_path, monkeypatch):
@@ -336,15 +337,15 @@ def test_three_workers_take_turns_one_segment_at_a_time_in_each_drawn_order(tmp_
 
 def test_a_worker_that_fails_mid_measurement_releases_the_other_and_its_error_is_raised(tmp_path, fake_pair):
     job = {"kind": "turns", "segments": 4, "seconds": 0.0}
+    pair = ("fake_a", "fake_b")
     with interleave.Turns(tmp_path) as turns, fake_pair as pool:
         run = lambda name, job: pool.run(name, job, tmp_path)  # noqa: E731
         with pytest.raises(WorkerError, match="the fake_b worker failed .* planted failure in segment 2"):
-            turns.run_pair(run, ("fake_a", "fake_b"), {**job, "failing": "fake_b", "fail_at": 2}, ["fake_a"] * 4)
+            turns.run_together(run, pair, {**job, "failing": "fake_b", "fail_at": 2}, [pair] * 4)
         with pytest.raises(WorkerError, match="planted failure before the first turn"):  # fake_b connects and waits
-            turns.run_pair(run, ("fake_a", "fake_b"), {**job, "failing": "fake_a", "fail_at": "start"},
-                           ["fake_a"] * 4)
+            turns.run_together(run, pair, {**job, "failing": "fake_a", "fail_at": "start"}, [pair] * 4)
         # The other worker was released (its job failed at its next stop) and both serve the next measurement.
-        answers = turns.run_pair(run, ("fake_a", "fake_b"), job, ["fake_b"] * 4)
+        answers = turns.run_together(run, pair, job, [pair[::-1]] * 4)
         assert pool.starts == {"fake_a": 1, "fake_b": 1}
     assert all(len(answers[name]["spans"]) == 4 for name in ("fake_a", "fake_b"))
 
