@@ -54,6 +54,7 @@ def torch_backend() -> KerasBackend:
 
 
 def versions() -> dict[str, str]:
+    """Keras', torch's and the Keras backend's versions, for the run's environment record."""
     import keras
     import torch
 

@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("parity", "tf_models", "torch_models")
+PACKAGES = ("parity", "tf_models", "torch_models", "keras_torch")
 
 
 def _is_private(name: str) -> bool:
