@@ -50,7 +50,7 @@ def torch_backend() -> KerasBackend:
     from keras_torch.data import eval_dataset, train_dataset
     from tf_models.worker import KerasBackend
 
-    return KerasBackend("keras-torch", train_dataset, eval_dataset, TorchScalarWriter, saves_models=False)
+    return KerasBackend("keras-torch", train_dataset, eval_dataset, TorchScalarWriter)
 
 
 def versions() -> dict[str, str]:

@@ -31,6 +31,7 @@ import jsonschema
 import numpy as np
 
 from parity import compare, formatting, html_report, jobs
+from parity.jobs import KERAS_FRAMEWORKS
 from parity.provenance import describe_provenance, provenance_key
 from parity.fileio import staging_dir, swap_in
 
@@ -597,9 +598,9 @@ def _saved_lines(saved: Mapping[str, Any]) -> list[str]:
         lines += [f"| {fw} | {row['seed']} | {entry['file']} | {entry['bytes']:,} | {entry['holds']} |"
                   for row in rows for entry in row["files"]]
     lines.append("")
-    for row in saved["frameworks"].get("keras", []):
+    for fw, row in ((fw, row) for fw in KERAS_FRAMEWORKS for row in saved["frameworks"].get(fw, [])):
         full, light = (entry["bytes"] for entry in row["files"])
-        lines.append(f"- keras seed {row['seed']}: saved without the optimizer (the course's way to save space) "
+        lines.append(f"- {fw} seed {row['seed']}: saved without the optimizer (the course's way to save space) "
                      f"{light:,} bytes, {light / full:.0%} of the {full:,} with it")
     for fw, rows in saved["frameworks"].items():
         for row in rows:

@@ -1,7 +1,8 @@
 """Where `parity run --save` keeps the trained models of a run, and the record of how their inputs were made.
 
-RUN_DIR/models/ holds, per seed, Keras' `.keras` file (with the optimizer's state), the course's
-space-saving `.keras` file without it, Lightning's checkpoint and a plain torch `state_dict`, and
+RUN_DIR/models/ holds, per seed, each Keras worker's `.keras` file (with the optimizer's state), the
+course's space-saving `.keras` file without it (keras-seedN for Keras on TensorFlow, keras-torch-seedN
+for Keras on torch), Lightning's checkpoint and a plain torch `state_dict`, and
 one `inputs.json`: how training turned raw data into model inputs (vocabulary and padding of text,
 size and pixel scaling of images, window of a series, class names), so that `parity predict` can
 encode a sentence, an image or a window exactly as training did. Loading a model is the
@@ -40,14 +41,15 @@ def models_dir(run_dir: Path) -> Path:
     return Path(run_dir) / MODELS_DIR
 
 
-def keras_model_path(run_dir: Path, seed: int) -> Path:
-    """The Keras model of `seed` with its optimizer's state (`model.save`)."""
-    return models_dir(run_dir) / f"keras-seed{seed}.keras"
+def keras_model_path(run_dir: Path, seed: int, framework: str = "keras") -> Path:
+    """The Keras model of `seed` with its optimizer's state (`model.save`), as the Keras worker `framework`
+    (keras, keras-torch) trained it."""
+    return models_dir(run_dir) / f"{framework}-seed{seed}.keras"
 
 
-def keras_light_path(run_dir: Path, seed: int) -> Path:
+def keras_light_path(run_dir: Path, seed: int, framework: str = "keras") -> Path:
     """The Keras model of `seed` without the optimizer (the course's `include_optimizer=False`, to save space)."""
-    return models_dir(run_dir) / f"keras-seed{seed}-no-optimizer.keras"
+    return models_dir(run_dir) / f"{framework}-seed{seed}-no-optimizer.keras"
 
 
 def lightning_checkpoint_path(run_dir: Path, seed: int) -> Path:

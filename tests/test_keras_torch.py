@@ -130,10 +130,10 @@ def test_batches_are_bit_identical_to_the_keras_workers(pool, tmp_path, split):
         assert keras[key].tobytes() == keras_torch[key].tobytes(), key
 
 
-def _train_job(data_dir: Path, log_dir: Path) -> dict:
+def _train_job(data_dir: Path, log_dir: Path, save_to: Path | None = None) -> dict:
     return {"kind": "train", "model": "c1w2_fmnist_dnn", "native": [], "seeds": [0], "epochs": 2,
             "data": str(data_dir), "log_dir": str(log_dir), "tensorboard_dir": None, "learning_rate": None,
-            "forecast": False, "weights_source": "keras", "save_to": None}
+            "forecast": False, "weights_source": "keras", "save_to": str(save_to) if save_to else None}
 
 
 def _tensorflow_libraries(pid: int) -> set[str]:
@@ -144,14 +144,23 @@ def _tensorflow_libraries(pid: int) -> set[str]:
 
 def test_a_train_job_gives_the_keras_record_and_loads_no_tensorflow(pool, tmp_path):
     """From the same weights on the same batches: the Keras worker's record, the same losses within float32
-    rounding, the CSV log under keras-torch's name; and after it (and a describe that built Keras' Bidirectional,
-    which asks for TensorFlow) no TensorFlow library is mapped into the keras-torch worker, as it is into the Keras
-    worker (the control that shows the check can see one)."""
+    rounding, the CSV log and the saved .keras files under keras-torch's name, reloaded bit for bit; and after it
+    (and a describe that built Keras' Bidirectional, which asks for TensorFlow) no TensorFlow library is mapped into
+    the keras-torch worker, as it is into the Keras worker (the control that shows the check can see one)."""
+    from parity import saved_models
+
+    spec = get_spec("c1w2_fmnist_dnn")
     data_dir = jobs.save_data(tmp_path, _fmnist())
+    np.save(jobs.probe_inputs_path(tmp_path, spec.id), _fmnist().val.x[:8])
     (tmp_path / "logs").mkdir()
-    keras, keras_torch = (pool.run(fw, _train_job(data_dir, tmp_path / "logs"), tmp_path)["runs"][0]
+    keras, keras_torch = (pool.run(fw, _train_job(data_dir, tmp_path / "logs", tmp_path / "run"), tmp_path)["runs"][0]
                           for fw in ("keras", "keras-torch"))
     assert keras_torch.keys() == keras.keys()
+    files = [entry["file"] for entry in keras_torch["saved"]["files"]]
+    assert files == ["keras-torch-seed0.keras", "keras-torch-seed0-no-optimizer.keras"]
+    assert keras_torch["saved"]["equal"] and all(reload["predictions_equal"] for reload in keras_torch["saved"]["reloads"])
+    assert saved_models.keras_model_path(tmp_path / "run", 0, "keras-torch").is_file()
+    assert saved_models.keras_model_path(tmp_path / "run", 0).is_file()  # the Keras worker's own, beside it
     steps = train_plan(get_spec("c1w2_fmnist_dnn"), TRAIN_SAMPLES, 0).steps_per_epoch
     assert keras_torch["epochs_run"] == 2 and len(keras_torch["step_loss"]) == 2 * steps
     assert len(keras_torch["epoch_seconds"]) == 2 and all(len(values) == 2 for values in keras_torch["history"].values())

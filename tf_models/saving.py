@@ -53,24 +53,26 @@ def run_roundtrip(job: dict[str, Any]) -> dict[str, Any]:
                        for model_id in job["models"]}}
 
 
-def save_trained(model, run_dir: Path, seed: int, inputs: np.ndarray) -> dict[str, Any]:
-    """Save `model` (trained, seed `seed`) into RUN_DIR/models, then `check_reload` it on `inputs`."""
-    save_files(model, run_dir, seed)
-    return check_reload(model, run_dir, seed, inputs)
+def save_trained(model, run_dir: Path, seed: int, inputs: np.ndarray, framework: str = "keras") -> dict[str, Any]:
+    """Save `model` (trained, seed `seed`, by the Keras worker `framework`) into RUN_DIR/models, then `check_reload`
+    it on `inputs`."""
+    save_files(model, run_dir, seed, framework)
+    return check_reload(model, run_dir, seed, inputs, framework)
 
 
-def save_files(model, run_dir: Path, seed: int) -> None:
-    """`model` as RUN_DIR/models/keras-seed{seed}.keras (with its optimizer) and ...-no-optimizer.keras."""
-    full = saved_models.keras_model_path(run_dir, seed)
+def save_files(model, run_dir: Path, seed: int, framework: str = "keras") -> None:
+    """`model` as RUN_DIR/models/{framework}-seed{seed}.keras (with its optimizer) and ...-no-optimizer.keras."""
+    full = saved_models.keras_model_path(run_dir, seed, framework)
     full.parent.mkdir(parents=True, exist_ok=True)
     model.save(full)
-    without_optimizer(model).save(saved_models.keras_light_path(run_dir, seed))
+    without_optimizer(model).save(saved_models.keras_light_path(run_dir, seed, framework))
 
 
-def check_reload(model, run_dir: Path, seed: int, inputs: np.ndarray) -> dict[str, Any]:
+def check_reload(model, run_dir: Path, seed: int, inputs: np.ndarray, framework: str = "keras") -> dict[str, Any]:
     """Both saved files of `seed` loaded with safe_mode=True, their predictions on `inputs` compared with `model`'s
     bit for bit (parity.saved_models.saved_record: files, sizes, reloads, `equal`)."""
-    full, light = saved_models.keras_model_path(run_dir, seed), saved_models.keras_light_path(run_dir, seed)
+    full = saved_models.keras_model_path(run_dir, seed, framework)
+    light = saved_models.keras_light_path(run_dir, seed, framework)
     before = _predictions(model, inputs)
     reloads = [saved_models.reload_record(path, LOADER, before, _predictions(load_file(path), inputs))
                for path in (full, light)]
@@ -104,4 +106,7 @@ def load_file(path: Path):
 
 
 def _predictions(model, inputs: np.ndarray) -> np.ndarray:
-    return np.asarray(model(inputs, training=False))
+    """The model called on `inputs` (inference), as numpy on either backend (torch's outputs carry autograd)."""
+    import keras
+
+    return keras.ops.convert_to_numpy(model(inputs, training=False))

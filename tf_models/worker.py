@@ -37,15 +37,13 @@ class KerasBackend:
     `train_batches(plan, source, epochs, augmentation=...)`: every training batch of `epochs` epochs as one stream,
     which `fit` consumes with steps_per_epoch=plan.steps_per_epoch; `eval_batches(plan, source)`: the validation
     batches in data order, one pass each time it is iterated; both yield (x, y) tensors with a `.numpy()`.
-    `summary_writer(log_dir)`: the TensorBoard writer of one run. `saves_models`: whether `--save` may write the
-    run's .keras files (parity.saved_models names them for the Keras worker alone).
+    `summary_writer(log_dir)`: the TensorBoard writer of one run.
     """
 
     framework: str
     train_batches: Callable[..., Iterable]
     eval_batches: Callable[[BatchPlan, SampleSource], Iterable]
     summary_writer: Callable[[Path], ScalarWriter]
-    saves_models: bool
 
 
 @functools.cache
@@ -54,7 +52,7 @@ def tensorflow_backend() -> KerasBackend:
     from tf_models.callbacks import TensorFlowScalarWriter
     from tf_models.data import eval_dataset, train_dataset
 
-    return KerasBackend("keras", train_dataset, eval_dataset, TensorFlowScalarWriter, saves_models=True)
+    return KerasBackend("keras", train_dataset, eval_dataset, TensorFlowScalarWriter)
 
 
 def configure(job: dict[str, Any]) -> str:
@@ -200,7 +198,8 @@ def _train_one(backend: KerasBackend, job: dict[str, Any], seed: int, data: Sour
     if job.get("save_to"):  # after training and any restore of the best weights: the model as the run ends
         from tf_models.saving import save_trained
 
-        saved = save_trained(model, Path(job["save_to"]), seed, np.load(jobs.probe_inputs_path(workdir, spec.id)))
+        saved = save_trained(model, Path(job["save_to"]), seed, np.load(jobs.probe_inputs_path(workdir, spec.id)),
+                             framework)
     return model.count_params(), {
         "seed": seed,
         "history": recorder.history,
@@ -288,9 +287,6 @@ def _train(backend: KerasBackend, job: dict[str, Any]) -> dict[str, Any]:
     from parity import jobs
     from parity.worker_runtime import train_seeds
 
-    if job.get("save_to") and not backend.saves_models:
-        raise RuntimeError(f"{backend.framework} does not keep trained models (--save): parity.saved_models names the "
-                           "Keras files after the Keras worker alone (keras-seedN.keras); run --save with keras")
     data = jobs.load_data(Path(job["data"]))
     return train_seeds(job, lambda seed: _train_one(backend, job, seed, data))
 
