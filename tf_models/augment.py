@@ -4,18 +4,22 @@
 Keras layers do (RandomFlip, RandomRotation, RandomTranslation, RandomContrast, RandomZoom): the
 same per-sample transforms fed to keras.ops.image.affine_transform, the layers' fill_mode and
 bilinear interpolation, and RandomContrast's formula. It runs eagerly or inside a tf.data map.
-`native_augmenter` is the course's own stack of Keras random layers, seeded from the run seed.
+`native_augmenter` is the course's own stack of Keras random layers, seeded from the run seed: Keras
+API only, so the keras-torch worker builds it too (TensorFlow is imported by `apply_aligned` alone).
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from parity.augment import COLUMN, GEOMETRIC, AugmentSettings, keras_transforms
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 def _stacked_transforms(params: np.ndarray, height: np.ndarray, width: np.ndarray) -> np.ndarray:
@@ -25,6 +29,8 @@ def _stacked_transforms(params: np.ndarray, height: np.ndarray, width: np.ndarra
 
 def apply_aligned(images: tf.Tensor, params: tf.Tensor, settings: AugmentSettings) -> tf.Tensor:
     """NHWC float32 `images` augmented with `params` (parity.augment.draw_parameters rows), op by op."""
+    import tensorflow as tf
+
     images = tf.convert_to_tensor(images, dtype=tf.float32)
     params = tf.convert_to_tensor(params, dtype=tf.float32)
     shape = tf.shape(images)
@@ -78,7 +84,7 @@ def native_augmenter(settings: AugmentSettings) -> keras.Sequential:
 
 
 def apply_native(images: tf.Tensor, augmenter: keras.Sequential) -> tf.Tensor:
-    """NHWC `images`, each augmented by `augmenter`'s layers with their own draws."""
+    """NHWC `images`, each augmented by `augmenter`'s layers with their own draws (a tensor of Keras' backend)."""
     return augmenter(images, training=True)
 
 

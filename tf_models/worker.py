@@ -116,13 +116,21 @@ def _forward(backend: KerasBackend, job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _batches(backend: KerasBackend, job: dict[str, Any]) -> dict[str, Any]:
-    """Dump every batch the backend's pipelines yield, for the identical-batches test."""
+    """Dump every batch the backend's pipelines yield, for the identical-batches test; with "augment" ({"model",
+    "native"}), the training batches augmented as that model's training under that alignment augments them."""
     from parity import jobs
+    from parity.align import Alignment
+    from parity.augment import training_augmentation
+    from parity.catalog import get_spec
     from parity.plan import BatchPlan, eval_plan
 
     data = jobs.load_data(Path(job["data"]))
     plan = BatchPlan(len(data.train), job["batch_size"], job["seed"])
-    train = [(x.numpy(), y.numpy()) for x, y in backend.train_batches(plan, data.train, job["epochs"])]
+    augment = job.get("augment")
+    augmentation = augment and training_augmentation(get_spec(augment["model"]), data.train,
+                                                     Alignment.from_job(augment["native"]), job["seed"])
+    train = [(x.numpy(), y.numpy())
+             for x, y in backend.train_batches(plan, data.train, job["epochs"], augmentation=augmentation)]
     val = [] if data.val is None else [
         (x.numpy(), y.numpy()) for x, y in backend.eval_batches(eval_plan(len(data.val), job["batch_size"]), data.val)]
     return jobs.save_batches(job["out"], train, val)
