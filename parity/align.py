@@ -504,6 +504,23 @@ TENSORFLOW_RUNTIME_FORMS = ("embedding_sparse_gradient", "crossentropy_on_probab
 KERAS_TORCH_PEER = Alignment(frozenset(TENSORFLOW_RUNTIME_FORMS))
 
 
+def differences_in_force(pair: tuple[str, str], lightning_native: Iterable[str], keras_native: Iterable[str],
+                         forms_met: Iterable[str] = ()) -> list[str]:
+    """The differences in force between `pair`'s two frameworks, in DIFFERENCES' order. Keras against Lightning:
+    those the torch run left native. `forms_met`: the TENSORFLOW_RUNTIME_FORMS the model meets, which Keras on torch
+    always computes in torch's form: between the two Keras frameworks they are in force with the runtime differences
+    the Keras processes left native (one API: no other); between Keras on torch and Lightning they are in force
+    where Lightning aligned them to TensorFlow, and those Lightning left native are not."""
+    lightning_native, forms_met = set(lightning_native), set(forms_met)
+    if "keras-torch" not in pair:
+        keys = lightning_native
+    elif "lightning" not in pair:
+        keys = {key for key in keras_native if layer_of(key) == RUNTIME} | forms_met
+    else:
+        keys = (lightning_native - set(TENSORFLOW_RUNTIME_FORMS)) | (forms_met - lightning_native)
+    return [entry.key for entry in DIFFERENCES if entry.key in keys]
+
+
 def copied_keras_kinds(alignment: Alignment) -> frozenset[str]:
     """The Keras layer kinds whose initial weights the torch model takes over."""
     kinds = set()

@@ -297,6 +297,13 @@ def applicable_differences(spec: ModelSpec) -> list[Applicable]:
     return sorted(found, key=lambda entry: entry.every_model)
 
 
+def tensorflow_runtime_forms(spec: ModelSpec) -> list[str]:
+    """The align.TENSORFLOW_RUNTIME_FORMS that `spec`'s model meets: the runtime differences Keras on torch never
+    aligns (it computes torch's form)."""
+    met = {entry.difference.key for entry in applicable_differences(spec)}
+    return [key for key in align.TENSORFLOW_RUNTIME_FORMS if key in met]
+
+
 # ---------------------------------------------------------------- measured effects
 
 

@@ -170,22 +170,6 @@ def compare_runs(keras: Mapping[str, Any], lightning: Mapping[str, Any], toleran
     }
 
 
-def pair_native(pair: tuple[str, str], lightning_native: Sequence[str], keras_native: Sequence[str],
-                forms_met: Sequence[str] = ()) -> list[str]:
-    """The differences in force between `pair`'s two frameworks, in align's order. Keras against Lightning: those
-    the torch run left native. `forms_met`: the align.TENSORFLOW_RUNTIME_FORMS the model meets, which Keras on torch
-    always computes in torch's form: between the two Keras frameworks they are in force with the runtime differences
-    the Keras processes left native (one API: no other); between Keras on torch and Lightning they are in force
-    where Lightning aligned them to TensorFlow, and those Lightning left native are not."""
-    if "keras-torch" not in pair:
-        keys = set(lightning_native)
-    elif "lightning" not in pair:
-        keys = {key for key in keras_native if align.layer_of(key) == align.RUNTIME} | set(forms_met)
-    else:
-        keys = (set(lightning_native) - set(align.TENSORFLOW_RUNTIME_FORMS)) | (set(forms_met) - set(lightning_native))
-    return [entry.key for entry in align.DIFFERENCES if entry.key in keys]
-
-
 def keras_param_diff(a: Path, b: Path) -> float:
     """The max abs difference between two Keras final weights files (same model, any backend), layer by layer in
     model order (automatic layer names may differ between processes)."""
@@ -284,10 +268,11 @@ def compare_frameworks(answers: Mapping[str, Mapping[str, Any]], frameworks: Seq
     """Every pair of `frameworks` compared (compare_pair), once per alignment the torch worker ran (once without
     it): `answers` are the workers' lockstep answers, `keras_native` the differences the Keras processes left
     native, `keras_params` the two Keras frameworks' final weights' max abs difference, `forms_met` as for
-    pair_native. Each comparison holds its direct pair's numbers at the top (the default report's keys: Keras
-    against Lightning when both ran) with the alignment asked for in `native`, that pair's key in `pair`, and
-    `pairs`: each pair by key with the differences in force between the two (`native`, pair_native), judged against
-    the one-ulp control (`loss_within_rounding`, `grad_norms_within_rounding`)."""
+    align.differences_in_force. Each comparison holds its direct pair's numbers at the top (the default report's
+    keys: Keras against Lightning when both ran) with the alignment asked for in `native`, that pair's key in
+    `pair`, and `pairs`: each pair by key with the differences in force between the two (`native`,
+    align.differences_in_force), judged against the one-ulp control (`loss_within_rounding`,
+    `grad_norms_within_rounding`)."""
     lightning = answers.get("lightning")
     control = _control(lightning, tolerance) if lightning else None
     alignments = [run["native"] for run in lightning["runs"]] if lightning else [list(keras_native)]
@@ -303,7 +288,7 @@ def compare_frameworks(answers: Mapping[str, Mapping[str, Any]], frameworks: Seq
                 param_diff = keras_params
             else:  # the torch worker compared its parameters with the weights source's
                 param_diff = runs["lightning"]["final_param_max_abs_diff"] if source in pair else None
-            entry = {"native": pair_native(pair, native, keras_native, forms_met),
+            entry = {"native": align.differences_in_force(pair, native, keras_native, forms_met),
                      **compare_pair(runs, pair, tolerance, param_diff)}
             entry["loss_within_rounding"] = within_rounding(entry, control)
             entry["grad_norms_within_rounding"] = grad_norms_within_rounding(entry, control)
@@ -338,11 +323,10 @@ def _several(spec: Any, options: LockstepOptions, optimizer: Optimizer, split: A
              metric_on: str, needed: int, job: Mapping[str, Any], answers: Mapping[str, dict[str, Any]],
              keras_params: float | None) -> dict[str, Any]:
     """measure()'s result for `--frameworks` other than the default two (compare_frameworks)."""
-    from parity.explain import applicable_differences
+    from parity.explain import tensorflow_runtime_forms
 
     frameworks = options.frameworks
-    met = {entry.difference.key for entry in applicable_differences(replace(spec, optimizer=optimizer))}
-    forms_met = [key for key in align.TENSORFLOW_RUNTIME_FORMS if key in met]
+    forms_met = tensorflow_runtime_forms(replace(spec, optimizer=optimizer))
     comparisons = compare_frameworks(answers, frameworks, job["native"], options.tolerance, keras_params, forms_met)
     for comparison in comparisons:
         comparison["provenance"] = provenance.build_provenance(

@@ -30,7 +30,7 @@ from typing import Any, Mapping, Sequence
 import jsonschema
 import numpy as np
 
-from parity import compare, formatting, html_report, jobs
+from parity import align, compare, formatting, html_report, jobs
 from parity.jobs import KERAS_FRAMEWORKS
 from parity.provenance import describe_provenance, provenance_key
 from parity.fileio import staging_dir, swap_in
@@ -247,7 +247,9 @@ def build_report(results: Mapping[str, Any]) -> dict:
 
     The frameworks are those of `results["frameworks"]`. Keras and lightning alone give the two-framework report
     of the contract. Any other set adds `comparison.frameworks_compared`, `comparison.pairs` (one block per pair,
-    keyed by parity.jobs.pair_key: forward_max_abs_diff, final_val of b - a, throughput_ratio b / a) and
+    keyed by parity.jobs.pair_key: forward_max_abs_diff, final_val of b - a, throughput_ratio b / a, and the
+    `differences` in force between the two: align.differences_in_force of the run's native differences and
+    `results["tensorflow_runtime_forms"]`, the runtime forms Keras on torch never aligns) and
     `comparison.primary_pair`, the pair whose block the top-level forward_max_abs_diff, final_val and
     throughput_ratio repeat (`primary_pair`: lightning/keras when both ran)."""
     metric = results["spec"]["metric"]
@@ -258,8 +260,11 @@ def build_report(results: Mapping[str, Any]) -> dict:
     finals = {fw: final_values_by_seed(fw, frameworks[fw]["runs"], metric) for fw in names}
     rates = {fw: [run["train_samples_per_s"] for run in frameworks[fw]["runs"] if not run.get("diverged")]
              for fw in names}
-    pairs = {jobs.pair_key(pair): _pair_comparison(pair, finals, rates, metric, results.get("forward_check", []))
-             for pair in jobs.framework_pairs(names)}
+    native = list(results.get("native_differences", []))
+    pairs = {jobs.pair_key(pair): {
+        **_pair_comparison(pair, finals, rates, metric, results.get("forward_check", [])),
+        "differences": align.differences_in_force(pair, native, native, results.get("tensorflow_runtime_forms", ()))}
+        for pair in jobs.framework_pairs(names)}
     primary = pairs[jobs.pair_key(primary_pair(names))]
     status, note = run_status(frameworks, results["seeds"], "interrupted" in results)
     report = {
@@ -267,7 +272,7 @@ def build_report(results: Mapping[str, Any]) -> dict:
         "status": status,
         "status_note": note,
         "mode": results["mode"],
-        "native_differences": list(results.get("native_differences", [])),
+        "native_differences": native,
         "seeds": list(results["seeds"]),
         "dataset": results["dataset"],
         "frameworks": frameworks,
@@ -546,7 +551,20 @@ def _pair_lines(report: Mapping[str, Any], block: Mapping[str, Any], pair: tuple
         f"{equivalence['margin_rule']}): {tost}**{equivalence['verdict']}**: {equivalence['detail']}",
         f"- Throughput ratio {b} / {a} (median train samples/s): "
         f"{formatting.significant(block['throughput_ratio'], 3)}",
+        *_in_force_lines(block),
     ]
+
+
+def _in_force_lines(block: Mapping[str, Any]) -> list[str]:
+    """The differences in force between a pair's two frameworks (a pairs block's `differences`; none in the default
+    two-framework comparison, whose native differences the report states once)."""
+    if "differences" not in block:
+        return []
+    keys = block["differences"]
+    if not keys:
+        return ["- Differences in force between the two: none, every difference is aligned between them"]
+    named = ", ".join(f"{key} ({align.layer_of(key)})" for key in keys)
+    return [f"- Differences in force between the two: {named} (docs/differences.md)"]
 
 
 def _pairs_table(report: Mapping[str, Any]) -> list[str]:

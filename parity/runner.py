@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from parity import align, compare, inception, jobs, model_facts, progress, provenance, saved_models
+from parity.explain import tensorflow_runtime_forms
 from parity.baselines import baseline_forecasts, baseline_settings
 from parity.catalog import CATALOG, ModelSpec, get_spec
 from parity.datasets import DataSplit, load_dataset, stand_in_overrides, supported_datasets
@@ -451,6 +452,7 @@ def run_model(model_id: str, options: RunOptions) -> Path:
             "model": spec.id,
             "mode": options.alignment.mode,
             "native_differences": options.alignment.to_job(),
+            "tensorflow_runtime_forms": tensorflow_runtime_forms(spec),
             "seeds": seeds,
             "dataset": _dataset_info(spec, split),
             "frameworks": training.framework_blocks(),

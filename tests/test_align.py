@@ -301,3 +301,19 @@ def test_crossentropy_on_probabilities_is_a_runtime_difference_keras_on_torch_ta
     # CrossEntropyLoss computes); torch's takes -log of the probability clipped to 1e-7 (16.118).
     assert read["tensorflow"] == pytest.approx(30.0, rel=1e-5)
     assert read["torch"] == pytest.approx(-np.log(1e-7), rel=1e-5)
+
+
+def test_each_pair_names_the_differences_in_force_between_its_two_frameworks():
+    forms = list(align.TENSORFLOW_RUNTIME_FORMS)  # the model meets both; Keras on torch computes torch's form
+    assert align.differences_in_force(("keras", "lightning"), ["adam_epsilon_value"], [], forms) == [
+        "adam_epsilon_value"]
+    # One API: only runtime differences part the Keras frameworks, those left native and those never alignable.
+    assert align.differences_in_force(("keras", "keras-torch"), ["adam_epsilon_value"],
+                                      ["kernel_init", "determinism"], forms) == [
+        "embedding_sparse_gradient", "crossentropy_on_probabilities", "determinism"]
+    assert align.differences_in_force(("keras", "keras-torch"), [], [], []) == []
+    # Lightning aligned to TensorFlow's forms differs from Keras on torch by them; left native, it computes torch's.
+    assert align.differences_in_force(("lightning", "keras-torch"), ["adam_epsilon_value"], [], forms) == [
+        "embedding_sparse_gradient", "adam_epsilon_value", "crossentropy_on_probabilities"]
+    assert align.differences_in_force(("lightning", "keras-torch"), ["adam_epsilon_value", *forms], [], forms) == [
+        "adam_epsilon_value"]

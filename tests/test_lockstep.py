@@ -214,20 +214,6 @@ def test_every_pair_is_compared_and_a_planted_divergence_parts_only_the_pairs_th
     assert comparison["val_metric"].keys() == {"keras", "lightning", "abs_diff"}
 
 
-def test_each_pair_names_the_differences_in_force_between_its_two_frameworks():
-    forms = list(align.TENSORFLOW_RUNTIME_FORMS)  # the model meets both; Keras on torch computes torch's form
-    assert lockstep.pair_native(("keras", "lightning"), ["adam_epsilon_value"], [], forms) == ["adam_epsilon_value"]
-    # One API: only runtime differences part the Keras frameworks, those left native and those never alignable.
-    assert lockstep.pair_native(("keras", "keras-torch"), ["adam_epsilon_value"], ["kernel_init", "determinism"],
-                                forms) == ["embedding_sparse_gradient", "crossentropy_on_probabilities", "determinism"]
-    assert lockstep.pair_native(("keras", "keras-torch"), [], [], []) == []
-    # Lightning aligned to TensorFlow's forms differs from Keras on torch by them; left native, it computes torch's.
-    assert lockstep.pair_native(("lightning", "keras-torch"), ["adam_epsilon_value"], [], forms) == [
-        "embedding_sparse_gradient", "adam_epsilon_value", "crossentropy_on_probabilities"]
-    assert lockstep.pair_native(("lightning", "keras-torch"), ["adam_epsilon_value", *forms], [], forms) == [
-        "adam_epsilon_value"]
-
-
 @pytest.fixture
 def planted_keras_torch(monkeypatch):
     """keras-torch served by tests/planted_lr_keras_torch_worker.py: twice the learning rate in lockstep."""

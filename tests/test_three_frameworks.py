@@ -22,6 +22,7 @@ from scipy import stats
 from cli_helpers import REPO, run_cli
 from parity import cli, jobs, provenance, runner
 from parity.align import ALIGNED
+from parity.catalog import get_spec
 from parity.provenance import describe_provenance, provenance_key
 from parity.report import build_report, render_markdown, validate_report, write_report
 from parity.weights import load_keras_layers, save_keras_layers
@@ -108,6 +109,8 @@ def test_run_trains_every_framework_and_reports_every_pair(fake_frameworks, tmp_
     assert report["environment"]["device"].count("; ") == 2
     markdown = (final / "report.md").read_text()
     assert "| keras-torch | 2 |" in markdown and "### keras-torch vs lightning" in markdown
+    # SGD on a mean squared error, aligned: no difference in force between any two (c1w1 meets no TensorFlow form).
+    assert all(block["differences"] == [] for block in comparison["pairs"].values())
 
 
 def test_a_framework_that_fails_keeps_its_finished_seeds_and_the_others_runs(fake_frameworks, tmp_path):
@@ -213,6 +216,31 @@ def test_the_markdown_has_a_row_per_framework_a_pairs_table_and_each_pairs_lines
         assert f"- Final val accuracy, {b} - {a}:" in markdown and f"- Throughput ratio {b} / {a} " in markdown
     final = write_report(report, tmp_path)  # curves.png: a line per framework, keras-torch in its colour
     assert (final / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_each_pair_states_the_differences_in_force_the_runtime_forms_parting_keras_torch_even_aligned():
+    from parity.explain import tensorflow_runtime_forms
+
+    # The sarcasm model (Adam, an embedding, sigmoid probabilities into the loss) meets both TensorFlow forms; the
+    # linear model (SGD, MSE) neither.
+    forms = tensorflow_runtime_forms(get_spec("c3w2_sarcasm_embed_gap"))
+    assert forms == ["embedding_sparse_gradient", "crossentropy_on_probabilities"]
+    assert tensorflow_runtime_forms(get_spec(MODEL)) == []
+    aligned = build_report({**_results(), "native_differences": [], "tensorflow_runtime_forms": forms})
+    validate_report(aligned)
+    in_force = {key: block["differences"] for key, block in aligned["comparison"]["pairs"].items()}
+    assert in_force == {"lightning/keras": [], "keras-torch/keras": forms, "keras-torch/lightning": forms}
+    markdown = render_markdown(aligned)
+    assert "- Differences in force between the two: none, every difference is aligned between them" in markdown
+    assert ("- Differences in force between the two: embedding_sparse_gradient (runtime), "
+            "crossentropy_on_probabilities (runtime) (docs/differences.md)") in markdown
+    # Lightning left native computes torch's forms as Keras on torch does: between those two they are not in force.
+    native = build_report({**_results(), "native_differences": ["adam_epsilon_value", *forms],
+                           "tensorflow_runtime_forms": forms})["comparison"]["pairs"]
+    assert native["keras-torch/lightning"]["differences"] == ["adam_epsilon_value"]
+    assert native["lightning/keras"]["differences"] == ["embedding_sparse_gradient", "adam_epsilon_value",
+                                                        "crossentropy_on_probabilities"]
+    assert "differences" not in build_report(_results(jobs.FRAMEWORKS))["comparison"]  # today's shape
 
 
 def test_the_schema_holds_each_shape_to_its_keys():
