@@ -25,13 +25,14 @@ from typing import Any
 import keras
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from keras_torch.data import train_dataset
 from parity import bench
 from tf_models.bench import GpuMemory, build_model, framework_windows, model_settings, timed
-from torch_models.bench import apply_settings
+from torch_models.bench import CycledBatches, apply_settings, input_settings
 
+STAGED_PIPELINE = "staged batches cycled (fit: a DataLoader over the device tensors; plain loop: the tensors)"
 COMPILER = "torch.compile(train function) with torch's defaults (Keras TorchTrainer.make_train_function)"
 
 
@@ -39,20 +40,6 @@ def staged_batches(data: dict[str, np.ndarray]) -> list[tuple[torch.Tensor, torc
     """The compute scope's batches as tensors on Keras' device (copies, as any batch is)."""
     return [(keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y))
             for x, y in zip(data["staged_x"], data["staged_y"])]
-
-
-class _Cycled(Dataset):
-    """`length` batches cycled from a list, for `fit`, which needs a DataLoader (or arrays) on this backend."""
-
-    def __init__(self, batches: list[tuple[torch.Tensor, torch.Tensor]], length: int) -> None:
-        self.batches = batches
-        self.length = length
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.batches[index % len(self.batches)]
-
-    def __len__(self) -> int:
-        return self.length
 
 
 def _loader(case: dict[str, Any], data: dict[str, Any], job: dict[str, Any], gpu: bool, steps: int) -> DataLoader:
@@ -63,15 +50,6 @@ def _loader(case: dict[str, Any], data: dict[str, Any], job: dict[str, Any], gpu
     if case["input"] == "recommended":
         return train_dataset(plan, data["train"], epochs, num_workers=job["loader_workers"], pin_memory=gpu)
     return train_dataset(plan, data["train"], epochs)
-
-
-def input_settings(setting: str, loader: DataLoader | None) -> dict[str, Any]:
-    """What the input pipeline runs with, read from the DataLoader itself."""
-    if setting == bench.STAGED:
-        return {"pipeline": "staged batches cycled (fit: a DataLoader over the device tensors; plain loop: the "
-                            "tensors)"}
-    return {"num_workers": loader.num_workers, "pin_memory": loader.pin_memory,
-            "persistent_workers": loader.persistent_workers}
 
 
 def plain_windows(model: keras.Model, batches: Iterable, clock: bench.Clock) -> None:
@@ -102,7 +80,7 @@ def measure(case: dict[str, Any], trainer: str, data: dict[str, np.ndarray], job
     if case["scope"] == "compute":
         staged = staged_batches(data)
         loader = None
-        batches = DataLoader(_Cycled(staged, clock.total_steps), batch_size=None) if trainer == "framework" \
+        batches = DataLoader(CycledBatches(staged, clock.total_steps), batch_size=None) if trainer == "framework" \
             else itertools.cycle(staged)
     else:
         batches = loader = _loader(case, data, job, gpu, clock.total_steps)
@@ -111,7 +89,7 @@ def measure(case: dict[str, Any], trainer: str, data: dict[str, np.ndarray], job
         if gpu else None
     return {**timed(case, trainer, clock, lambda: windows(model, batches, clock), memory),
             "settings": {**model_settings(model), "compiler": COMPILER if model.jit_compile else "eager",
-                         "input": input_settings(case["input"], loader)}}
+                         "input": input_settings(case["input"], loader, STAGED_PIPELINE)}}
 
 
 def run_bench(job: dict[str, Any]) -> dict[str, Any]:

@@ -529,7 +529,7 @@ def row_ratios(row: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 def row_frameworks(row: Mapping[str, Any]) -> tuple[str, ...]:
     """The frameworks a row measured, in display order."""
-    return tuple(fw for fw in jobs.ALL_FRAMEWORKS if fw in row["frameworks"])
+    return jobs.in_display_order(row["frameworks"])
 
 
 def _environment(answers: Mapping[str, Mapping[str, Any]], frameworks: Sequence[str]) -> dict[str, Any]:
@@ -689,7 +689,6 @@ TRAINER_NAMES = {"framework": "fit / Trainer", "plain": "plain loops"}
 TRAINER_LABELS = {"keras": {"framework": "fit", "plain": "plain tf.function loop"},
                   "lightning": {"framework": "Trainer", "plain": "plain torch loop"},
                   "keras-torch": {"framework": "fit", "plain": "plain loop of the torch-backend train_step"}}
-FRAMEWORK_NAMES = {"keras": "Keras", "lightning": "Lightning", "keras-torch": "Keras-torch"}
 # The overhead table's column per framework, and the short name of its trainer in lines and headers.
 OVERHEAD_COLUMNS = {"keras": "Keras fit / tf.function loop", "lightning": "Lightning Trainer / torch loop",
                     "keras-torch": "Keras-torch fit / torch-backend train_step loop"}
@@ -717,13 +716,13 @@ def _interval_text(entry: Mapping[str, Any]) -> str:
 
 def _names_text(frameworks: Sequence[str]) -> str:
     """'Keras and Lightning', 'Keras, Lightning and Keras-torch'."""
-    names = [FRAMEWORK_NAMES[fw] for fw in frameworks]
+    names = [jobs.FRAMEWORK_NAMES[fw] for fw in frameworks]
     return f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _pair_label(key: str) -> str:
     """'Lightning / Keras' for the pair key 'lightning/keras'."""
-    return " / ".join(FRAMEWORK_NAMES[fw] for fw in key.split("/"))
+    return " / ".join(jobs.FRAMEWORK_NAMES[fw] for fw in key.split("/"))
 
 
 def row_line(row: Mapping[str, Any]) -> str:
@@ -751,7 +750,7 @@ def _setting_text(value: Any) -> str:
 
 def _per_framework(setting: Mapping[str, Any]) -> str:
     """'Keras: ...; Lightning: ...' for the frameworks the setting names."""
-    return "; ".join(f"{FRAMEWORK_NAMES[fw]}: {_setting_text(setting[fw])}" for fw in jobs.ALL_FRAMEWORKS
+    return "; ".join(f"{jobs.FRAMEWORK_NAMES[fw]}: {_setting_text(setting[fw])}" for fw in jobs.ALL_FRAMEWORKS
                      if fw in setting)
 
 
@@ -808,9 +807,9 @@ def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     settings, env = first["settings"], first["environment"]
     frameworks = row_frameworks(first)
     pairs = list(row_ratios(first))
-    names = " / ".join(FRAMEWORK_NAMES[fw] for fw in frameworks)
+    names = " / ".join(jobs.FRAMEWORK_NAMES[fw] for fw in frameworks)
     windows = settings["windows"] * settings["repeats"]
-    devices = ", ".join(f"{env['device_name'][fw]} ({FRAMEWORK_NAMES[fw]})" for fw in frameworks)
+    devices = ", ".join(f"{env['device_name'][fw]} ({jobs.FRAMEWORK_NAMES[fw]})" for fw in frameworks)
     lines = [
         MARKDOWN_BEGIN,
         f"Command: `{settings['command']}`",
@@ -848,7 +847,7 @@ def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
          "on an idle machine; lower, the worker waited for a CPU, and the interval holds for this run's load only."),
         "",
         ("| model | device | scope | trainer | variant | batch | "
-         + "".join(f"{FRAMEWORK_NAMES[fw]} | " for fw in frameworks)
+         + "".join(f"{jobs.FRAMEWORK_NAMES[fw]} | " for fw in frameworks)
          + "".join(f"{_pair_label(key)} [95% CI] | " for key in pairs)
          + f"CPU share ({names}) |"),
         "|---|---|---|---|---|---|" + "---|" * (len(frameworks) + len(pairs) + 1),
@@ -882,7 +881,7 @@ def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
                                  f"{plain['frameworks'][fw]['cpu_ms_per_step']['median']:.2f}" for fw in frameworks)
             lines.append(f"| {row['model']} | {_scope_text(row)} | {row['variant']} | {row['batch_size']} | "
                          f"{overhead}{per_step} |")
-    load_names = "; ".join(FRAMEWORK_NAMES[fw] for fw in frameworks)
+    load_names = "; ".join(jobs.FRAMEWORK_NAMES[fw] for fw in frameworks)
     lines += [
         "",
         "### Warm-up and memory",

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -48,6 +48,7 @@ ALL_FRAMEWORKS = ("keras", "lightning", "keras-torch")  # every framework the ha
 FRAMEWORKS = ALL_FRAMEWORKS[:2]
 # The frameworks that run the tf_models builders: Keras 3 on TensorFlow, and the same code on Keras' torch backend.
 KERAS_FRAMEWORKS = ("keras", "keras-torch")
+FRAMEWORK_NAMES = {"keras": "Keras", "lightning": "Lightning", "keras-torch": "Keras-torch"}  # in prose and tables
 WORKER_MODULES = {"keras": "tf_models.worker", "lightning": "torch_models.worker", "keras-torch": "keras_torch.worker"}
 # torch.use_deterministic_algorithms(True) raises on a GPU unless cuBLAS has a fixed workspace, and cuBLAS reads
 # this variable when CUDA starts, so it is in the worker's environment from its start (a torch worker serves jobs
@@ -67,6 +68,12 @@ _DRAIN_S = 0.05  # output written just before the worker's answer may reach us a
 _PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal a child gets when its parent dies
 
 
+def in_display_order(names: Iterable[str]) -> tuple[str, ...]:
+    """The frameworks among `names` (any container or mapping of framework names), in display order."""
+    present = set(names)
+    return tuple(name for name in ALL_FRAMEWORKS if name in present)
+
+
 def parse_frameworks(text: str) -> tuple[str, ...]:
     """The frameworks of a `--frameworks a,b[,c]` value, in display order (ALL_FRAMEWORKS); ValueError names the
     problem."""
@@ -80,7 +87,7 @@ def parse_frameworks(text: str) -> tuple[str, ...]:
         raise ValueError(f"{text!r}: a comparison needs at least two frameworks")
     if not set(names) & set(KERAS_FRAMEWORKS):
         raise ValueError(f"{text!r}: name keras or keras-torch too (the initial weights come from a Keras model)")
-    return tuple(name for name in ALL_FRAMEWORKS if name in names)
+    return in_display_order(names)
 
 
 def weights_source(frameworks: Sequence[str]) -> str:
@@ -98,13 +105,19 @@ def run_order(frameworks: Sequence[str]) -> tuple[str, ...]:
 def framework_pairs(frameworks: Sequence[str]) -> list[tuple[str, str]]:
     """Every pair (a, b) of `frameworks`, a before b in display order; a pair's ratio is b / a and its difference
     b - a (as the two-framework report's throughput_ratio is lightning / keras)."""
-    ordered = [name for name in ALL_FRAMEWORKS if name in frameworks]
+    ordered = in_display_order(frameworks)
     return [(a, b) for i, a in enumerate(ordered) for b in ordered[i + 1:]]
 
 
 def pair_key(pair: tuple[str, str]) -> str:
     """A pair's key in reports: "b/a" ("lightning/keras", "keras-torch/keras", "keras-torch/lightning")."""
     return f"{pair[1]}/{pair[0]}"
+
+
+def pair_of(key: str) -> tuple[str, str]:
+    """The pair (a, b) of a pair key "b/a" (the inverse of `pair_key`)."""
+    b, a = key.split("/")
+    return a, b
 
 
 @contextlib.contextmanager

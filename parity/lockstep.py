@@ -214,8 +214,7 @@ def measure(model_id: str, options: LockstepOptions, workers: jobs.WorkerPool | 
     keras, lightning = answers["keras"], answers["lightning"]
     return {
         **_record_header(spec, options, optimizer, split, metric_on, needed),
-        "keras": {key: keras[key] for key in ("loss", "grad_norm", "deterministic", "dropout_layers", "val_metric",
-                                              "tensor_device")},
+        "keras": _keras_record(keras),
         "metric": spec.metric,
         # Each alignment's record has its own provenance: the data as loaded (the steps take its first batches).
         "comparisons": [{**compare_runs(keras, run, options.tolerance),
@@ -251,6 +250,7 @@ def _run_frameworks(workers: jobs.WorkerPool, job: dict[str, Any], workdir: Path
 
 
 def _keras_record(answer: Mapping[str, Any]) -> dict[str, Any]:
+    """What a lockstep record keeps of a Keras framework's answer: its steps, its settings and its val metric."""
     return {key: answer[key] for key in ("loss", "grad_norm", "deterministic", "dropout_layers", "val_metric",
                                          "tensor_device")}
 

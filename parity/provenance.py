@@ -21,13 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from parity.align import Alignment
-from parity.jobs import ALL_FRAMEWORKS
+from parity.jobs import FRAMEWORKS, in_display_order  # FRAMEWORKS: the default pair; a record may hold keras-torch too
 
 if TYPE_CHECKING:
     from parity.datasets import DataSplit
 
 FORMAT = 1
-FRAMEWORKS = ("keras", "lightning")  # the default pair (parity.jobs.FRAMEWORKS); a record may hold keras-torch too
 VERSION_KEYS = ("python", "tensorflow", "keras", "torch", "lightning")
 LISTED_FILES = 16  # data read from more files than this lists only their count, bytes and combined sha256
 KEY_CHARS = 12
@@ -146,13 +145,13 @@ def build_provenance(data: Mapping[str, Any], alignment: Alignment, workers: Map
 
     `data`: from `data_provenance`, computed once per run; `workers`: each framework's worker answer
     (its `device` and `versions` as it reported them), of every framework the record compares (keras and lightning,
-    or any two or three of ALL_FRAMEWORKS; a version two workers report, as keras-torch's keras and torch, is the
+    or any two or three of parity.jobs.ALL_FRAMEWORKS; a version two workers report, as keras-torch's keras and torch, is the
     Keras-on-TensorFlow or Lightning worker's when that one ran); `run_epochs` None for records that train by
     steps (bench, lockstep); `forward_check`: the forward check's rows, None when it did not run;
     `learning_rate`: the rate a run was told to use instead of the course's (`--lr`), None otherwise;
     `weights`: a run's `weights_provenance`, None for records that do not load weights files (bench, lockstep).
     """
-    present = [framework for framework in ALL_FRAMEWORKS if framework in workers]
+    present = in_display_order(workers)
     versions = {name: version for framework in ("keras-torch", "keras", "lightning") if framework in workers
                 for name, version in workers[framework]["versions"].items()}
     return {
@@ -244,7 +243,7 @@ def _mode_words(mode: str | None, native: Sequence[str]) -> str:
 
 def _device_words(devices: Mapping[str, str | None], threads: int | None) -> str:
     """'cpu 1 thread', 'gpu (NVIDIA H200)', or each framework's device when they differ."""
-    present = [framework for framework in ALL_FRAMEWORKS if framework in devices] or list(FRAMEWORKS)
+    present = in_display_order(devices) or FRAMEWORKS
     described = {devices.get(framework) for framework in present} - {None}
     if len(described) > 1:
         return " / ".join(f"{framework} {devices.get(framework)}" for framework in present)

@@ -67,11 +67,6 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
-def present_frameworks(frameworks: Mapping[str, Any]) -> tuple[str, ...]:
-    """The frameworks of a `frameworks` block (report or results), in display order (parity.jobs.ALL_FRAMEWORKS)."""
-    return tuple(fw for fw in jobs.ALL_FRAMEWORKS if fw in frameworks)
-
-
 def primary_pair(frameworks: Sequence[str]) -> tuple[str, str]:
     """The pair whose comparison fills the two-framework keys of `comparison` (final_val, throughput_ratio,
     forward_max_abs_diff): keras and lightning when both ran, else the first pair of parity.jobs.framework_pairs."""
@@ -108,7 +103,7 @@ def final_key(run: Mapping[str, Any], key: str) -> str:
 
 def _validated(report: Mapping[str, Any]) -> bool:
     """Whether the report's runs validated (else its final values are the training ones, `final_key`)."""
-    return any(run["history"].get("val_loss") for fw in present_frameworks(report["frameworks"])
+    return any(run["history"].get("val_loss") for fw in jobs.in_display_order(report["frameworks"])
                for run in report["frameworks"][fw]["runs"])
 
 
@@ -141,7 +136,7 @@ def _where(record: Mapping[str, Any]) -> str:
 def divergence_rows(frameworks: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Per seed where a run's loss went non-finite: each framework's record (None: it stayed finite; absent runs
     too) and `same_step`, whether all went non-finite at the same global step (None unless all ran the seed)."""
-    names = present_frameworks(frameworks)
+    names = jobs.in_display_order(frameworks)
     runs = {fw: {run["seed"]: run for run in frameworks[fw]["runs"]} for fw in names}
     seeds = sorted({seed for fw in names for seed, run in runs[fw].items() if run.get("diverged")})
     rows = []
@@ -156,7 +151,7 @@ def divergence_rows(frameworks: Mapping[str, Any]) -> list[dict[str, Any]]:
 def run_status(frameworks: Mapping[str, Any], seeds: Sequence[int], interrupted: bool) -> tuple[str, str]:
     """The report's `status` and its one-line `status_note`: 'partial' (Ctrl-C stopped it), 'failed' (a framework's
     worker failed), 'diverged' (every run ran, and the loss of one or more went non-finite) or 'complete'."""
-    names = present_frameworks(frameworks)
+    names = jobs.in_display_order(frameworks)
     finished = {fw: _run_seeds(frameworks[fw]) for fw in names}
     kept = "; ".join(f"{fw} {seeds_text(finished[fw])}" for fw in names)
     if interrupted:
@@ -185,7 +180,7 @@ def _run_seeds(framework: Mapping[str, Any]) -> list[int]:
 def last_seed_in_both(frameworks: Mapping[str, Any], seeds: Sequence[int]) -> int | None:
     """The last of `seeds` (in order) that every framework finished, before the first that one did not; None when
     the first seed is not finished in every one."""
-    finished = [set(_run_seeds(frameworks[fw])) for fw in present_frameworks(frameworks)]
+    finished = [set(_run_seeds(frameworks[fw])) for fw in jobs.in_display_order(frameworks)]
     last = None
     for seed in seeds:
         if not all(seed in done for done in finished):
@@ -204,7 +199,7 @@ def seeds_text(seeds: Sequence[int]) -> str:
 def _left_out(frameworks: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The runs the comparison statistics leave out, and why."""
     return [{"framework": fw, "seed": run["seed"], "reason": f"diverged: loss {_where(run['diverged'])}"}
-            for fw in present_frameworks(frameworks) for run in frameworks[fw]["runs"] if run.get("diverged")]
+            for fw in jobs.in_display_order(frameworks) for run in frameworks[fw]["runs"] if run.get("diverged")]
 
 
 def forecast_errors(forecast: Sequence[float] | np.ndarray, truth: Sequence[float] | np.ndarray) -> tuple[float, float]:
@@ -232,7 +227,7 @@ def _forecast_section(forecast: Mapping[str, Any], frameworks: Mapping[str, Any]
     """The validation period, the truth, and each framework's forecast MAE/MSE over its seeds (mean, std), diverged
     runs left out."""
     summaries = {}
-    for fw in present_frameworks(frameworks):
+    for fw in jobs.in_display_order(frameworks):
         records = [run["forecast"] for run in frameworks[fw]["runs"]
                    if run.get("forecast") and not run.get("diverged")]
         summaries[fw] = {key: {**compare.summarize([record[key] for record in records]), "n": len(records)}
@@ -255,7 +250,7 @@ def build_report(results: Mapping[str, Any]) -> dict:
     metric = results["spec"]["metric"]
     if metric not in METRICS:
         raise ValueError(f"metric {metric!r} is not one of {METRICS}")
-    names = present_frameworks(results["frameworks"])
+    names = jobs.in_display_order(results["frameworks"])
     frameworks = {fw: results["frameworks"][fw] for fw in names}
     finals = {fw: final_values_by_seed(fw, frameworks[fw]["runs"], metric) for fw in names}
     rates = {fw: [run["train_samples_per_s"] for run in frameworks[fw]["runs"] if not run.get("diverged")]
@@ -392,7 +387,7 @@ def _results_table(report: Mapping[str, Any]) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     any_stopped = any_early = any_diverged = False
-    names = present_frameworks(report["frameworks"])
+    names = jobs.in_display_order(report["frameworks"])
     for fw in names:
         runs = report["frameworks"][fw]["runs"]
         epochs = []
@@ -447,7 +442,7 @@ def _final_summary(report: Mapping[str, Any], framework: str) -> Mapping[str, An
 def _divergence_lines(report: Mapping[str, Any]) -> list[str]:
     """Per seed whose loss went non-finite: where, in each framework, and whether at the same step."""
     lines = []
-    names = present_frameworks(report["frameworks"])
+    names = jobs.in_display_order(report["frameworks"])
     every = _all_or_both(names)
     for row in report["comparison"].get("divergence", []):
         where = "; ".join(f"{fw} {_where(row[fw]) if row[fw] else 'stayed finite'}" for fw in names)
@@ -464,7 +459,7 @@ def _early_stopping_lines(report: Mapping[str, Any]) -> list[str]:
     """Per run: where early stopping stopped, the best epoch restored and its value, the restored model's values."""
     metric = report["comparison"]["metric"]
     lines = []
-    for fw in present_frameworks(report["frameworks"]):
+    for fw in jobs.in_display_order(report["frameworks"]):
         for run in report["frameworks"][fw]["runs"]:
             stop = run.get("early_stopping")
             if not stop:
@@ -512,7 +507,7 @@ def _comparison_lines(report: Mapping[str, Any]) -> list[str]:
     else:
         lines = _pairs_table(report)
         for key, block in comparison["pairs"].items():
-            b, a = key.split("/")
+            a, b = jobs.pair_of(key)
             checks = [row for row in comparison.get("forward_check", []) if row.get("pair") == key]
             lines += ["", f"### {b} vs {a}", "", *_pair_lines(report, block, (a, b), checks)]
     if comparison.get("left_out"):
@@ -589,7 +584,7 @@ def _pairs_table(report: Mapping[str, Any]) -> list[str]:
 def _probe_lines(report: Mapping[str, Any]) -> list[str]:
     """'predict(x): keras y, lightning y' per seed and probe input, for runs that carry a probe."""
     probes: dict[Any, dict[str, Mapping[str, Any]]] = {}
-    names = present_frameworks(report["frameworks"])
+    names = jobs.in_display_order(report["frameworks"])
     for fw in names:
         for run in report["frameworks"][fw]["runs"]:
             if run.get("probe"):
@@ -655,7 +650,7 @@ def _provenance_lines(report: Mapping[str, Any]) -> list[str]:
     lines += [f"- Epochs: {epochs['run']} (course {epochs['course']})",
               f"- Mode: {provenance['mode']} (differences left native: {native})",
               "- Device: " + "; ".join(f"{fw} {provenance['device'][fw]}"
-                                       for fw in present_frameworks(provenance["device"]))
+                                       for fw in jobs.in_display_order(provenance["device"]))
               + f"; {provenance['threads']} thread(s) per framework",
               "- Versions: " + ", ".join(f"{name} {version}" for name, version in provenance["versions"].items()),
               f"- Forward check: {check['status']} ({check['checks']} check{'' if check['checks'] == 1 else 's'}, "
@@ -688,7 +683,7 @@ def _period_line(report: Mapping[str, Any]) -> str:
 
 def _agreement_line(report: Mapping[str, Any]) -> str:
     """Whether every run's harness forecast MAE agrees with the framework's logged final val_mae."""
-    runs = [(fw, run) for fw in present_frameworks(report["frameworks"]) for run in report["frameworks"][fw]["runs"]
+    runs = [(fw, run) for fw in jobs.in_display_order(report["frameworks"]) for run in report["frameworks"][fw]["runs"]
             if run.get("forecast")]
     checked = [(fw, run) for fw, run in runs if run["forecast"]["agrees"] is not None]
     rule = report["forecast"]["tolerance"]["rule"]
@@ -709,7 +704,7 @@ def _forecast_lines(report: Mapping[str, Any]) -> list[str]:
     """The networks' forecast MAE/MSE per framework (mean over seeds) beside the baselines they must beat."""
     forecast = report["forecast"]
     lines = [_period_line(report), "", "| Forecast | MAE | MSE |", "|---|---:|---:|"]
-    for fw in present_frameworks(report["frameworks"]):
+    for fw in jobs.in_display_order(report["frameworks"]):
         errors = forecast["frameworks"][fw]
         seeds = errors["mae"].get("n", 0)
         lines.append(f"| {fw} (network, mean over {seeds} seed{'' if seeds == 1 else 's'}) "
@@ -837,7 +832,7 @@ def plot_curves(report: Mapping[str, Any], path: Path) -> None:
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     FigureCanvasAgg(fig)
     for ax, key in zip(fig.subplots(1, 2), ("loss", metric)):
-        for fw in present_frameworks(report["frameworks"]):
+        for fw in jobs.in_display_order(report["frameworks"]):
             runs = report["frameworks"][fw]["runs"]
             for series_key, style, label in ((key, "-", "train"), (f"val_{key}", "--", "val")):
                 series = [run["history"][series_key] for run in runs if run["history"].get(series_key)]
@@ -907,7 +902,7 @@ def plot_forecast(report: Mapping[str, Any], path: Path) -> None:
         title = "each statistical forecast"
     else:
         seed = report["seeds"][0]
-        for fw in present_frameworks(report["frameworks"]):
+        for fw in jobs.in_display_order(report["frameworks"]):
             run = next((run for run in report["frameworks"][fw]["runs"] if run["seed"] == seed), None)
             if run and run.get("forecast"):
                 ax.plot(steps, run["forecast"]["values"], color=COLOURS[fw], linewidth=FORECAST_WIDTHS[fw],
@@ -916,7 +911,7 @@ def plot_forecast(report: Mapping[str, Any], path: Path) -> None:
         best = best_baseline(report)
         shown = [best] if best else []
         title = f"networks: seed {seed}" + ("; best baseline" if best else "")
-    taken = {COLOURS[fw] for fw in present_frameworks(report.get("frameworks", {}))}
+    taken = {COLOURS[fw] for fw in jobs.in_display_order(report.get("frameworks", {}))}
     for baseline, colour in zip(shown, itertools.cycle([c for c in BASELINE_COLOURS if c not in taken])):
         ax.plot(steps, baseline["forecast"], color=colour, linewidth=1, linestyle="--",
                 label=f"{baseline['name']} (MAE {formatting.metric(baseline['mae'])})")

@@ -385,7 +385,7 @@ def _baselines(spec: ModelSpec, split: DataSplit, series: np.ndarray, split_time
 def _forecast_line(answers: dict[str, dict[str, Any]], baselines: list[dict[str, Any]]) -> str:
     """'forecast MAE: keras 5.1, lightning 5.1 (mean over seeds); baselines: naive 5.94, ...'."""
     networks = ", ".join(f"{fw} {statistics.fmean(run['forecast']['mae'] for run in answers[fw]['runs']):.4f}"
-                         for fw in jobs.ALL_FRAMEWORKS if fw in answers)
+                         for fw in jobs.in_display_order(answers))
     scored = ", ".join(f"{row['name']} {row['mae']:.4f}" for row in baselines if row["mae"] is not None)
     return f"forecast MAE: {networks} (mean over seeds); baselines: {scored or 'none'}"
 

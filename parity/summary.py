@@ -73,7 +73,7 @@ from parity import compare, formatting, html_report, provenance, summary_plots
 from parity.catalog import CATALOG
 from parity.errors import ParityError
 from parity.fileio import write_bytes_atomic, write_text_atomic
-from parity.jobs import ALL_FRAMEWORKS, framework_pairs, pair_key
+from parity.jobs import ALL_FRAMEWORKS, FRAMEWORK_NAMES, framework_pairs, in_display_order, pair_key, pair_of
 from parity.report import BASELINES_KIND, FRAMEWORKS, final_values_by_seed, to_jsonable, validate_report
 
 KINDS = {"report.json": "run", "bench.json": "bench", "lockstep.json": "lockstep"}
@@ -84,7 +84,6 @@ LOWER_IS_BETTER = ("mae",)
 TASK_OF_METRIC = {"accuracy": "classification", "mae": "regression"}
 METRIC_WORDS = {"accuracy": "accuracy", "mae": "MAE"}
 MESSAGE_CHARS = 160
-FRAMEWORK_NAMES = {"keras": "Keras", "lightning": "Lightning", "keras-torch": "Keras-torch"}
 DEFAULT_PAIR = pair_key(FRAMEWORKS)  # "lightning/keras": the comparison of a row of the default two frameworks
 
 _NUMBER = {"type": "number"}
@@ -224,8 +223,8 @@ class _Row:
     @property
     def frameworks(self) -> tuple[str, ...]:
         """The frameworks its run report and bench measured, in display order."""
-        present = {fw for record in (self.run, self.bench) if record is not None for fw in record["frameworks"]}
-        return tuple(fw for fw in ALL_FRAMEWORKS if fw in present)
+        return in_display_order({fw for record in (self.run, self.bench) if record is not None
+                                 for fw in record["frameworks"]})
 
 
 Warn = Callable[[str], None]
@@ -556,12 +555,6 @@ def recommend(metric: str | None, row: Mapping[str, Any], throughput_ratio: floa
     return {"backend": "either", "reason": f"{caveat}; {_no_speed_verdict(throughput_ratio, throughput_source)}"}
 
 
-def pair_of(key: str) -> tuple[str, str]:
-    """(a, b) of a pair key "b/a"."""
-    b, a = key.split("/")
-    return a, b
-
-
 def _more_accurate(metric: str | None, key: str, comparison: Mapping[str, Any]) -> str:
     """The more accurate framework of a pair whose difference b - a is significant."""
     a, b = pair_of(key)
@@ -700,6 +693,7 @@ def _speed(row: _Row, pair: tuple[str, str] = FRAMEWORKS) -> dict[str, Any]:
 
 
 COMPARISON_KEYS = ("diff_mean", "diff_ci95", "welch_p", "paired", "welch", "equivalence")
+LOCKSTEP_KEYS = ("first_divergence_step", "steps", "tolerance", "max_rel_loss_diff")  # a row's lockstep summary
 
 
 def _pair_summary(row: _Row, pair: tuple[str, str], margin: compare.Margin | None) -> dict[str, Any]:
@@ -757,9 +751,7 @@ def _summary_row(row: _Row, margins: Mapping[str, compare.Margin]) -> dict[str, 
         "equivalence": comparison.get("equivalence"),
         **_speed(row),
         **_bench_footprint(row, FRAMEWORKS),
-        "lockstep": None if lockstep is None else {
-            key: lockstep[key] for key in ("first_divergence_step", "steps", "tolerance", "max_rel_loss_diff")
-        },
+        "lockstep": None if lockstep is None else {key: lockstep[key] for key in LOCKSTEP_KEYS},
         "speed_material": material_speed_difference(row.bench),
         "sources": [str(path) for path in row.sources.values()],
         "source_provenance": {kind: provenance.describe_provenance(getattr(row, kind)) for kind in row.sources},
@@ -779,7 +771,7 @@ def _frameworks_summary_row(row: _Row, metric: str | None, frameworks: tuple[str
                                          "throughput_source")},
         **_bench_footprint(row, frameworks),
         "lockstep": None if row.lockstep is None else {
-            **{key: row.lockstep[key] for key in ("first_divergence_step", "steps", "tolerance", "max_rel_loss_diff")},
+            **{key: row.lockstep[key] for key in LOCKSTEP_KEYS},
             "pairs": {key: entry.get("first_divergence_step")
                       for key, entry in (row.lockstep.get("pairs") or {}).items()},
         },
@@ -967,8 +959,7 @@ def markdown_code(text: str) -> str:
 
 def table_frameworks(rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
     """Every framework of the table's rows, in display order."""
-    present = {fw for row in rows for fw in row_frameworks(row)}
-    return tuple(fw for fw in ALL_FRAMEWORKS if fw in present)
+    return in_display_order({fw for row in rows for fw in row_frameworks(row)})
 
 
 FRAMEWORK_INITIALS = {"keras": "K", "lightning": "L", "keras-torch": "KT"}

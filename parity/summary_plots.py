@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from parity import compare
-from parity.jobs import FRAMEWORKS, pair_key
+from parity.jobs import FRAMEWORKS, pair_key, pair_of
 
 METRIC_TITLES = {"accuracy": "Accuracy", "mae": "MAE"}
 METRIC_UNITS = {"accuracy": "lightning - keras (accuracy, a fraction)",
@@ -99,7 +99,7 @@ def _scale(row: Mapping[str, Any], key: str = DEFAULT_PAIR) -> float | None:
     first framework, keras for lightning/keras)."""
     if row["metric"] != "mae":
         return 1.0
-    reference = row["accuracy"].get(key.split("/")[1], {}).get("mean")
+    reference = row["accuracy"].get(pair_of(key)[0], {}).get("mean")
     return 100.0 / reference if reference is not None and reference > 0 else None
 
 
@@ -148,7 +148,7 @@ def _speed_text(row: Mapping[str, Any], ratio: float, interval: tuple[float, flo
         return "run: no speed verdict"
     how = "" if interval else " (no CI: windows decide)"
     if row["speed_material"]:
-        b, a = key.split("/")
+        a, b = pair_of(key)
         return f"bench: {b if ratio > 1 else a} faster{how}"
     return f"bench: no material difference{how}"
 

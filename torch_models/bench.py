@@ -71,8 +71,9 @@ def staged_batches(data: dict[str, np.ndarray], gpu: bool) -> list[tuple[torch.T
             for x, y in zip(data["staged_x"], data["staged_y"])]
 
 
-class _Cycled:
-    """`length` batches cycled from a list; Lightning reads the length as the epoch's size."""
+class CycledBatches:
+    """`length` batches cycled from a list; Lightning iterates it and reads the length as the epoch's size, a
+    DataLoader(batch_size=None) indexes it (Keras `fit` on the torch backend, keras_torch.bench)."""
 
     def __init__(self, batches: list[tuple[torch.Tensor, torch.Tensor]], length: int) -> None:
         self.batches = batches
@@ -80,6 +81,9 @@ class _Cycled:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return itertools.islice(itertools.cycle(self.batches), self.length)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.batches[index % len(self.batches)]
 
     def __len__(self) -> int:
         return self.length
@@ -186,10 +190,11 @@ def plain_windows(module: CourseModule, batches: Iterable, clock: bench.Clock, v
             clock.mark()
 
 
-def input_settings(setting: str, loader: DataLoader | None) -> dict[str, Any]:
-    """What the input pipeline runs with, read from the DataLoader itself."""
+def input_settings(setting: str, loader: DataLoader | None,
+                   staged: str = "staged batches cycled (tensors on the device)") -> dict[str, Any]:
+    """What the input pipeline runs with, read from the DataLoader itself (`staged`: the compute scope's input)."""
     if setting == bench.STAGED:
-        return {"pipeline": "staged batches cycled (tensors on the device)"}
+        return {"pipeline": staged}
     return {"num_workers": loader.num_workers, "pin_memory": loader.pin_memory,
             "persistent_workers": loader.persistent_workers}
 
@@ -210,7 +215,7 @@ def measure(case: dict[str, Any], trainer: str, data: dict[str, np.ndarray], job
     module = build_model(case["model"], align.Alignment.from_job(job["native"]))
     if case["scope"] == "compute":
         staged = staged_batches(data, gpu)
-        batches = _Cycled(staged, clock.total_steps) if trainer == "framework" else itertools.cycle(staged)
+        batches = CycledBatches(staged, clock.total_steps) if trainer == "framework" else itertools.cycle(staged)
         loader = None
     else:
         loader = _loader(case, data, job, gpu)
