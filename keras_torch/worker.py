@@ -18,7 +18,7 @@ name (tf_models.weights.load_exported_layers), so all frameworks start from one 
 mode nothing is loaded: the model keeps the values Keras' own initialisers drew on the torch
 backend from the run's seed (Keras' distributions, torch's random stream), as Lightning keeps its
 own; where single differences are switched, the layers align.copied_keras_kinds copies are loaded
-and the others keep their own draws (tf_models.worker.initial_kinds).
+and the others keep their own draws (tf_models.weights.initial_kinds).
 """
 
 from __future__ import annotations

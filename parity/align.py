@@ -78,6 +78,9 @@ class Difference:
     switchable: bool = True
     layer: str = field(kw_only=True)
     layer_reason: str = field(kw_only=True)
+    # Its native form draws from the backend's random generator (initial weights, augmentation parameters): left
+    # native, it parts the two Keras backends too, by their streams, though it is the API's.
+    backend_random: bool = field(default=False, kw_only=True)
 
     def __post_init__(self) -> None:
         if self.layer not in LAYERS:
@@ -93,6 +96,7 @@ DIFFERENCES: tuple[Difference, ...] = (
         "keras/src/layers/core/dense.py, convolutional/base_conv.py; pytorch/pytorch PR #19526",
         layer=API,
         layer_reason="default initialisers are the layer API's: Keras draws glorot_uniform on either backend",
+        backend_random=True,
     ),
     Difference(
         "embedding_init",
@@ -102,6 +106,7 @@ DIFFERENCES: tuple[Difference, ...] = (
         "keras/src/layers/core/embedding.py; torch.nn.Embedding docs",
         layer=API,
         layer_reason="Keras' Embedding draws U(-0.05, 0.05) on either backend, nn.Embedding N(0, 1)",
+        backend_random=True,
     ),
     Difference(
         "embedding_sparse_gradient",
@@ -323,6 +328,7 @@ DIFFERENCES: tuple[Difference, ...] = (
         layer_reason=("which random layers draw the parameters, with which distributions: Keras' vs "
                       "torchvision's (natively the backends' generators differ too; aligned mode draws in "
                       "numpy)"),
+        backend_random=True,
     ),
     Difference(
         "augmentation_fill_mode",
@@ -509,13 +515,14 @@ def differences_in_force(pair: tuple[str, str], lightning_native: Iterable[str],
     """The differences in force between `pair`'s two frameworks, in DIFFERENCES' order. Keras against Lightning:
     those the torch run left native. `forms_met`: the TENSORFLOW_RUNTIME_FORMS the model meets, which Keras on torch
     always computes in torch's form: between the two Keras frameworks they are in force with the runtime differences
-    the Keras processes left native (one API: no other); between Keras on torch and Lightning they are in force
+    the Keras processes left native and those of the API left native whose native form draws from the backend's
+    random generator (`backend_random`: the same distributions, other streams); between Keras on torch and Lightning they are in force
     where Lightning aligned them to TensorFlow, and those Lightning left native are not."""
     lightning_native, forms_met = set(lightning_native), set(forms_met)
     if "keras-torch" not in pair:
         keys = lightning_native
     elif "lightning" not in pair:
-        keys = {key for key in keras_native if layer_of(key) == RUNTIME} | forms_met
+        keys = {key for key in keras_native if layer_of(key) == RUNTIME or difference(key).backend_random} | forms_met
     else:
         keys = (lightning_native - set(TENSORFLOW_RUNTIME_FORMS)) | (forms_met - lightning_native)
     return [entry.key for entry in DIFFERENCES if entry.key in keys]

@@ -307,11 +307,16 @@ def test_each_pair_names_the_differences_in_force_between_its_two_frameworks():
     forms = list(align.TENSORFLOW_RUNTIME_FORMS)  # the model meets both; Keras on torch computes torch's form
     assert align.differences_in_force(("keras", "lightning"), ["adam_epsilon_value"], [], forms) == [
         "adam_epsilon_value"]
-    # One API: only runtime differences part the Keras frameworks, those left native and those never alignable.
+    # One API: runtime differences part the Keras frameworks (those left native and those never alignable), and
+    # the API's random draws left native (each backend's own generator).
     assert align.differences_in_force(("keras", "keras-torch"), ["adam_epsilon_value"],
                                       ["kernel_init", "determinism"], forms) == [
-        "embedding_sparse_gradient", "crossentropy_on_probabilities", "determinism"]
+        "kernel_init", "embedding_sparse_gradient", "crossentropy_on_probabilities", "determinism"]
     assert align.differences_in_force(("keras", "keras-torch"), [], [], []) == []
+    # Left native, the initialisers and the augmentation layers draw from each backend's own generator.
+    assert align.differences_in_force(("keras", "keras-torch"), [], ["kernel_init", "adam_epsilon_value",
+                                                                    "augmentation_stream"], []) == [
+        "kernel_init", "augmentation_stream"]
     # Lightning aligned to TensorFlow's forms differs from Keras on torch by them; left native, it computes torch's.
     assert align.differences_in_force(("lightning", "keras-torch"), ["adam_epsilon_value"], [], forms) == [
         "embedding_sparse_gradient", "adam_epsilon_value", "crossentropy_on_probabilities"]

@@ -294,3 +294,9 @@ def test_lockstep_losses_track_keras_on_tensorflow(pool, tmp_path):
     assert keras_torch["tensor_device"] == "cpu:0" and keras_torch["dropout_layers"] == keras["dropout_layers"]
     np.testing.assert_allclose(keras_torch["loss"], keras["loss"], rtol=1e-5)
     np.testing.assert_allclose(keras_torch["grad_norm"], keras["grad_norm"], rtol=1e-5)
+    # kernel_init left native: keras-torch keeps the glorot draws of torch's generator (as in a run), so the two
+    # Keras backends start apart (align: backend_random): the first step's gradient norms differ far beyond the
+    # rounding above (measured: 0.647 against 0.707, 9%; the first losses only 1.5e-5, both near ln 10).
+    native = {**job, "native": ["kernel_init"], "alignments": [["kernel_init"]]}
+    keras, keras_torch = (pool.run(fw, native, tmp_path) for fw in ("keras", "keras-torch"))
+    assert abs(keras_torch["grad_norm"][0] - keras["grad_norm"][0]) / keras["grad_norm"][0] > 1e-2

@@ -50,7 +50,8 @@ def run_keras_lockstep(job: dict[str, Any], framework: str, make_step: StepMaker
     from parity.weights import save_keras_layers
     from tf_models import build
     from tf_models.optimizers import make_optimizer
-    from tf_models.weights import export_layers, share_initial_weights
+    from parity.align import Alignment
+    from tf_models.weights import export_layers, initial_kinds, share_initial_weights
 
     spec = get_spec(job["model"])
     workdir = Path(job["workdir"])
@@ -59,7 +60,7 @@ def run_keras_lockstep(job: dict[str, Any], framework: str, make_step: StepMaker
     model = build(spec.id)
     dropouts = _disable_dropout(model)
     share_initial_weights(model, jobs.init_weights_path(workdir, lockstep.TAG), framework,
-                          job.get("weights_source", "keras"))
+                          job.get("weights_source", "keras"), initial_kinds(Alignment.from_job(job["native"])))
     # compile() gives the loss exactly as fit computes it (reduction, logit recovery, regularisation losses).
     model.compile(optimizer=make_optimizer(lockstep.optimizer_from_job(job)), loss=spec.loss, metrics=[spec.metric])
     train_step = make_step(model)

@@ -15,6 +15,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from parity.align import Alignment, copied_keras_kinds
 from parity.weights import KerasLayer, WeightMappingError
 
 # Config entries a converter reads (harmless where unused); values are plain JSON.
@@ -180,6 +181,15 @@ def load_exported_layers(model: keras.Model, layers: list[KerasLayer], kinds: Co
             variable.assign(array.astype(variable.dtype))
             assigned += 1
     return assigned
+
+
+def initial_kinds(alignment: Alignment) -> frozenset[str] | None:
+    """The Keras layer classes a Keras framework that is not the weights source takes from the source's export
+    (None: all): as the torch model does (align.copied_keras_kinds); the others keep the initial values Keras
+    drew on this backend from the seed, as in native mode, where nothing is taken."""
+    if alignment.is_aligned("kernel_init") and alignment.is_aligned("embedding_init"):
+        return None
+    return copied_keras_kinds(alignment)
 
 
 def share_initial_weights(model: keras.Model, path: Path, framework: str, source: str,

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from parity.align import Alignment
     from parity.datasets.store import SampleSource, Sources
     from parity.plan import BatchPlan
     from tf_models.callbacks import ScalarWriter
@@ -136,17 +135,6 @@ def _batches(backend: KerasBackend, job: dict[str, Any]) -> dict[str, Any]:
     return jobs.save_batches(job["out"], train, val)
 
 
-def initial_kinds(alignment: Alignment) -> frozenset[str] | None:
-    """The Keras layer classes a Keras framework that is not the weights source takes from the source's export
-    (None: all): as the torch model does (align.copied_keras_kinds); the others keep the initial values Keras
-    drew on this backend from the seed, as in native mode, where nothing is taken."""
-    from parity import align
-
-    if alignment.is_aligned("kernel_init") and alignment.is_aligned("embedding_init"):
-        return None
-    return align.copied_keras_kinds(alignment)
-
-
 def _train_one(backend: KerasBackend, job: dict[str, Any], seed: int, data: Sources) -> tuple[int, dict[str, Any]]:
     """Train one seed; returns the model's parameter count and the run's record."""
     import keras
@@ -159,7 +147,7 @@ def _train_one(backend: KerasBackend, job: dict[str, Any], seed: int, data: Sour
     from tf_models.base import compile_model
     from tf_models.callbacks import (EpochLines, Recorder, StopAtNonFiniteLoss, StopAtThreshold, TensorBoardScalars,
                                      early_stopping)
-    from tf_models.weights import share_initial_weights
+    from tf_models.weights import initial_kinds, share_initial_weights
 
     spec = get_spec(job["model"])
     workdir = Path(job["workdir"])
